@@ -1,0 +1,47 @@
+"""The backend interface: bring workers up, place shared state, run batches, tear down."""
+
+from abc import ABC, abstractmethod
+
+from parbench.workloads.base import Work
+from parbench.worker import Seen
+
+
+class WorkersDied(RuntimeError):
+    """A worker process ended while the run needed it."""
+
+
+class BaseBackend(ABC):
+    """How tasks and their shared state reach workers.
+
+    The runner times each method as its own phase: `start` (startup), `place` (setup), each
+    `run` (one batch), `stop` (teardown). After `place` the runner drops its own reference to
+    the work's data, so a backend that keeps no driver-side copy of it holds none.
+    """
+
+    #: Exceptions that mean the backend (not parbench) failed: they become `status: failed`.
+    failures: tuple[type[BaseException], ...] = (WorkersDied,)
+    #: True if tasks run in the driver itself: under `blas_threads: auto` it gets every core.
+    in_driver = False
+
+    def __init__(self, workers: int, blas_threads: int | None, options: dict):
+        self.workers = workers
+        self.blas_threads = blas_threads  # per worker; None leaves each library's own choice
+        self.options = options  # the backend's section of the config, plus `start_method`
+
+    def start(self) -> None:
+        """Bring the workers up, ready to take tasks."""
+
+    @abstractmethod
+    def place(self, work: Work) -> None:
+        """Make the work's shared state available to the workers."""
+
+    @abstractmethod
+    def run(self, items: list) -> list[tuple[object, Seen]]:
+        """Run one batch, one task per item; results in item order, each with what its worker saw."""
+
+    def stop(self) -> None:
+        """Release every worker and shared resource."""
+
+    def describe(self) -> dict:
+        """Facts for the record: start method, cluster, library versions in use."""
+        return {}

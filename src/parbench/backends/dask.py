@@ -1,0 +1,57 @@
+"""dask: a dask.distributed cluster of single-threaded worker processes. Shared arrays are
+scattered once to every worker (each holds its own copy); stateful work is built once on
+every worker and kept there."""
+
+import uuid
+
+import distributed
+from distributed import Client, LocalCluster
+
+from parbench import worker
+from parbench.backends.base import BaseBackend, WorkersDied
+
+
+class Backend(BaseBackend):
+    failures = (WorkersDied, distributed.scheduler.KilledWorker, distributed.comm.CommClosedError)
+
+    def start(self):
+        address = self.options.get("address")
+        self.cluster = None if address else LocalCluster(
+            n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        self.client = Client(address or self.cluster)
+        self.client.wait_for_workers(self.workers)
+        self.client.run(worker.prepare, self.blas_threads)
+
+    def place(self, work):
+        self.task, self.key, self.stateful = work.task, uuid.uuid4().hex, work.stateful
+        if work.stateful:
+            self.client.run(worker.keep, self.key, work.build, work.data, self.blas_threads)
+        else:
+            self.build, self.keys = work.build, list(work.data)
+            self.futures = [self.client.scatter(v, broadcast=True) for v in work.data.values()]
+
+    def run(self, items):
+        if self.stateful:
+            futures = [self.client.submit(worker.call_kept, self.task, self.key, i, self.blas_threads, pure=False) for i in items]
+        else:
+            futures = [
+                self.client.submit(_call, self.task, self.build, self.keys, i, self.blas_threads, *self.futures, pure=False)
+                for i in items
+            ]
+        return self.client.gather(futures)
+
+    def stop(self):
+        if self.stateful:
+            self.client.run(worker.drop, self.key)
+        self.futures = None
+        self.client.close()
+        if self.cluster:
+            self.cluster.close()
+
+    def describe(self):
+        return {"dask": distributed.__version__}
+
+
+def _call(task, build, keys, item, blas_threads, *values):
+    return worker.call(task, build, dict(zip(keys, values)), item, blas_threads)

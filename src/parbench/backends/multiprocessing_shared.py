@@ -1,0 +1,77 @@
+"""multiprocessing-shared: the expert's Pool. Shared arrays go once into shared memory that
+every worker maps without copying; each worker builds its state once, in its initializer."""
+
+import multiprocessing
+import uuid
+from multiprocessing.shared_memory import SharedMemory
+from typing import NamedTuple
+
+import numpy as np
+
+from parbench import worker
+from parbench.backends import _pool
+from parbench.backends.base import BaseBackend
+
+_mapped = []  # shared-memory blocks this worker maps; kept open as long as the worker lives
+
+
+class SharedArray(NamedTuple):
+    name: str
+    shape: tuple
+    dtype: str
+
+
+def _up(ready, blas_threads, recipes, placed):
+    """Worker initializer in two steps: ready for tasks (startup), then state built (setup)."""
+    worker.prepare(blas_threads)
+    ready.release()
+    key, build, spec = recipes.get()
+    worker.keep(key, build, {k: _attach(v) for k, v in spec.items()}, blas_threads)
+    placed.release()
+
+
+def _attach(value):
+    if not isinstance(value, SharedArray):
+        return value
+    block = SharedMemory(value.name)
+    _mapped.append(block)
+    array = np.ndarray(value.shape, np.dtype(value.dtype), buffer=block.buf)
+    array.flags.writeable = False
+    return array
+
+
+class Backend(BaseBackend):
+    def start(self):
+        ctx = multiprocessing.get_context(self.options["start_method"])
+        self.recipes, self.placed = ctx.SimpleQueue(), ctx.Semaphore(0)
+        self.pool = _pool.start_pool(ctx, self.workers, _up, (self.blas_threads, self.recipes, self.placed))
+        self.blocks = []
+
+    def place(self, work):
+        self.task, self.key = work.task, uuid.uuid4().hex
+        spec = {k: self._share(v) for k, v in work.data.items()}
+        for _ in range(self.workers):
+            self.recipes.put((self.key, work.build, spec))
+        _pool.wait_for(self.placed, self.workers, self.pool)
+
+    def _share(self, value):
+        """Copy an array into a new shared-memory block; anything else travels as it is."""
+        if not isinstance(value, np.ndarray):
+            return value
+        block = SharedMemory(create=True, size=max(value.nbytes, 1))
+        self.blocks.append(block)
+        np.ndarray(value.shape, value.dtype, buffer=block.buf)[...] = value
+        return SharedArray(block.name, value.shape, value.dtype.str)
+
+    def run(self, items):
+        return _pool.run(self.pool, worker.call_kept, [(self.task, self.key, item, self.blas_threads) for item in items])
+
+    def stop(self):
+        self.pool.close()
+        self.pool.join()
+        for block in self.blocks:
+            block.close()
+            block.unlink()
+
+    def describe(self):
+        return {"start_method": self.options["start_method"]}

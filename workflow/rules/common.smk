@@ -1,0 +1,84 @@
+import json
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from parbench import config as parbench_config
+from parbench import environment as parbench_environment
+
+
+# A bad config fails here, before any job starts, naming every bad key.
+try:
+    config.update(
+        parbench_config.validate(
+            config, Path(workflow.basedir) / "config" / "schema.yaml"
+        )
+    )
+except parbench_config.ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+
+RUN = "results/runs/{workload}/{backend}/workers-{workers}/trial-{trial}.json"
+# One plot function each in parbench.plots.DRAW.
+FIGURES = ["throughput", "speedup", "memory", "time_breakdown"]
+
+
+wildcard_constraints:
+    workers=r"\d+",
+    trial=r"\d+",
+    workload=r"[a-z0-9_-]+",
+    backend=r"[a-z0-9_-]+",
+    figure="|".join(FIGURES),
+
+
+def run_records():
+    """Every run of the sweep: workloads x backends x workers x trials."""
+    return expand(
+        RUN,
+        workload=list(config["workloads"]),
+        backend=config["backends"],
+        workers=config["workers"],
+        trial=range(1, config["trials"] + 1),
+    )
+
+
+def run_params(wildcards):
+    """All that shapes one run, as canonical JSON: changing it reruns exactly the affected runs.
+
+    The code hash covers the backend's and the workload's modules and the shared run code,
+    so editing one backend reruns only that backend's runs."""
+    return json.dumps(
+        {
+            "params": config["workloads"][wildcards.workload],
+            "settings": {
+                "blas_threads": config["blas_threads"],
+                "options": config.get(wildcards.backend, {}),
+                "limits": config["limits"],
+                "sampler": config["sampler"],
+            },
+            "code": parbench_environment.run_code_hash(wildcards.backend, wildcards.workload),
+        },
+        sort_keys=True,
+    )
+
+
+def figures(workload, ext="png"):
+    return expand(
+        "results/figures/{workload}_{figure}.{ext}",
+        workload=workload,
+        figure=FIGURES,
+        ext=ext,
+    )
+
+
+def all_targets():
+    workloads = list(config["workloads"])
+    return [
+        *run_records(),
+        "results/tables/runs.csv",
+        "results/tables/stats.csv",
+        "results/machine.json",
+        *figures(workloads, "png"),
+        *figures(workloads, "svg"),
+        "results/report.html",
+    ]

@@ -1,0 +1,58 @@
+rule aggregate:
+    input:
+        run_records(),
+    output:
+        runs="results/tables/runs.csv",
+        batches="results/tables/batches.csv",
+        stats="results/tables/stats.csv",
+    params:
+        code=parbench_environment.code_hash("stats", "records"),
+    log:
+        "results/logs/aggregate.log",
+    script:
+        "../scripts/aggregate.py"
+
+
+rule plot:
+    input:
+        runs="results/tables/runs.csv",
+        stats="results/tables/stats.csv",
+        machine="results/machine.json",
+    output:
+        png=[
+            report(
+                f"results/figures/{{workload}}_{figure}.png",
+                caption=f"../report/{figure}.rst",
+                category="{workload}",
+                labels={"workload": "{workload}", "figure": figure},
+            )
+            for figure in FIGURES
+        ],
+        svg=[f"results/figures/{{workload}}_{figure}.svg" for figure in FIGURES],
+    params:
+        code=parbench_environment.code_hash("plots"),
+    log:
+        "results/logs/plot_{workload}.log",
+    script:
+        "../scripts/plot.py"
+
+
+rule report:
+    input:
+        runs="results/tables/runs.csv",
+        stats="results/tables/stats.csv",
+        machine="results/machine.json",
+        figures=figures(list(config["workloads"])),
+    output:
+        report(
+            "results/report.html",
+            caption="../report/report.rst",
+            category="report",
+        ),
+    params:
+        config=json.dumps(config, sort_keys=True),
+        code=parbench_environment.code_hash("report"),
+    log:
+        "results/logs/report.log",
+    script:
+        "../scripts/report.py"

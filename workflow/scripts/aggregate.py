@@ -1,0 +1,12 @@
+"""Rule aggregate: run records -> runs.csv, batches.csv, stats.csv."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from parbench import records, stats  # noqa: E402
+
+runs, batches = stats.tables([records.read(path) for path in snakemake.input])
+runs.to_csv(snakemake.output.runs, index=False)
+batches.to_csv(snakemake.output.batches, index=False)
+stats.stats(runs, batches).to_csv(snakemake.output.stats, index=False)
