@@ -98,7 +98,7 @@ class TreeSampler:
             phases = {name: dict(p) for name, p in self.phases.items()}
 
         def peak(key):
-            return max((p[key] for p in phases.values()), default=0)
+            return max((p[key] for p in phases.values()), default=None)  # None: nothing sampled yet
 
         return {
             "peak_tree_pss_bytes": peak("pss"),

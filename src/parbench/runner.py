@@ -2,6 +2,7 @@
 down, then verify every result against a serial reference. Returns the run record."""
 
 import collections
+import contextlib
 import os
 import time
 
@@ -13,6 +14,7 @@ from parbench.records import SCHEMA_VERSION
 
 GIB = 1024**3
 DEFAULT_MEMORY_SHARE = 0.8  # memory limit when limits.memory_gb is null: this share of the machine's memory
+RUN_KEYS = ("batches", "warmup_batches", "tasks_per_batch")  # workload config keys that shape the run, not the tasks
 
 
 def blas_threads(policy, in_driver: bool, workers: int, physical_cores: int) -> int | None:
@@ -26,14 +28,51 @@ def blas_threads(policy, in_driver: bool, workers: int, physical_cores: int) -> 
     return int(policy)
 
 
-def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) -> dict:
-    """Run `cell` ({workload, backend, workers, trial, params, settings}).
+class Clock:
+    """Phase timings of one run, and the memory sampler's phase labels.
 
-    `progress(record)` gets the record so far after each phase. If the process tree's memory
-    passes `settings.limits.memory_gb`, `on_limit(record)` gets it with `status: oom`, from
-    the sampling thread; it is expected to stop the run.
+    `timed(key)` adds to `timings[key]` (a list key appends); `harness(label)` is driver work
+    (inputs, digests) that no timing includes, `end_to_end_s` excluded."""
+
+    def __init__(self, timings: dict, sampler: TreeSampler):
+        self.timings, self.sampler, self.harness_s = timings, sampler, 0.0
+        self.begin = time.perf_counter()
+
+    @contextlib.contextmanager
+    def timed(self, key: str, label: str):
+        self.sampler.phase(label)
+        t0 = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - t0
+        if isinstance(self.timings[key], list):
+            self.timings[key].append(elapsed)
+        else:
+            self.timings[key] = elapsed
+
+    @contextlib.contextmanager
+    def harness(self, label: str):
+        self.sampler.phase(label)
+        t0 = time.perf_counter()
+        yield
+        self.harness_s += time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.timings["end_to_end_s"] = time.perf_counter() - self.begin - self.harness_s
+        self.timings["harness_s"] = self.harness_s
+
+
+def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) -> dict:
+    """Run `cell` ({workload, backend, workers, trial, params, settings, code}).
+
+    `progress(record)` gets the record so far after each phase. If the process tree's PSS
+    passes the memory limit, `on_limit(record)` gets it with `status: oom`, from the sampling
+    thread; it is expected to end the process.
     """
     params, settings = cell["params"], cell["settings"]
+    options, limits = settings.get("options", {}), settings.get("limits", {})
+    Backend = backends.load(cell["backend"])
+    threads = blas_threads(settings["blas_threads"], Backend.in_driver, cell["workers"], psutil.cpu_count(logical=False))
+    memory_gb = limits.get("memory_gb") or DEFAULT_MEMORY_SHARE * psutil.virtual_memory().total / GIB
     record = {
         "schema_version": SCHEMA_VERSION,
         **{k: cell[k] for k in ("workload", "backend", "workers", "trial")},
@@ -41,100 +80,90 @@ def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) 
         "reason": None,
         "params": params,
         "settings": settings,
+        "limits": {**limits, "memory_gb": memory_gb},
         "tasks_per_batch": params.get("tasks_per_batch") or cell["workers"],
+        "blas_threads_policy": {"policy": settings["blas_threads"], "per_worker": threads},
+        "timings": {"startup_s": None, "setup_s": None, "warmup_s": [], "batch_s": [], "teardown_s": None},
         "started_at": time.time(),
+        "environment": {
+            **environment.collect(options.get("start_method"), {"params": params, "settings": settings}),
+            "code_hash": cell.get("code"),
+        },
     }
-    options = settings.get("options", {})
-    record["environment"] = {
-        **environment.collect(options.get("start_method"), {"params": params, "settings": settings}),
-        "code_hash": cell.get("code"),
-    }
-    Backend = backends.load(cell["backend"])
-    cores = psutil.cpu_count(logical=False)
-    threads = blas_threads(settings["blas_threads"], Backend.in_driver, cell["workers"], cores)
-    record["blas_threads_policy"] = {"policy": settings["blas_threads"], "per_worker": threads}
     workload = workloads.load(cell["workload"])({k: v for k, v in params.items() if k not in RUN_KEYS}, cell["trial"])
     backend = Backend(cell["workers"], threads, options)
-
-    memory_gb = settings.get("limits", {}).get("memory_gb") or DEFAULT_MEMORY_SHARE * psutil.virtual_memory().total / GIB
-    record["limits"] = {**settings.get("limits", {}), "memory_gb": memory_gb}
 
     def over_limit(pss):
         reason = f"process tree PSS {pss / GIB:.1f} GiB passed limits.memory_gb = {memory_gb:.1f}"
         on_limit({**record, "memory": sampler.summary(), "status": "oom", "reason": reason})
 
     sampler = TreeSampler(settings.get("sampler", {}).get("period_s", 0.05), int(memory_gb * GIB), over_limit)
-    report = progress
-    progress = lambda record: report({**record, "memory": sampler.summary()})  # noqa: E731
-    progress(record)
+
+    def report():
+        progress({**record, "memory": sampler.summary()})
+
+    report()
     sampler.start()
-    timings = record["timings"] = {"startup_s": None, "setup_s": None, "warmup_s": [], "batch_s": [], "teardown_s": None}
+    clock = Clock(record["timings"], sampler)
     warmups, batches, n = params["warmup_batches"], params["batches"], record["tasks_per_batch"]
-    digests, seen = {}, collections.defaultdict(list)
-    harness = 0.0  # driver time spent on inputs and digests, excluded from end_to_end_s
-    begin = time.perf_counter()
+    digests, seen, stateful = {}, collections.defaultdict(list), None
     try:
-        sampler.phase("startup")
-        timings["startup_s"] = _timed(backend.start)
-        progress(record)
-        sampler.phase("inputs")
-        t0 = time.perf_counter()
-        work = workload.work()
-        harness += time.perf_counter() - t0
-        sampler.phase("setup")
-        timings["setup_s"] = _timed(backend.place, work)
-        del work  # the driver keeps no copy of the shared data unless the backend does
-        progress(record)
+        with clock.timed("startup_s", "startup"):
+            backend.start()
+        report()
+        with clock.harness("inputs"):
+            work = workload.work()
+            stateful = work.stateful
+        with clock.timed("setup_s", "setup"):
+            backend.place(work)
+        del work  # from here the driver holds the shared data only if the backend keeps it
+        report()
         for b in range(warmups + batches):
-            phase = "warmup" if b < warmups else "batches"
-            sampler.phase("inputs")
-            t0 = time.perf_counter()
-            items = workload.items(b, n)
-            harness += time.perf_counter() - t0
-            sampler.phase(phase)
-            t0 = time.perf_counter()
-            results = backend.run(items)
-            timings[f"{'warmup' if b < warmups else 'batch'}_s"].append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            digests[b] = [workload.digest(result) for result, _ in results]
-            seen[phase].extend(s for _, s in results)
-            del items, results
-            harness += time.perf_counter() - t0
-            progress(record)
-        sampler.phase("teardown")
-        timings["teardown_s"] = _timed(backend.stop)
+            key, label = ("warmup_s", "warmup") if b < warmups else ("batch_s", "batches")
+            with clock.harness("inputs"):
+                items = workload.items(b, n)
+            with clock.timed(key, label):
+                results = backend.run(items)
+            with clock.harness("digests"):
+                digests[b] = [workload.digest(result) for result, _ in results]
+                seen[label].extend(s for _, s in results)
+                del items, results
+            report()
+        with clock.timed("teardown_s", "teardown"):
+            backend.stop()
         record["status"] = "ok"
-    except backend.failures as error:  # the backend failed; a parbench bug propagates
+    except backend.failures as error:  # the backend failed; a bug in parbench propagates
         record.update(status="failed", reason=f"{type(error).__name__}: {error}")
         _quietly(backend.stop)
-    timings["end_to_end_s"] = time.perf_counter() - begin - harness
-    timings["harness_s"] = harness
+    clock.close()
     record["memory"] = sampler.stop()
     record["finished_at"] = time.time()
-    report(record)
+    progress(record)
 
+    # After teardown and after sampling: reference work is neither timed nor in the memory peaks.
     problems = [p for b, d in digests.items() for p in workload.verify(b, workload.items(b, n), d)]
     record["verified"] = record["status"] == "ok" and not problems and len(digests) == warmups + batches
     record["verification"] = {"tasks_checked": sum(map(len, digests.values())), "problems": problems[:20]}
-    record["workers_seen"] = {phase: len({s.pid for s in ss}) for phase, ss in seen.items()}
-    record["state_builds"] = {phase: sum(s.built_state for s in ss) for phase, ss in seen.items()}
-    counts = collections.Counter(s.blas_threads for ss in seen.values() for s in ss)
-    record["blas_threads"] = counts.most_common(1)[0][0] if counts else None
-    record["blas_threads_seen"] = sorted(counts, key=str)
-    record["workload_info"] = {**workload.describe(), "flops_per_task": workload.flops_per_task()}
+    record.update(_seen(seen, stateful))
+    flops = workload.flops_per_task()
+    timed = sum(record["timings"]["batch_s"])
+    record["gflops"] = flops * n * batches / timed / 1e9 if flops and timed and record["status"] == "ok" else None
+    record["workload_info"] = {**workload.describe(), "flops_per_task": flops}
     record["backend_info"] = backend.describe()
-    record["pid"] = os.getpid()
+    record["driver_pid"] = os.getpid()
     return record
 
 
-# Keys of a workload's config block that shape the run, not the computation.
-RUN_KEYS = ("batches", "warmup_batches", "tasks_per_batch")
-
-
-def _timed(fn, *args) -> float:
-    t0 = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t0
+def _seen(seen: dict, stateful: bool | None) -> dict:
+    """What the tasks reported from inside their workers."""
+    counts = collections.Counter(s.blas_threads for ss in seen.values() for s in ss)
+    return {
+        "blas_threads": counts.most_common(1)[0][0] if counts else None,
+        "blas_threads_seen": sorted(counts, key=str),
+        "workers_seen": {label: len({s.pid for s in ss}) for label, ss in seen.items()},
+        # Model loads inside tasks: the blog's pattern loads per task; others should show none when timed.
+        "state_builds": {label: sum(s.built_state for s in ss) for label, ss in seen.items()} if stateful else None,
+    }
 
 
 def _quietly(fn) -> None:

@@ -8,6 +8,7 @@ left in /dev/shm. A driver that exits with an error (a bug in parbench) fails lo
 import ctypes
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from parbench.driver import kill_tree
 SHM = Path("/dev/shm")
 PR_SET_CHILD_SUBREAPER = 36
 DEFAULT_TIMEOUT_S = 1800
+POLL_S = 0.2
 
 
 class DriverError(RuntimeError):
@@ -50,12 +52,7 @@ def remove_shm(before: set[str]) -> list[str]:
     for name in sorted(shm_entries() - before):
         path = SHM / name
         try:
-            if path.is_dir():
-                import shutil
-
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
             removed.append(name)
         except OSError:
             pass
@@ -86,42 +83,65 @@ def progress_of(record: dict) -> str:
     return f"after {', '.join(p[:-2] for p in done) or 'nothing'}, {len(t.get('warmup_s', []))} warm-up and {len(t.get('batch_s', []))} timed batches"
 
 
+def _orphaned(ancestors: list[psutil.Process]) -> bool:
+    """True once a process above us (Snakemake) has ended: the run must not outlive the sweep."""
+    for proc in ancestors:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+    return False
+
+
 def supervise(cell: dict, out_path, log_path) -> dict:
     """Run `cell` in a fresh driver process; write and return its record."""
     become_subreaper()
+    ancestors = [p for p in psutil.Process().parents() if p.pid != 1]
     before = shm_entries()
     timeout = cell["settings"].get("limits", {}).get("timeout_s") or DEFAULT_TIMEOUT_S
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="parbench-") as tmp, open(log_path, "a") as log:
         cell_path, partial = Path(tmp, "cell.json"), Path(tmp, "record.json")
         cell_path.write_text(json.dumps(cell))
-        log.flush()
         driver = subprocess.Popen(
             [sys.executable, "-m", "parbench.driver", str(cell_path), str(partial)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        try:
-            code = driver.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            kill_tree(psutil.Process(driver.pid))
-            code = driver.wait()
-            code = "timeout"
-        killed = reap()
+        deadline, timed_out = time.monotonic() + timeout, False
+        while (code := driver.poll()) is None:
+            if _orphaned(ancestors):
+                kill_tree(psutil.Process(driver.pid))
+                reap()
+                remove_shm(before)
+                sys.exit("Snakemake ended; run abandoned (it will be redone as incomplete)")
+            if time.monotonic() > deadline:
+                kill_tree(psutil.Process(driver.pid))
+                code, timed_out = driver.wait(), True
+                break
+            time.sleep(POLL_S)
+        stopped = reap()
         removed = remove_shm(before)
-        record = records.read(partial) if partial.exists() else None
+        partial_record = records.read(partial) if partial.exists() else None
 
+    record = _final(cell, partial_record, code, timed_out, timeout, started, log_path)
+    record["cleanup"] = {"processes_stopped": stopped, "shm_removed": removed}
+    records.write(out_path, record)
+    return record
+
+
+def _final(cell, record, code, timed_out, timeout, started, log_path) -> dict:
+    """The run's record, whatever its end; raises DriverError if parbench itself failed."""
     base = record or {
         "schema_version": records.SCHEMA_VERSION,
         **{k: cell[k] for k in ("workload", "backend", "workers", "trial")},
         "params": cell["params"], "settings": cell["settings"], "started_at": started,
     }
-    if code == "timeout":
+    if timed_out:
         record = {**base, "status": "timeout", "reason": f"passed limits.timeout_s = {timeout} s {progress_of(base)}"}
-    elif code == 0 and record and record["status"] != "running":
-        pass  # the driver finished: ok, or failed with the backend's reason
-    elif record and record["status"] == "oom":
-        pass  # the driver stopped itself at the memory limit
-    elif isinstance(code, int) and code < 0:
+    elif record and (record["status"] == "oom" or (code == 0 and record["status"] != "running")):
+        pass  # finished (ok, or failed with the backend's reason), or stopped itself at the memory limit
+    elif code < 0:
         name = signal.Signals(-code).name
         hint = " (SIGKILL from outside: often the kernel's OOM killer)" if name == "SIGKILL" else ""
         record = {**base, "status": "failed", "reason": f"driver killed by {name}{hint} {progress_of(base)}"}
@@ -129,6 +149,4 @@ def supervise(cell: dict, out_path, log_path) -> dict:
         raise DriverError(f"the parbench driver exited with code {code}; its traceback is in {log_path}")
     record.setdefault("finished_at", time.time())
     record.setdefault("verified", False)
-    record["cleanup"] = {"processes_stopped": killed, "shm_removed": removed}
-    records.write(out_path, record)
     return record
