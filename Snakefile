@@ -1,4 +1,7 @@
 # parbench: benchmark parallel-Python backends on real workloads. See README.md.
+import os
+import sys
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -6,6 +9,14 @@ min_version("9.0")
 
 configfile: "config/config.yaml"
 
+
+# The library in src/ is importable here and in every job, whatever environment runs it.
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        filter(None, [os.path.join(workflow.basedir, "src"), os.getenv("PYTHONPATH")])
+    )
+)
 
 # At most one benchmark run at a time, even under --cores 8 or a user's own --resources.
 workflow.global_resources.setdefault("benchmark_slot", 1)
@@ -17,6 +28,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -5,7 +5,7 @@ from snakemake.exceptions import WorkflowError
 
 from parbench import config as parbench_config
 from parbench import environment as parbench_environment
-
+from parbench import sweep as parbench_sweep
 
 # A bad config fails here, before any job starts, naming every bad key.
 try:
@@ -16,6 +16,13 @@ try:
     )
 except parbench_config.ConfigError as error:
     raise WorkflowError(str(error)) from None
+
+
+# A sweep killed with SIGKILL left its lock: the same plain command resumes it.
+if stale := parbench_sweep.clear_stale_locks(Path.cwd()):
+    print(
+        f"parbench: removed stale Snakemake locks {stale} (no other Snakemake runs here)"
+    )
 
 
 RUN = "results/runs/{workload}/{backend}/workers-{workers}/trial-{trial}.json"
@@ -56,7 +63,9 @@ def run_params(wildcards):
                 "limits": config["limits"],
                 "sampler": config["sampler"],
             },
-            "code": parbench_environment.run_code_hash(wildcards.backend, wildcards.workload),
+            "code": parbench_environment.run_code_hash(
+                wildcards.backend, wildcards.workload
+            ),
         },
         sort_keys=True,
     )

@@ -5,10 +5,12 @@ rule aggregate:
         runs="results/tables/runs.csv",
         batches="results/tables/batches.csv",
         stats="results/tables/stats.csv",
-    params:
-        code=parbench_environment.code_hash("stats", "records"),
     log:
         "results/logs/aggregate.log",
+    conda:
+        "../../environment.yml"
+    params:
+        code=parbench_environment.code_hash("stats", "records"),
     script:
         "../scripts/aggregate.py"
 
@@ -29,10 +31,12 @@ rule plot:
             for figure in FIGURES
         ],
         svg=[f"results/figures/{{workload}}_{figure}.svg" for figure in FIGURES],
-    params:
-        code=parbench_environment.code_hash("plots"),
     log:
         "results/logs/plot_{workload}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        code=parbench_environment.code_hash("plots"),
     script:
         "../scripts/plot.py"
 
@@ -49,10 +53,12 @@ rule report:
             caption="../report/report.rst",
             category="report",
         ),
+    log:
+        "results/logs/report.log",
+    conda:
+        "../../environment.yml"
     params:
         config=json.dumps(config, sort_keys=True),
         code=parbench_environment.code_hash("report"),
-    log:
-        "results/logs/report.log",
     script:
         "../scripts/report.py"

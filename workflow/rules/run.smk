@@ -1,12 +1,14 @@
 rule run:
     output:
         RUN,
-    params:
-        cell=run_params,
     log:
         "results/logs/runs/{workload}/{backend}/workers-{workers}/trial-{trial}.log",
+    conda:
+        "../../environment.yml"
     resources:
         benchmark_slot=1,
+    params:
+        cell=run_params,
     script:
         "../scripts/run.py"
 
@@ -14,11 +16,13 @@ rule run:
 rule machine:
     output:
         "results/machine.json",
-    params:
-        code=parbench_environment.code_hash("machine"),
     log:
         "results/logs/machine.log",
+    conda:
+        "../../environment.yml"
     resources:
         benchmark_slot=1,
+    params:
+        code=parbench_environment.code_hash("machine"),
     script:
         "../scripts/machine.py"
