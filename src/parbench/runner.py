@@ -106,7 +106,7 @@ def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) 
     sampler.start()
     clock = Clock(record["timings"], sampler)
     warmups, batches, n = params["warmup_batches"], params["batches"], record["tasks_per_batch"]
-    digests, seen, stateful = {}, collections.defaultdict(list), None
+    digests, seen, stateful, cluster_memory = {}, collections.defaultdict(list), None, None
     try:
         with clock.timed("startup_s", "startup"):
             backend.start()
@@ -129,6 +129,8 @@ def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) 
                 seen[label].extend(s for _, s in results)
                 del items, results
             report()
+        with clock.harness("cluster"):
+            cluster_memory = backend.cluster_memory()
         with clock.timed("teardown_s", "teardown"):
             backend.stop()
         record["status"] = "ok"
@@ -136,7 +138,10 @@ def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) 
         record.update(status="failed", reason=f"{type(error).__name__}: {error}")
         _quietly(backend.stop)
     clock.close()
-    record["memory"] = sampler.stop()
+    record["memory"] = {**sampler.stop(), "cluster_reported": cluster_memory}
+    record["cluster"] = cluster = backend.cluster()
+    # On an external cluster the workers are not the driver's descendants: the tree figures miss them.
+    cluster["workers_in_memory_tree"] = cluster["kind"] == "local"
     record["finished_at"] = time.time()
     progress(record)
 

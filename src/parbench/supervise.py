@@ -46,10 +46,31 @@ def shm_entries() -> set[str]:
         return set()
 
 
+# What the backends' libraries create in /dev/shm: multiprocessing's semaphores and shared
+# memory, joblib's memory-map folders, loky's semaphores. Anything else (an external Ray
+# cluster's store, another program) is left alone.
+OURS = ("sem.", "psm_", "joblib_memmapping_folder_", "loky-")
+
+
+def in_use(names: set[str]) -> set[str]:
+    """Those of `names` (in /dev/shm) that a living process still maps or holds open."""
+    used = set()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            maps = (proc / "maps").read_text()
+            links = [os.readlink(fd) for fd in (proc / "fd").iterdir()]
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+        for text in (maps, *links):
+            used.update(n for n in names if f"/dev/shm/{n}" in text)
+    return used
+
+
 def remove_shm(before: set[str]) -> list[str]:
-    """Remove what appeared in /dev/shm during the run (runs never overlap, so it is the run's)."""
+    """Remove what the run's libraries left in /dev/shm and nobody uses any more."""
     removed = []
-    for name in sorted(shm_entries() - before):
+    new = {n for n in shm_entries() - before if n.startswith(OURS)}
+    for name in sorted(new - in_use(new)):
         path = SHM / name
         try:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -59,9 +80,10 @@ def remove_shm(before: set[str]) -> list[str]:
     return removed
 
 
-def reap() -> int:
-    """Stop every remaining descendant: SIGTERM, then SIGKILL after a grace period."""
-    procs = psutil.Process().children(recursive=True)
+def reap(grace_s: float = 2.0) -> int:
+    """Stop every remaining descendant; returns how many had not ended by themselves within `grace_s`
+    (a Pool's forkserver and resource tracker end on their own once the driver is gone)."""
+    _, procs = psutil.wait_procs(psutil.Process().children(recursive=True), timeout=grace_s)
     for proc in procs:
         try:
             proc.terminate()

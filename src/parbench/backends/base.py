@@ -43,5 +43,13 @@ class BaseBackend(ABC):
         """Release every worker and shared resource."""
 
     def describe(self) -> dict:
-        """Facts for the record: start method, cluster, library versions in use."""
+        """Facts for the record: start method, library versions in use."""
         return {}
+
+    def cluster(self) -> dict:
+        """Where the workers run: started by this run in the driver's process tree, or an external cluster."""
+        return {"kind": "local", "address": None}
+
+    def cluster_memory(self) -> dict | None:
+        """What an external cluster reports about its memory, read after the timed batches (None: nothing)."""
+        return None

@@ -5,6 +5,7 @@ every worker and kept there."""
 import uuid
 
 import distributed
+import psutil
 from distributed import Client, LocalCluster
 
 from parbench import worker
@@ -16,10 +17,10 @@ class Backend(BaseBackend):
 
     def start(self):
         address = self.options.get("address")
-        self.cluster = None if address else LocalCluster(
+        self.local = None if address else LocalCluster(
             n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
         )
-        self.client = Client(address or self.cluster)
+        self.client = Client(address or self.local)
         self.client.wait_for_workers(self.workers)
         self.client.run(worker.prepare, self.blas_threads)
 
@@ -46,11 +47,31 @@ class Backend(BaseBackend):
             self.client.run(worker.drop, self.key)
         self.futures = None
         self.client.close()
-        if self.cluster:
-            self.cluster.close()
+        if self.local:
+            self.local.close()
 
     def describe(self):
         return {"dask": distributed.__version__}
+
+    def cluster(self):
+        address = self.options.get("address")
+        return {"kind": "external" if address else "local", "address": address}
+
+    def cluster_memory(self):
+        """PSS and RSS of every worker process, as the workers report them."""
+        if not self.options.get("address"):
+            return None
+        per_worker = self.client.run(_own_memory)
+        return {
+            "workers_pss_bytes": sum(m["pss"] for m in per_worker.values()),
+            "workers_rss_bytes": sum(m["rss"] for m in per_worker.values()),
+            "workers": len(per_worker),
+        }
+
+
+def _own_memory() -> dict:
+    info = psutil.Process().memory_full_info()
+    return {"pss": info.pss, "rss": info.rss}
 
 
 def _call(task, build, keys, item, blas_threads, *values):

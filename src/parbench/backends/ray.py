@@ -1,12 +1,20 @@
 """ray: shared arrays go once into Ray's object store (ray.put) and tasks get references;
 stateful work runs in actors that build their state once, as in the blog."""
 
+import os
 import uuid
+from pathlib import Path
 
-import ray
+# Ray >= 2.59's `ray start --head` turns token auth on when ~/.ray/auth_token exists, but a driver
+# joining with ray.init(address=...) sends the token only if RAY_AUTH_MODE=token is set before ray
+# is imported (ray-project/ray#64755). A local instance turns it on by itself anyway.
+if (Path.home() / ".ray" / "auth_token").exists():
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
 
-from parbench import worker
-from parbench.backends.base import BaseBackend, WorkersDied
+import ray  # noqa: E402
+
+from parbench import worker  # noqa: E402
+from parbench.backends.base import BaseBackend, WorkersDied  # noqa: E402
 
 
 @ray.remote
@@ -34,8 +42,9 @@ class Backend(BaseBackend):
 
     def start(self):
         address = self.options.get("address")
-        local = {} if address else {"num_cpus": self.workers, "include_dashboard": False}
-        ray.init(address=address, log_to_driver=False, configure_logging=False, **local)
+        # "local" starts a fresh instance even when a `ray start` cluster runs on this machine.
+        where = {"address": address} if address else {"address": "local", "num_cpus": self.workers, "include_dashboard": False}
+        ray.init(**where, log_to_driver=False, configure_logging=False)
 
     def place(self, work):
         self.task, self.key = work.task, uuid.uuid4().hex
@@ -63,3 +72,15 @@ class Backend(BaseBackend):
 
     def describe(self):
         return {"ray": ray.__version__}
+
+    def cluster(self):
+        address = self.options.get("address")
+        return {"kind": "external" if address else "local", "address": address}
+
+    def cluster_memory(self):
+        """Object-store bytes in use across the cluster (capacity minus available)."""
+        if not self.options.get("address"):
+            return None
+        total = ray.cluster_resources().get("object_store_memory", 0)
+        free = ray.available_resources().get("object_store_memory", 0)
+        return {"object_store_used_bytes": int(total - free), "object_store_capacity_bytes": int(total)}
