@@ -7,6 +7,7 @@ rule aggregate:
         stats="results/tables/stats.csv",
     log:
         "results/logs/aggregate.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -33,6 +34,7 @@ rule plot:
         svg=[f"results/figures/{{workload}}_{figure}.svg" for figure in FIGURES],
     log:
         "results/logs/plot_{workload}.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
@@ -55,6 +57,7 @@ rule report:
         ),
     log:
         "results/logs/report.log",
+    localrule: True
     conda:
         "../../environment.yml"
     params:
