@@ -7,7 +7,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default sweep; a --configfile replaces it rather than extending it (so a workload left
+# out of your file is not run), while --config key=value adjusts it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 # The library in src/ is importable here and in every job, whatever environment runs it.

@@ -1,13 +1,12 @@
 import json
+import sys
 from pathlib import Path
-
-from snakemake.exceptions import WorkflowError
 
 from parbench import config as parbench_config
 from parbench import environment as parbench_environment
 from parbench import sweep as parbench_sweep
 
-# A bad config fails here, before any job starts, naming every bad key.
+# A bad config fails here, before any job starts, naming every bad key (and no traceback).
 try:
     config.update(
         parbench_config.validate(
@@ -15,7 +14,7 @@ try:
         )
     )
 except parbench_config.ConfigError as error:
-    raise WorkflowError(str(error)) from None
+    sys.exit(f"parbench: {error}")
 
 
 # A sweep killed with SIGKILL left its lock: the same plain command resumes it.
