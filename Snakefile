@@ -14,6 +14,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 # The library in src/ is importable here and in every job, whatever environment runs it.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 os.environ.update(

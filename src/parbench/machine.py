@@ -62,7 +62,7 @@ def ray_init_s() -> float | None:
         return None
 
     def once():
-        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
         ray.shutdown()
 
     return _best(once, repeats=2)

@@ -53,17 +53,27 @@ OURS = ("sem.", "psm_", "joblib_memmapping_folder_", "loky-")
 
 
 def in_use(names: set[str]) -> set[str]:
-    """Those of `names` (in /dev/shm) that a living process still maps or holds open."""
+    """Those of `names` (in /dev/shm) that a living process still maps or holds open. Matched by
+    inode: glibc maps a named semaphore under the temporary name it was created with."""
+    by_inode = {}
+    for name in names:
+        try:
+            by_inode[(SHM / name).stat().st_ino] = name
+        except OSError:
+            pass
     used = set()
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            maps = (proc / "maps").read_text()
-            links = [os.readlink(fd) for fd in (proc / "fd").iterdir()]
+            for line in (proc / "maps").read_text().splitlines():
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and fields[5].startswith("/dev/shm/"):
+                    used.add(by_inode.get(int(fields[4])))
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd).startswith("/dev/shm/"):
+                    used.add(by_inode.get(os.stat(fd).st_ino))
         except OSError:
             continue  # ended meanwhile, or not ours to read
-        for text in (maps, *links):
-            used.update(n for n in names if f"/dev/shm/{n}" in text)
-    return used
+    return used & names
 
 
 def remove_shm(before: set[str]) -> list[str]:
@@ -105,6 +115,20 @@ def progress_of(record: dict) -> str:
     return f"after {', '.join(p[:-2] for p in done) or 'nothing'}, {len(t.get('warmup_s', []))} warm-up and {len(t.get('batch_s', []))} timed batches"
 
 
+def snakemake_and_below() -> list[psutil.Process]:
+    """Our ancestors up to the Snakemake process that runs the job (a shell above it may come and go)."""
+    parents = psutil.Process().parents()
+    top = next((i for i, p in enumerate(parents) if "snakemake" in " ".join(_cmdline(p))), len(parents) - 1)
+    return [p for p in parents[: top + 1] if p.pid != 1]
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
+
+
 def _orphaned(ancestors: list[psutil.Process]) -> bool:
     """True once a process above us (Snakemake) has ended: the run must not outlive the sweep."""
     for proc in ancestors:
@@ -119,7 +143,7 @@ def _orphaned(ancestors: list[psutil.Process]) -> bool:
 def supervise(cell: dict, out_path, log_path) -> dict:
     """Run `cell` in a fresh driver process; write and return its record."""
     become_subreaper()
-    ancestors = [p for p in psutil.Process().parents() if p.pid != 1]
+    ancestors = snakemake_and_below()
     before = shm_entries()
     timeout = cell["settings"].get("limits", {}).get("timeout_s") or DEFAULT_TIMEOUT_S
     started = time.time()
