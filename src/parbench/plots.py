@@ -1,5 +1,5 @@
-"""Figures: short functions over the long-form tables, one per figure name, the same colour
-for a backend in every figure."""
+"""Figures: short functions over the long-form tables, one per figure name, sized for a paper
+column (3.5 in wide), the same colour for a backend in every figure."""
 
 import json
 
@@ -10,35 +10,82 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from parbench import backends  # noqa: E402
 
-GIB = 1024**3
+MIB = 1024**2
+COLUMN_IN = 3.5  # a paper column; the report shows the PNGs at about this size too
+DPI = 200
 # A fixed colour per backend, whatever subset a sweep runs.
 PALETTE = dict(zip(backends.names(), sns.color_palette("colorblind", len(backends.names()))))
 PHASES = {"startup_s": "startup", "setup_s": "setup", "warmup_s": "warm-up", "batches_s": "timed batches", "teardown_s": "teardown"}
+# Greys, never a backend's colour; the timed batches (what throughput measures) darkest, teardown hatched.
+PHASE_STYLE = {"startup": ("#d4d4d4", ""), "setup": ("#a3a3a3", ""), "warm-up": ("#6e6e6e", ""),
+               "timed batches": ("#1f1f1f", ""), "teardown": ("#d4d4d4", "/////")}
 
-sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+sns.set_theme(context="paper", style="whitegrid", font_scale=0.95, rc={"axes.titlesize": 9, "legend.fontsize": 7.5})
 
 
-def _lines(data: pd.DataFrame, y: str, ylabel: str, title: str):
-    grid = sns.relplot(data=data, x="workers", y=y, hue="backend", kind="line", marker="o",
-                       palette=PALETTE, height=3.4, aspect=1.35, facet_kws={"legend_out": True})
-    ax = grid.ax
-    ax.set(xscale="log", xlabel="workers", ylabel=ylabel, title=title)
-    ax.set_xticks(sorted(data.workers.unique()), labels=sorted(data.workers.unique()))
+def workers_label(n) -> str:
+    return f"{int(n)} worker" if int(n) == 1 else f"{int(n)} workers"
+
+
+def _order(data: pd.DataFrame) -> list[str]:
+    return [b for b in PALETTE if b in set(data.backend)]
+
+
+def _clean(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[(runs.status == "ok") & runs.verified.astype(bool)]
+
+
+def _plain_numbers(axis) -> None:
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+def _workers_axis(ax, workers) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(workers, labels=[str(w) for w in workers])
     ax.minorticks_off()
+    ax.set_xlabel("workers (log scale)")
+    if len(workers) == 1:
+        ax.set_xlim(workers[0] / 1.5, workers[0] * 1.5)
+
+
+def _lines(data: pd.DataFrame, y: str, low: str, high: str, ylabel: str, title: str, extra=()):
+    """One line per backend over workers (log2), its 95 % band, and a cross on cells not all clean."""
+    data = data.dropna(subset=[y]).sort_values("workers")
+    order = _order(data)
+    grid = sns.relplot(data=data, x="workers", y=y, hue="backend", hue_order=order, palette=PALETTE, kind="line",
+                       marker="o", markersize=4, linewidth=1.3, legend=False, height=2.5, aspect=COLUMN_IN / 2.5)
+    ax = grid.ax
+    for backend, s in data.groupby("backend"):
+        ax.fill_between(s.workers, s[low], s[high], color=PALETTE[backend], alpha=0.18, lw=0)
+    handles = [Line2D([], [], color=PALETTE[b], marker="o", markersize=4, label=b) for b in order]
+    if "all_clean" in data and not data.all_clean.astype(bool).all():
+        bad = data[~data.all_clean.astype(bool)]
+        ax.scatter(bad.workers, bad[y], marker="x", color="black", s=25, zorder=5)
+        handles.append(Line2D([], [], color="black", marker="x", ls="", label="not all runs clean"))
+    _workers_axis(ax, sorted(data.workers.unique()) or [1])
+    ax.set_yscale("log")
+    _plain_numbers(ax.yaxis)
+    ax.set(ylabel=ylabel, title=title)
+    handles += [*extra, Patch(color="0.5", alpha=0.3, label="95 % interval")]
+    grid.figure.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
     return grid, ax
 
 
 def throughput(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload: str):
-    grid, ax = _lines(stats, "throughput_median", "tasks per second (median)", f"{workload}: throughput (steady state)")
-    for backend, s in stats.groupby("backend"):
-        ax.fill_between(s.workers, s.throughput_ci_low, s.throughput_ci_high, color=PALETTE[backend], alpha=0.2, lw=0)
+    """Tasks per second in the timed batches (log-log: ideal scaling is a straight line)."""
     ideal = _ideal(stats, runs, machine)
+    label = f"ideal ({machine.get('physical_cores', '?')} cores)"
+    extra = [Line2D([], [], color="0.3", ls="--", lw=1, label=label)] if ideal is not None else []
+    grid, ax = _lines(stats, "throughput_median", "throughput_ci_low", "throughput_ci_high",
+                      "tasks per second", f"{workload}: throughput, steady state", extra)
     if ideal is not None:
-        ax.plot(ideal.index, ideal.values, ls="--", color="0.3", lw=1, label="ideal")
-        ax.text(ideal.index[-1], ideal.values[-1], " ideal", va="bottom", ha="right", color="0.3", fontsize=8)
+        ax.plot(ideal.index, ideal.values, ls="--", color="0.3", lw=1)
     return grid.figure
 
 
@@ -48,56 +95,90 @@ def _ideal(stats, runs, machine) -> pd.Series | None:
     throughput (tasks run one at a time on one core)."""
     workers = np.array(sorted(stats.workers.unique()))
     cores = machine.get("physical_cores") or 1
-    flops = runs.flops_per_task.dropna()
-    if len(flops):
+    flops = runs.flops_per_task.dropna() if "flops_per_task" in runs else pd.Series(dtype=float)
+    if len(flops) and machine.get("blas_gflops_single"):
         per_core = machine["blas_gflops_single"] * 1e9 / flops.median()
     else:
         serial = stats.loc[stats.backend == "serial", "throughput_median"].dropna()
-        if serial.empty:
+        if serial.empty or not len(workers):
             return None
         per_core = serial.median()
     return pd.Series(per_core * np.minimum(workers, cores), index=workers)
 
 
 def speedup(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload: str):
-    grid, ax = _lines(stats, "speedup_vs_serial", "speedup over serial", f"{workload}: speedup over serial (same batches)")
-    for backend, s in stats.groupby("backend"):
-        ax.fill_between(s.workers, s.speedup_ci_low, s.speedup_ci_high, color=PALETTE[backend], alpha=0.2, lw=0)
+    """Throughput over serial's at the same worker count (same batches); serial is the line at 1."""
+    extra = [Line2D([], [], color="0.3", ls="--", lw=1, label="serial (= 1)")]
+    grid, ax = _lines(stats[stats.backend != "serial"], "speedup_vs_serial", "speedup_ci_low", "speedup_ci_high",
+                      "speedup over serial", f"{workload}: speedup over serial", extra)
     ax.axhline(1, color="0.3", lw=1, ls="--")
     return grid.figure
 
 
+def _facets(workers: list, rows_per_facet: int, xlabel: str):
+    """One horizontal-bar panel per worker count, stacked, sharing the x axis."""
+    height = 0.45 + 0.2 * rows_per_facet
+    fig, axes = plt.subplots(len(workers), 1, figsize=(COLUMN_IN, height * len(workers) + 0.5), sharex=True, squeeze=False)
+    for ax, w in zip(axes[:, 0], workers):
+        ax.set_title(workers_label(w), loc="left", fontsize=8)
+        ax.grid(axis="y", visible=False)
+    axes[-1, 0].set_xlabel(xlabel)
+    return fig, axes[:, 0]
+
+
+def _backend_ticks(ax, order: list) -> None:
+    """Backend names on the y axis, each with its colour swatch, fastest-to-read top to bottom."""
+    ax.set_yticks(range(len(order)), labels=order)
+    ax.set_ylim(len(order) - 0.5, -0.5)
+    ax.tick_params(axis="y", pad=9, length=0)
+    ax.scatter([-0.025] * len(order), range(len(order)), marker="s", s=22, c=[PALETTE[b] for b in order],
+               transform=ax.get_yaxis_transform(), clip_on=False)
+
+
 def memory(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload: str):
-    """Peak PSS of the whole process tree per backend; the hatched part is shared memory (Shmem growth)."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    order = [b for b in PALETTE if b in set(stats.backend)]
-    workers = sorted(stats.workers.unique())
-    width = 0.8 / len(order)
-    for i, backend in enumerate(order):
-        s = stats[stats.backend == backend].set_index("workers").reindex(workers)
-        x = np.arange(len(workers)) + (i - (len(order) - 1) / 2) * width
-        ax.bar(x, s.peak_tree_pss_bytes_median / GIB, width, color=PALETTE[backend], label=backend)
-        ax.bar(x, s.peak_shm_bytes_median / GIB, width, color="none", edgecolor="white", hatch="///", lw=0)
-    ax.bar([0], [0], color="0.6", hatch="///", edgecolor="white", label="of which shared memory")
-    ax.set(xticks=np.arange(len(workers)), xticklabels=workers, xlabel="workers", ylabel="GiB (median of trials)",
-           title=f"{workload}: peak memory of the process tree (PSS)")
-    ax.legend(frameon=False, fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    """Peak PSS of the whole process tree (median of clean trials); hatched: growth of shared memory."""
+    data = stats.dropna(subset=["peak_tree_pss_bytes_median"])
+    order, workers = _order(data), sorted(data.workers.unique())
+    fig, axes = _facets(workers or [0], len(order), "peak memory, MiB (PSS of the process tree)")
+    for ax, w in zip(axes, workers):
+        s = data[data.workers == w].set_index("backend").reindex(order)
+        pss, shm = s.peak_tree_pss_bytes_median / MIB, s.peak_shm_bytes_median.fillna(0).clip(lower=0) / MIB
+        y = np.arange(len(order))
+        ax.barh(y, pss, color=[PALETTE[b] for b in order], height=0.7)
+        ax.barh(y, np.minimum(shm, pss), color="none", edgecolor="white", hatch="////", lw=0, height=0.7)
+        for yi, v in zip(y, pss):
+            if np.isfinite(v):
+                ax.text(v, yi, f" {v:.0f}", va="center", fontsize=7)
+        _backend_ticks(ax, order)
+    axes[0].figure.legend(handles=[Patch(facecolor="0.55", edgecolor="white", hatch="////", label="of which shared memory (Shmem growth)")],
+                          loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False)
+    axes[0].set_xlim(right=axes[0].get_xlim()[1] * 1.12)  # room for the value labels
+    fig.suptitle(f"{workload}: peak memory", fontsize=9, x=0.02, ha="left")
+    fig.tight_layout()
     return fig
 
 
 def time_breakdown(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload: str):
-    """Where a run's time goes, median over trials: start-up, setup, warm-up, timed batches, teardown."""
-    clean = runs[(runs.status == "ok") & runs.verified]
-    table = clean.groupby(["workers", "backend"])[list(PHASES)].median().rename(columns=PHASES)
+    """Where a run's time goes, median over clean trials: start-up, setup, warm-up, timed batches, teardown."""
+    table = _clean(runs).groupby(["workers", "backend"])[list(PHASES)].median().rename(columns=PHASES)
     workers = sorted(table.index.get_level_values(0).unique())
-    fig, axes = plt.subplots(1, len(workers), figsize=(2.2 * len(workers) + 1.5, 3.4), sharey=True, squeeze=False)
-    colors = sns.color_palette("Greys", len(PHASES))
-    for ax, w in zip(axes[0], workers):
-        part = table.loc[w].reindex([b for b in PALETTE if b in table.loc[w].index])
-        part.plot.bar(stacked=True, ax=ax, color=colors, legend=False, width=0.75)
-        ax.set(title=f"{w} workers", xlabel="", ylabel="seconds per run (median)")
-    axes[0][-1].legend(frameon=False, fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
-    fig.suptitle(f"{workload}: where the time of a run goes")
+    order = _order(table.reset_index())
+    fig, axes = _facets(workers or [0], len(order), "seconds per run (median of clean trials)")
+    for ax, w in zip(axes, workers):
+        part = table.loc[w].reindex(order)
+        left = np.zeros(len(order))
+        for phase in PHASES.values():
+            values = part[phase].fillna(0).to_numpy()
+            colour, hatch = PHASE_STYLE[phase]
+            ax.barh(range(len(order)), values, left=left, color=colour, hatch=hatch, edgecolor="white", height=0.7, lw=0)
+            left += values
+        for yi, total in enumerate(left):
+            ax.text(total, yi, f" {total:.2g} s", va="center", fontsize=7)
+        _backend_ticks(ax, order)
+    axes[0].set_xlim(right=axes[0].get_xlim()[1] * 1.15)
+    handles = [Patch(facecolor=c, hatch=h, edgecolor="white", label=p) for p, (c, h) in PHASE_STYLE.items()]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
+    fig.suptitle(f"{workload}: where the time of a run goes", fontsize=9, x=0.02, ha="left")
     fig.tight_layout()
     return fig
 
@@ -114,6 +195,6 @@ def draw_all(workload: str, runs_csv, stats_csv, machine_json, png: list, svg: l
     for png_path, svg_path in zip(png, svg):
         name = str(png_path).rsplit(f"{workload}_", 1)[1].removesuffix(".png")
         fig = DRAW[name](stats, runs, machine, workload)
-        fig.savefig(png_path, dpi=150, bbox_inches="tight")
+        fig.savefig(png_path, dpi=DPI, bbox_inches="tight")
         fig.savefig(svg_path, bbox_inches="tight")
         plt.close(fig)
