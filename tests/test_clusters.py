@@ -1,12 +1,17 @@
 """The pipeline against clusters started outside it: a real Ray head and a real Dask scheduler
 with workers, on loopback. Records must say where they ran and stay verified."""
 
+import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conftest import TEXTS, read_records, scratch_workflow, snakemake, snakemake_env
@@ -32,16 +37,26 @@ def wait_for_port(port: int, timeout: float = 60) -> None:
 
 
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
+def ray_head():
+    """A Ray head of its own (own session, own temp dir): stopping it must not touch other Ray instances."""
     port = free_port()
+    temp_dir = tempfile.mkdtemp(prefix="rayh", dir="/tmp")  # short: Ray's socket paths live under it
     env = {**snakemake_env(), "RAY_USAGE_STATS_ENABLED": "0"}
-    start = [str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-             "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"]
-    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    start = [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
+             "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"]
+    head = subprocess.Popen(start, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
+        wait_for_port(port, timeout=120)
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+        # Whatever of this head's session remains (its workers run in process groups of their own).
+        rest = [p for p in psutil.process_iter(["cmdline"]) if temp_dir in " ".join(p.info["cmdline"] or [])]
+        for proc in rest:
+            proc.kill()
+        psutil.wait_procs(rest, timeout=30)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,8 @@ import json
 import os
 import signal
 import sys
+import threading
+import time
 
 import psutil
 
@@ -27,7 +29,21 @@ def kill_tree(root: psutil.Process, include_root: bool = True) -> int:
     return len(procs)
 
 
+def die_with_parent(poll_s: float = 0.2) -> None:
+    """End this run, workers first, once the supervisor is gone: a driver must not outlive its sweep."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        kill_tree(psutil.Process(), include_root=False)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(cell_path: str, out_path: str) -> None:
+    die_with_parent()
     with open(cell_path) as f:
         cell = json.load(f)
 

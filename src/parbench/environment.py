@@ -1,5 +1,6 @@
 """Provenance: the machine, the software and the code a run used."""
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -64,6 +65,7 @@ RUN_CODE = [
 ]
 
 
+@functools.lru_cache(maxsize=None)
 def code_hash(*modules: str) -> str:
     """Hash of the given parbench modules' source ('runner', 'backends/ray'): a Snakemake param, so
     editing a module reruns exactly the jobs whose results it shapes."""
@@ -73,6 +75,7 @@ def code_hash(*modules: str) -> str:
     return digest.hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=None)
 def run_code_hash(backend: str, workload: str) -> str:
     from parbench.plugins import module_name
 

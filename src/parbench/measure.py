@@ -20,6 +20,10 @@ def shmem_bytes() -> int:
     return 0
 
 
+MAX_BUSY_SHARE = 0.02  # the sampler backs off so that it uses at most this share of one core
+REFRESH_S = 1.0  # how long a list of the tree's processes is trusted (listing scans every process)
+
+
 def tree(root: psutil.Process) -> list[psutil.Process]:
     try:
         return [root, *root.children(recursive=True)]
@@ -27,25 +31,27 @@ def tree(root: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def tree_memory(root: psutil.Process) -> tuple[int, int, int]:
-    """(PSS, RSS, root's own RSS) summed over `root` and its descendants, in bytes."""
+def tree_memory(procs: list[psutil.Process], root_pid: int) -> tuple[int, int, int]:
+    """(PSS, RSS, the root's own RSS) summed over `procs`, in bytes."""
     pss = rss = own = 0
-    for proc in tree(root):
+    for proc in procs:
         try:
             info = proc.memory_full_info()  # reads /proc/PID/smaps_rollup
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue  # a process that ended between listing and reading holds no memory
         pss, rss = pss + info.pss, rss + info.rss
-        if proc.pid == root.pid:
+        if proc.pid == root_pid:
             own = info.rss
     return pss, rss, own
 
 
 class TreeSampler:
-    """Peak memory of the driver's process tree, per phase and overall.
+    """Peak memory of the driver's process tree, per phase and overall, sampled by a thread.
 
-    `phase(name)` labels the samples that follow. If `limit_bytes` is set and the tree's PSS
-    passes it, `on_limit(pss)` is called once from the sampling thread.
+    The thread samples every `period_s`, backing off to at most MAX_BUSY_SHARE of one core:
+    reading PSS walks each process's page tables, which costs ~15 ms per worker mapping 800
+    MiB and competes with the workers for their memory map. `phase(name)` labels the samples
+    that follow. If the tree's PSS passes `limit_bytes`, `on_limit(pss)` is called once.
     """
 
     def __init__(self, period_s: float = 0.05, limit_bytes: int | None = None, on_limit=None):
@@ -55,35 +61,51 @@ class TreeSampler:
         self.current = "start"
         self.phases: dict[str, dict] = {}
         self.samples, self.busy_s = 0, 0.0
-        self._lock = threading.Lock()  # the driver's phase() and the thread both sample
+        self._procs, self._listed_at = [], float("-inf")
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
+        self._began = time.perf_counter()
 
     def start(self) -> "TreeSampler":
+        self._began = time.perf_counter()
         self._thread.start()
         return self
 
     def phase(self, name: str) -> None:
-        self.sample()  # close the previous phase with a fresh sample
+        """Label the samples that follow (no sample here: the driver's timed code must not wait for one)."""
         self.current = name
+        self._listed_at = float("-inf")  # workers come and go at phase changes: list them afresh
 
-    def sample(self) -> None:
+    def _tree(self) -> list[psutil.Process]:
+        now = time.monotonic()
+        if now - self._listed_at > REFRESH_S:
+            self._procs, self._listed_at = tree(self.root), now
+        return self._procs
+
+    def sample(self) -> float:
+        """Take one sample; returns its cost in seconds."""
         t0 = time.perf_counter()
-        pss, rss, own = tree_memory(self.root)
+        label = self.current
+        pss, rss, own = tree_memory(self._tree(), self.root.pid)
         shm = max(0, shmem_bytes() - self.shm_base)
+        cost = time.perf_counter() - t0
         with self._lock:
-            peak = self.phases.setdefault(self.current, dict.fromkeys(("pss", "rss", "driver_rss", "shm"), 0))
+            peak = self.phases.setdefault(label, dict.fromkeys(("pss", "rss", "driver_rss", "shm"), 0))
             for key, value in (("pss", pss), ("rss", rss), ("driver_rss", own), ("shm", shm)):
                 peak[key] = max(peak[key], value)
             self.samples += 1
-            self.busy_s += time.perf_counter() - t0
+            self.busy_s += cost
         if self.limit_bytes and pss > self.limit_bytes and self.on_limit:
             on_limit, self.on_limit = self.on_limit, None
             on_limit(pss)
+        return cost
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.period_s):
-            self.sample()
+        wait = self.period_s
+        while not self._stop.wait(wait):
+            cost = self.sample()
+            wait = max(self.period_s, cost / MAX_BUSY_SHARE - cost)
 
     def stop(self) -> dict:
         """Stop sampling; return the record's `memory` section."""
@@ -96,6 +118,8 @@ class TreeSampler:
         """The record's `memory` section, from the samples so far."""
         with self._lock:
             phases = {name: dict(p) for name, p in self.phases.items()}
+            samples, busy = self.samples, self.busy_s
+        elapsed = time.perf_counter() - self._began
 
         def peak(key):
             return max((p[key] for p in phases.values()), default=None)  # None: nothing sampled yet
@@ -106,7 +130,8 @@ class TreeSampler:
             "peak_shm_bytes": peak("shm"),
             "driver_peak_rss_bytes": peak("driver_rss"),
             "phases": {name: {f"peak_{k}_bytes": v for k, v in p.items()} for name, p in phases.items()},
-            "samples": self.samples,
+            "samples": samples,
             "period_s": self.period_s,
-            "sampling_busy_s": round(self.busy_s, 4),
+            "effective_period_s": round(elapsed / samples, 4) if samples else None,
+            "sampling_busy_s": round(busy, 4),
         }

@@ -90,10 +90,12 @@ def remove_shm(before: set[str]) -> list[str]:
     return removed
 
 
-def reap(grace_s: float = 2.0) -> int:
-    """Stop every remaining descendant; returns how many had not ended by themselves within `grace_s`
-    (a Pool's forkserver and resource tracker end on their own once the driver is gone)."""
-    _, procs = psutil.wait_procs(psutil.Process().children(recursive=True), timeout=grace_s)
+def reap(spare: set[int] = frozenset(), grace_s: float = 2.0) -> int:
+    """Stop every remaining descendant but those in `spare` (there before the run). Returns how
+    many had not ended by themselves within `grace_s` (a Pool's forkserver and resource tracker
+    end on their own once the driver is gone)."""
+    ours = [p for p in psutil.Process().children(recursive=True) if p.pid not in spare]
+    _, procs = psutil.wait_procs(ours, timeout=grace_s)
     for proc in procs:
         try:
             proc.terminate()
@@ -145,9 +147,12 @@ def supervise(cell: dict, out_path, log_path) -> dict:
     become_subreaper()
     ancestors = snakemake_and_below()
     before = shm_entries()
+    spare = {p.pid for p in psutil.Process().children(recursive=True)}  # not the run's: a caller's own helpers
     timeout = cell["settings"].get("limits", {}).get("timeout_s") or DEFAULT_TIMEOUT_S
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="parbench-") as tmp, open(log_path, "a") as log:
+        log.flush()
+        log_start = log.tell()
         cell_path, partial = Path(tmp, "cell.json"), Path(tmp, "record.json")
         cell_path.write_text(json.dumps(cell))
         driver = subprocess.Popen(
@@ -158,7 +163,7 @@ def supervise(cell: dict, out_path, log_path) -> dict:
         while (code := driver.poll()) is None:
             if _orphaned(ancestors):
                 kill_tree(psutil.Process(driver.pid))
-                reap()
+                reap(spare)
                 remove_shm(before)
                 sys.exit("Snakemake ended; run abandoned (it will be redone as incomplete)")
             if time.monotonic() > deadline:
@@ -166,18 +171,23 @@ def supervise(cell: dict, out_path, log_path) -> dict:
                 code, timed_out = driver.wait(), True
                 break
             time.sleep(POLL_S)
-        stopped = reap()
+        stopped = reap(spare)
         removed = remove_shm(before)
         partial_record = records.read(partial) if partial.exists() else None
 
-    record = _final(cell, partial_record, code, timed_out, timeout, started, log_path)
+    with open(log_path, errors="replace") as log:
+        log.seek(log_start)
+        output = log.read()
+    record = _final(cell, partial_record, code, timed_out, timeout, started, log_path, output)
     record["cleanup"] = {"processes_stopped": stopped, "shm_removed": removed}
     records.write(out_path, record)
     return record
 
 
-def _final(cell, record, code, timed_out, timeout, started, log_path) -> dict:
-    """The run's record, whatever its end; raises DriverError if parbench itself failed."""
+def _final(cell, record, code, timed_out, timeout, started, log_path, output: str) -> dict:
+    """The run's record, whatever its end; raises DriverError if parbench itself failed (a
+    Python traceback in the driver's output). A driver that exits without one was ended by a
+    library beneath it (Ray exits the process when it loses its GCS): a failed run."""
     base = record or {
         "schema_version": records.SCHEMA_VERSION,
         **{k: cell[k] for k in ("workload", "backend", "workers", "trial")},
@@ -191,8 +201,11 @@ def _final(cell, record, code, timed_out, timeout, started, log_path) -> dict:
         name = signal.Signals(-code).name
         hint = " (SIGKILL from outside: often the kernel's OOM killer)" if name == "SIGKILL" else ""
         record = {**base, "status": "failed", "reason": f"driver killed by {name}{hint} {progress_of(base)}"}
-    else:
+    elif "Traceback (most recent call last)" in output:
         raise DriverError(f"the parbench driver exited with code {code}; its traceback is in {log_path}")
+    else:
+        last = next((line for line in reversed(output.splitlines()) if line.strip()), "no output")
+        record = {**base, "status": "failed", "reason": f"driver exited with code {code} {progress_of(base)}: {last[-300:]}"}
     record.setdefault("finished_at", time.time())
     record.setdefault("verified", False)
     return record

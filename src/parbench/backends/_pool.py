@@ -39,4 +39,5 @@ def _check(pool, alive: set) -> None:
     dead = [p for p in pool._pool if p.exitcode is not None]
     if dead or _pids(pool) != alive:
         codes = ", ".join(f"pid {p.pid} exit code {p.exitcode}" for p in dead) or "a worker was replaced"
+        pool.terminate()  # the dead worker's task never returns: close()+join() would wait for it forever
         raise WorkersDied(f"a multiprocessing worker died ({codes})")

@@ -6,7 +6,11 @@ from parbench.workloads.base import Work
 from parbench.worker import Seen
 
 
-class WorkersDied(RuntimeError):
+class BackendError(RuntimeError):
+    """The backend could not do its part (start its cluster, keep its workers): a result, not a parbench bug."""
+
+
+class WorkersDied(BackendError):
     """A worker process ended while the run needed it."""
 
 
@@ -19,7 +23,7 @@ class BaseBackend(ABC):
     """
 
     #: Exceptions that mean the backend (not parbench) failed: they become `status: failed`.
-    failures: tuple[type[BaseException], ...] = (WorkersDied,)
+    failures: tuple[type[BaseException], ...] = (BackendError,)
     #: True if tasks run in the driver itself: under `blas_threads: auto` it gets every core.
     in_driver = False
 

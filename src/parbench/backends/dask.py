@@ -9,11 +9,11 @@ import psutil
 from distributed import Client, LocalCluster
 
 from parbench import worker
-from parbench.backends.base import BaseBackend, WorkersDied
+from parbench.backends.base import BackendError, BaseBackend
 
 
 class Backend(BaseBackend):
-    failures = (WorkersDied, distributed.scheduler.KilledWorker, distributed.comm.CommClosedError)
+    failures = (BackendError, distributed.scheduler.KilledWorker, distributed.comm.CommClosedError)
 
     def start(self):
         address = self.options.get("address")

@@ -9,11 +9,11 @@ from joblib import Parallel, delayed
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 
 from parbench import worker
-from parbench.backends.base import BaseBackend, WorkersDied
+from parbench.backends.base import BackendError, BaseBackend
 
 
 class Backend(BaseBackend):
-    failures = (WorkersDied, TerminatedWorkerError)
+    failures = (BackendError, TerminatedWorkerError)
 
     def start(self):
         # With n_jobs=1 joblib runs tasks in the driver itself; that is joblib's behaviour, so it is kept.

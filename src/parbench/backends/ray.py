@@ -14,7 +14,7 @@ if (Path.home() / ".ray" / "auth_token").exists():
 import ray  # noqa: E402
 
 from parbench import worker  # noqa: E402
-from parbench.backends.base import BaseBackend, WorkersDied  # noqa: E402
+from parbench.backends.base import BackendError, BaseBackend  # noqa: E402
 
 
 @ray.remote
@@ -38,13 +38,18 @@ class _Keeper:
 
 
 class Backend(BaseBackend):
-    failures = (WorkersDied, ray.exceptions.RayError)
+    failures = (BackendError, ray.exceptions.RayError)
 
     def start(self):
         address = self.options.get("address")
         # "local" starts a fresh instance even when a `ray start` cluster runs on this machine.
         where = {"address": address} if address else {"address": "local", "num_cpus": self.workers, "include_dashboard": False}
-        ray.init(**where, log_to_driver=False, configure_logging=False)
+        try:
+            ray.init(**where, log_to_driver=False, configure_logging=False)
+        except TypeError:
+            raise  # a wrong argument is parbench's bug
+        except Exception as error:  # Ray raises bare Exception when its node times out at start-up
+            raise BackendError(f"ray.init failed: {error}") from error
 
     def place(self, work):
         self.task, self.key = work.task, uuid.uuid4().hex
