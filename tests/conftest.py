@@ -1,0 +1,352 @@
+"""Shared fixtures and helpers: cells for parbench.supervise/runner, scratch copies of the
+workflow, and one tiny end-to-end pipeline run per session."""
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "config" / "schema.yaml"
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+SHM = Path("/dev/shm")
+
+# Tiny workload parameters: a run takes about a second (Ray's start-up aside).
+TEXTS = ["Paris is the capital of France.", "Angela Merkel visited Washington in May."]
+TINY = {
+    "matmul": {"n": 256, "k": 8, "seed": 1234, "batches": 2, "warmup_batches": 1, "tasks_per_batch": None},
+    "ner": {"model": "en_core_web_sm", "texts": TEXTS, "batches": 2, "warmup_batches": 1, "tasks_per_batch": None},
+}
+# Every field DESIGN.md promises in a run record.
+RECORD_FIELDS = [
+    "schema_version", "workload", "backend", "workers", "trial", "status", "reason", "params",
+    "tasks_per_batch", "timings", "memory", "verified", "blas_threads", "started_at", "finished_at", "environment",
+]
+TIMING_FIELDS = ["startup_s", "setup_s", "warmup_s", "batch_s", "teardown_s", "end_to_end_s"]
+MEMORY_FIELDS = ["peak_tree_pss_bytes", "peak_tree_rss_bytes", "peak_shm_bytes", "driver_peak_rss_bytes"]
+ENVIRONMENT_FIELDS = [
+    "host", "cpu_model", "physical_cores", "logical_cores", "memory_bytes", "python", "packages", "start_method", "git_commit",
+]
+
+
+def missing_fields(record: dict) -> list[str]:
+    """The DESIGN.md record fields that `record` lacks (dotted for nested ones)."""
+    missing = [f for f in RECORD_FIELDS if f not in record]
+    for section, fields in (("timings", TIMING_FIELDS), ("memory", MEMORY_FIELDS), ("environment", ENVIRONMENT_FIELDS)):
+        missing += [f"{section}.{f}" for f in fields if f not in (record.get(section) or {})]
+    return missing
+
+
+def overlaps(records: list[dict]) -> list[str]:
+    """Pairs of runs whose [started_at, finished_at] intervals overlap, in start order."""
+    ordered = sorted(records, key=lambda r: r["started_at"])
+    name = lambda r: f"{r['workload']}/{r['backend']}/w{r['workers']}/t{r['trial']}"  # noqa: E731
+    return [f"{name(a)} ends after {name(b)} starts" for a, b in zip(ordered, ordered[1:]) if a["finished_at"] > b["started_at"]]
+
+
+# Marks every process started by a supervised run in the tests (inherited through the environment).
+TOKEN_VAR = "PARBENCH_TEST_RUN"
+
+
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def backend_options(backend: str) -> dict:
+    """The defaults of the backend's own config section (`multiprocessing: {start_method}`), as the pipeline fills them."""
+    sch = schema()
+    section = sch["properties"].get(backend)
+    if section is None:
+        return {}
+    if "$ref" in section:
+        section = sch["$defs"][section["$ref"].rsplit("/", 1)[-1]]
+    return {k: v["default"] for k, v in section.get("properties", {}).items() if "default" in v}
+
+
+def make_cell(backend: str, workload: str, workers: int = 2, *, trial: int = 1, blas_threads="auto",
+              limits: dict | None = None, options: dict | None = None, period_s: float = 0.05, **params) -> dict:
+    """The cell dict that parbench.supervise.supervise / parbench.runner.run take; `params` override TINY's."""
+    base = copy.deepcopy(TINY.get(workload, {"batches": 2, "warmup_batches": 1, "tasks_per_batch": None}))
+    base.update(params)
+    return {
+        "workload": workload,
+        "backend": backend,
+        "workers": workers,
+        "trial": trial,
+        "params": base,
+        "settings": {
+            "blas_threads": blas_threads,
+            "options": backend_options(backend) if options is None else options,
+            # A generous time limit, so that a hung run fails the test instead of hanging the suite.
+            "limits": {"timeout_s": 300, "memory_gb": None, **(limits or {})},
+            "sampler": {"period_s": period_s},
+        },
+        "code": "test",
+    }
+
+
+@pytest.fixture
+def cell_factory():
+    return make_cell
+
+
+# ---------------------------------------------------------------------------------------------
+# Scratch workflows: the pipeline in a temporary directory
+
+
+def scratch_workflow(tmp_path, config: dict) -> Path:
+    """A copy of the workflow (Snakefile, rules, scripts, schema, profile, environment.yml) and of
+    src/parbench in `tmp_path`/wf, with `config` as its config/config.yaml. Run Snakemake with
+    `cwd=` the returned directory.
+
+    The Snakefile puts its own src/ first on the path of every job, so the copy runs the code as it
+    was when copied: others may edit the repository while the suite runs, and the pipeline hashes
+    its code (an edit would rightly rerun jobs). Outside a git checkout, records say git_commit: null."""
+    work = Path(tmp_path) / "wf"
+    work.mkdir(parents=True)
+    shutil.copy2(REPO / "Snakefile", work / "Snakefile")
+    shutil.copy2(REPO / "environment.yml", work / "environment.yml")  # rules' conda: directive points at it
+    shutil.copytree(REPO / "workflow", work / "workflow", ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    shutil.copytree(REPO / "profiles", work / "profiles", dirs_exist_ok=True)
+    shutil.copytree(REPO / "src" / "parbench", work / "src" / "parbench", ignore=shutil.ignore_patterns("__pycache__"))
+    (work / "config").mkdir(exist_ok=True)
+    shutil.copy2(SCHEMA, work / "config" / "schema.yaml")
+    write_config(work, config)
+    return work
+
+
+def write_config(work: Path, config: dict, name: str = "config/config.yaml") -> Path:
+    path = Path(work) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake_env() -> dict:
+    """The test's environment for Snakemake, without anything that points a run at someone else's cluster."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "PYTEST_CURRENT_TEST")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def snakemake(work, *args, timeout: float = 900, **kwargs) -> subprocess.CompletedProcess:
+    """Run the venv's snakemake in `work`; stdout and stderr are combined in `.stdout`."""
+    return subprocess.run(
+        [str(SNAKEMAKE), *map(str, args)], cwd=work, env=snakemake_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=timeout, **kwargs,
+    )
+
+
+def dry_run_jobs(output: str) -> dict[str, int]:
+    """The 'Job stats' table of `snakemake -n` output as {rule: count} (empty if nothing is to be done)."""
+    lines = output.splitlines()
+    try:
+        start = lines.index("Job stats:")
+    except ValueError:
+        return {}
+    jobs = {}
+    for line in lines[start + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def scheduled_outputs(output: str, rule: str) -> list[str]:
+    """Output paths of the jobs of `rule` in `snakemake -n` output."""
+    found, current = [], None
+    for line in output.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("rule ") or stripped.startswith("localrule "):
+            current = stripped.split()[1].rstrip(":")
+        elif stripped.startswith("output:") and current == rule:
+            found += [p.strip() for p in stripped[len("output:"):].split(",")]
+    return found
+
+
+def read_records(work) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(Path(work, "results", "runs").rglob("*.json"))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Leftover processes and shared memory
+
+
+def shm_entries() -> set[str]:
+    try:
+        return {p.name for p in SHM.iterdir()}
+    except OSError:
+        return set()
+
+
+def _inodes(path: Path) -> set[int]:
+    """Inodes of a /dev/shm entry (of the files inside, for a directory such as joblib's)."""
+    try:
+        paths = [path, *path.rglob("*")] if path.is_dir() else [path]
+        return {p.stat().st_ino for p in paths if not p.is_dir()}
+    except OSError:
+        return set()
+
+
+def _inodes_held(pid: int) -> set[int]:
+    """Inodes of /dev/shm files that process `pid` maps or has open. By inode, not name: glibc's
+    sem_open maps a temporary file that it then renames, so maps show another (deleted) name."""
+    held = set()
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                fields = line.split(maxsplit=5)
+                if len(fields) == 6 and "/dev/shm/" in fields[5]:
+                    held.add(int(fields[4]))
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("/dev/shm/"):
+                    held.add(os.stat(f"/proc/{pid}/fd/{fd}").st_ino)
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return held
+
+
+def held_by_others(names: set[str], ours: set[int]) -> set[str]:
+    """Those of the /dev/shm `names` that a live process outside `ours` maps or has open
+    (someone else's run on this shared machine, not a leftover of ours)."""
+    if not names:
+        return set()
+    inodes = {name: _inodes(SHM / name) for name in names}
+    held = set()
+    for pid in psutil.pids():
+        if pid not in ours:
+            held |= _inodes_held(pid)
+    return {name for name, ino in inodes.items() if ino & held}
+
+
+def processes_with_token(token: str) -> list[psutil.Process]:
+    """Live processes whose environment carries TOKEN_VAR=`token`: the test's own runs, wherever they were reparented."""
+    found = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            if proc.environ().get(TOKEN_VAR) == token:
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def live_descendants() -> list[psutil.Process]:
+    out = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def describe(procs) -> list[str]:
+    out = []
+    for p in procs:
+        try:
+            out.append(f"{p.pid} {p.name()} {' '.join(p.cmdline())[:120]}")
+        except psutil.Error:
+            pass
+    return out
+
+
+class Leftovers:
+    """What of a run remains after it: processes and /dev/shm entries.
+
+    `with Leftovers() as left: supervise(...)`, then `left.processes()` and `left.shm()` (lists
+    that should be empty). Inside the block every new process carries TOKEN_VAR=<token> in its
+    environment, so a leftover is found wherever it was reparented."""
+
+    def __enter__(self) -> "Leftovers":
+        self.token = uuid.uuid4().hex
+        self.saved = os.environ.get(TOKEN_VAR)
+        os.environ[TOKEN_VAR] = self.token
+        self.children_before = {p.pid for p in live_descendants()}
+        self.shm_before = shm_entries()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.saved is None:
+            os.environ.pop(TOKEN_VAR, None)
+        else:
+            os.environ[TOKEN_VAR] = self.saved
+
+    def processes(self, settle_s: float = 5.0) -> list[str]:
+        """Processes of the run still alive (waiting up to `settle_s` for ones that are exiting):
+        new descendants of this process, and anywhere on the machine, processes carrying the token
+        (raylet, gcs_server, Ray workers, dask nannies, loky and Pool workers inherit it)."""
+        deadline = time.monotonic() + settle_s
+        while True:
+            marked = processes_with_token(self.token)
+            children = [p for p in live_descendants() if p.pid not in self.children_before]
+            left = {p.pid: p for p in [*marked, *children]}
+            if not left or time.monotonic() > deadline:
+                return describe(left.values())
+            time.sleep(0.2)
+
+    def shm(self) -> list[str]:
+        """New /dev/shm entries, except those a live process outside the run holds (someone else's)."""
+        new = shm_entries() - self.shm_before
+        ours = {os.getpid(), *(p.pid for p in live_descendants()), *(p.pid for p in processes_with_token(self.token))}
+        return sorted(new - held_by_others(new, ours))
+
+    def problems(self) -> dict:
+        return {k: v for k, v in (("processes", self.processes()), ("shm", self.shm())) if v}
+
+
+# ---------------------------------------------------------------------------------------------
+# The tiny pipeline, run once per session
+
+# The four backends of the blog comparison (joblib and dask run through the supervisor in test_backends.py).
+PIPELINE_BACKENDS = ["serial", "multiprocessing", "multiprocessing-shared", "ray"]
+PIPELINE_CONFIG = {
+    "backends": PIPELINE_BACKENDS,
+    "workers": [1, 2],
+    "trials": 1,
+    "workloads": {
+        "matmul": {"n": 256, "k": 8, "batches": 2, "warmup_batches": 1},
+        "ner": {"model": "en_core_web_sm", "texts": TEXTS, "batches": 2, "warmup_batches": 1},
+    },
+    "limits": {"timeout_s": 300},
+}
+
+
+class PipelineRun:
+    def __init__(self, work: Path, config: dict, result: subprocess.CompletedProcess, started: float, seconds: float):
+        self.work, self.config, self.result, self.started, self.seconds = work, config, result, started, seconds
+
+
+    @property
+    def results(self) -> Path:
+        return self.work / "results"
+
+    def records(self) -> list[dict]:
+        return read_records(self.work)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> PipelineRun:
+    """The whole pipeline on PIPELINE_CONFIG in a temporary directory, `snakemake --cores 8`, once per session.
+
+    Tests must not change its directory; dry runs with another config go through `--configfile`."""
+    work = scratch_workflow(tmp_path_factory.mktemp("pipeline"), PIPELINE_CONFIG)
+    started, t0 = time.time(), time.monotonic()
+    result = snakemake(work, "--cores", "8", timeout=1200)
+    return PipelineRun(work, PIPELINE_CONFIG, result, started, time.monotonic() - t0)

@@ -1,0 +1,202 @@
+"""Every backend x workload on tiny sizes, each in a fresh supervised driver process as in the
+pipeline; and verification that catches wrong results."""
+
+import subprocess
+
+import numpy as np
+import psutil
+import pytest
+
+from conftest import MEMORY_FIELDS, REPO, TEXTS, Leftovers, make_cell, missing_fields
+from parbench import backends, records, runner, workloads
+from parbench.supervise import supervise
+
+WORKERS = 2
+CELLS = [(b, w) for b in backends.names() for w in workloads.names()]
+
+
+@pytest.fixture(scope="module")
+def run_cell(tmp_path_factory):
+    """Run a cell (backend, workload) once per module through the supervisor; later calls reuse the record."""
+    done = {}
+    out = tmp_path_factory.mktemp("backends")
+
+    def get(backend, workload):
+        """(cell, record, record path, log path, leftovers after the run)."""
+        if (backend, workload) not in done:
+            cell = make_cell(backend, workload, WORKERS)
+            path, log = out / f"{workload}-{backend}.json", out / f"{workload}-{backend}.log"
+            with Leftovers() as left:
+                try:
+                    record = supervise(cell, path, log)
+                except Exception as error:  # noqa: BLE001  (reported by every test that needs this cell)
+                    record = error
+            done[backend, workload] = (cell, record, path, log, left.problems())
+        cell, record, path, log, left = done[backend, workload]
+        if isinstance(record, Exception):
+            pytest.fail(f"{backend} x {workload} raised {record!r}; driver log:\n{log.read_text()[-3000:] if log.exists() else ''}")
+        return cell, record, path, log, left
+
+    return get
+
+
+def in_git() -> bool:
+    return subprocess.run(["git", "rev-parse", "--git-dir"], cwd=REPO, capture_output=True).returncode == 0
+
+
+def is_commit(sha) -> bool:
+    """True if `sha` names a commit of this repository (HEAD itself may move while the suite runs)."""
+    return isinstance(sha, str) and subprocess.run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=REPO, capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("backend,workload", CELLS)
+def test_backend_runs_and_verifies(run_cell, backend, workload):
+    cell, record, path, log, _ = run_cell(backend, workload)
+    assert record["status"] == "ok", f"{record['status']}: {record.get('reason')}\n{log.read_text()[-3000:]}"
+    assert record["reason"] is None
+    assert record["verified"] is True, record.get("verification")
+    assert records.read(path) == record, "the record written is the record returned"
+
+    assert missing_fields(record) == []
+
+    assert record["schema_version"] == records.SCHEMA_VERSION
+    assert (record["workload"], record["backend"], record["workers"], record["trial"]) == (workload, backend, WORKERS, 1)
+    assert record["params"] == cell["params"]
+    assert record["tasks_per_batch"] == WORKERS
+    assert record["verification"]["tasks_checked"] == WORKERS * (cell["params"]["batches"] + cell["params"]["warmup_batches"])
+
+    t = record["timings"]
+    assert len(t["batch_s"]) == cell["params"]["batches"]
+    assert len(t["warmup_s"]) == cell["params"]["warmup_batches"]
+    assert all(isinstance(s, float) and s > 0 for s in t["batch_s"] + t["warmup_s"])
+    phases = t["startup_s"] + t["setup_s"] + sum(t["warmup_s"]) + sum(t["batch_s"]) + t["teardown_s"]
+    assert all(t[k] >= 0 for k in ("startup_s", "setup_s", "teardown_s"))
+    assert t["end_to_end_s"] >= phases * (1 - 1e-9), "end to end covers every phase"
+
+    m = record["memory"]
+    assert all(isinstance(m[f], int) for f in MEMORY_FIELDS)
+    assert m["peak_tree_pss_bytes"] > 0 and m["peak_shm_bytes"] >= 0
+    assert m["peak_tree_rss_bytes"] >= m["peak_tree_pss_bytes"], "RSS counts shared pages in full, PSS splits them"
+    assert m["peak_tree_rss_bytes"] >= m["driver_peak_rss_bytes"] > 0
+
+    assert record["started_at"] <= record["finished_at"]
+    env = record["environment"]
+    assert env["physical_cores"] == psutil.cpu_count(logical=False)
+    assert env["logical_cores"] == psutil.cpu_count(logical=True)
+    assert env["memory_bytes"] == psutil.virtual_memory().total
+    assert env["packages"]["numpy"] == np.__version__
+    assert env["start_method"] == cell["settings"]["options"].get("start_method")
+    if in_git():
+        assert is_commit(env["git_commit"]), env["git_commit"]
+
+
+@pytest.mark.parametrize("backend,workload", CELLS)
+def test_backend_leaves_nothing_behind(run_cell, backend, workload):
+    """After a normal run no process of it remains, and nothing new in /dev/shm."""
+    assert run_cell(backend, workload)[4] == {}
+
+
+def test_blas_threads_under_auto(run_cell):
+    """Under `auto` every worker-based backend sees the same BLAS threads; serial gets every physical core."""
+    cores = psutil.cpu_count(logical=False)
+    seen = {}
+    for backend, workload in CELLS:
+        _, record, _, _, _ = run_cell(backend, workload)
+        assert record["settings"]["blas_threads"] == "auto"
+        seen[backend, workload] = record["blas_threads"]
+    serial = {k: v for k, v in seen.items() if k[0] == "serial"}
+    others = {k: v for k, v in seen.items() if k[0] != "serial"}
+    assert set(serial.values()) == {cores}, serial
+    assert set(others.values()) == {max(1, cores // WORKERS)}, others
+
+
+# ---------------------------------------------------------------------------------------------
+# Wrong results are caught
+
+
+@pytest.fixture(scope="module")
+def matmul():
+    w = workloads.load("matmul")({"n": 64, "k": 4, "seed": 7}, trial=1)
+    work = w.work()
+    x = work.build(**work.data)
+    items = w.items(0, 3)
+    return w, x, items, [work.task(x, y) for y in items]
+
+
+def test_matmul_verify_accepts_the_right_products(matmul):
+    w, x, items, results = matmul
+    assert w.verify(0, items, [w.digest(r) for r in results]) == []
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        pytest.param(lambda r, x, y: r + np.eye(*r.shape) * 1e-4, id="small-perturbation"),
+        pytest.param(lambda r, x, y: np.matmul(x.T, y), id="transposed-x"),
+        pytest.param(lambda r, x, y: r[:, :-1], id="wrong-shape"),
+        pytest.param(lambda r, x, y: r.tolist(), id="not-an-array"),
+        pytest.param(lambda r, x, y: np.full_like(r, np.nan), id="nan"),
+    ],
+)
+def test_matmul_verify_catches_a_wrong_product(matmul, corrupt):
+    w, x, items, results = matmul
+    bad = list(results)
+    bad[1] = corrupt(results[1], x, items[1])
+    problems = w.verify(0, items, [w.digest(r) for r in bad])
+    assert len(problems) == 1 and "task 1" in problems[0], problems
+
+
+@pytest.fixture(scope="module")
+def ner():
+    w = workloads.load("ner")({"model": "en_core_web_sm", "texts": TEXTS}, trial=1)
+    items = w.items(0, 2)
+    return w, items, [w.work().task(w.reference, t) for t in items]
+
+
+def test_ner_verify_accepts_the_reference_entities(ner):
+    w, items, digests = ner
+    assert all(digests), "the texts have entities"
+    assert w.verify(0, items, digests) == []
+
+
+@pytest.mark.parametrize(
+    "alter",
+    [
+        pytest.param(lambda ents: ents[1:], id="entity-dropped"),
+        pytest.param(lambda ents: [(e[0], "ORG" if e[1] != "ORG" else "GPE", *e[2:]) for e in ents], id="label-changed"),
+        pytest.param(lambda ents: [*ents, ("May", "DATE", 0, 3)], id="entity-added"),
+        pytest.param(lambda ents: [], id="no-entities"),
+    ],
+)
+def test_ner_verify_catches_altered_entities(ner, alter):
+    w, items, digests = ner
+    bad = [digests[0], alter(digests[1])]
+    problems = w.verify(0, items, bad)
+    assert len(problems) == 1 and "task 1" in problems[0], problems
+
+
+def test_runner_marks_wrong_results_unverified(monkeypatch):
+    """A backend that returns wrong products ends `ok` (it ran) but not verified, with the problems listed."""
+    from parbench.workloads import matmul as matmul_module
+
+    monkeypatch.setattr(matmul_module, "multiply", lambda x, y: np.matmul(x, y) * (1 + 1e-6))
+    record = runner.run(make_cell("serial", "matmul", 1, n=64, k=4))
+    assert record["status"] == "ok"
+    assert record["verified"] is False
+    assert record["verification"]["problems"] and all("Freivalds" in p for p in record["verification"]["problems"])
+
+
+def test_ray_without_address_starts_its_own_instance(monkeypatch):
+    """With `address: null` the backend must start a fresh local Ray, never join whatever cluster
+    RAY_ADDRESS or /tmp/ray/ray_current_cluster points at (a `ray start` of someone else)."""
+    ray = pytest.importorskip("ray")
+    from ray._private.services import canonicalize_bootstrap_address
+
+    calls = []
+    monkeypatch.setattr(ray, "init", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    backends.load("ray")(2, 1, {"address": None}).start()
+    (args, kwargs), = calls
+    address = args[0] if args else kwargs.get("address")
+    assert canonicalize_bootstrap_address(address) is None, f"ray.init(address={address!r}) joins an existing cluster"
+    assert kwargs.get("num_cpus") == 2

@@ -1,0 +1,154 @@
+"""The config contract: defaults filled in, bad values refused naming the key and what is allowed,
+both from the library and from Snakemake (before any job starts, without a traceback)."""
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from conftest import SCHEMA, TEXTS, schema, scratch_workflow, snakemake
+from parbench import backends, workloads
+from parbench.config import ConfigError, validate
+
+MINIMAL = {
+    "backends": ["serial", "multiprocessing"],
+    "workers": [1, 2],
+    "trials": 1,
+    "workloads": {"matmul": {"n": 256, "k": 8}, "ner": {"texts": TEXTS}},
+}
+POSITIVE = "positive integer"
+
+
+def changed(path: str, value):
+    """A copy of MINIMAL with the dotted `path` set to `value` (None: deleted)."""
+    config = copy.deepcopy(MINIMAL)
+    *parents, last = path.split(".")
+    node = config
+    for part in parents:
+        node = node.setdefault(part, {})
+    if value is None:
+        node.pop(last, None)
+    else:
+        node[last] = value
+    return config
+
+
+# (id, config, the key the message must name, what it must say is allowed)
+BAD = [
+    ("workers-zero", changed("workers", [0]), "workers", [POSITIVE]),
+    ("workers-negative", changed("workers", [1, -1]), "workers", [POSITIVE]),
+    ("workers-string", changed("workers", ["x"]), "workers", [POSITIVE]),
+    ("workers-float", changed("workers", [1.5]), "workers", [POSITIVE]),
+    ("workers-bool", changed("workers", [True]), "workers", [POSITIVE]),
+    ("workers-not-a-list", changed("workers", 2), "workers", [POSITIVE]),
+    ("workers-empty", changed("workers", []), "workers", [POSITIVE]),
+    ("backend-unknown", changed("backends", ["serial", "spark"]), "backends", backends.names()),
+    ("workload-unknown", changed("workloads.fft", {}), "workloads", workloads.names()),
+    ("top-level-misspelled", changed("trails", 2), "trails", ["backends", "workers", "trials", "workloads"]),
+    ("top-level-misspelled-worker", {**changed("workers", None), "worker": [1]}, "worker", ["workers"]),
+    ("matmul-n-zero", changed("workloads.matmul.n", 0), "workloads.matmul.n", [POSITIVE]),
+    ("matmul-n-negative", changed("workloads.matmul.n", -256), "workloads.matmul.n", [POSITIVE]),
+    ("matmul-k-zero", changed("workloads.matmul.k", 0), "workloads.matmul.k", [POSITIVE]),
+    ("matmul-batches-zero", changed("workloads.matmul.batches", 0), "workloads.matmul.batches", [POSITIVE]),
+    ("ner-batches-zero", changed("workloads.ner.batches", 0), "workloads.ner.batches", [POSITIVE]),
+    ("trials-zero", changed("trials", 0), "trials", [POSITIVE]),
+    ("trials-negative", changed("trials", -3), "trials", [POSITIVE]),
+    ("ner-texts-empty", changed("workloads.ner.texts", []), "workloads.ner.texts", ["non-empty"]),
+    ("ner-model-missing", changed("workloads.ner.model", "xx_no_such_pipeline"), "workloads.ner.model", ["installed spaCy pipeline package", "directory"]),
+    ("ner-model-missing-path", changed("workloads.ner.model", "/nonexistent/pipeline"), "workloads.ner.model", ["installed spaCy pipeline package", "directory"]),
+]
+# A representative handful, also checked through Snakemake (each dry run costs seconds).
+THROUGH_SNAKEMAKE = ["workers-zero", "backend-unknown", "top-level-misspelled", "ner-texts-empty", "ner-model-missing"]
+
+
+def test_minimal_config_is_valid_and_gets_defaults():
+    config = validate(MINIMAL, SCHEMA)
+    assert config["blas_threads"] == "auto"
+    assert config["limits"] == {"timeout_s": 1800, "memory_gb": None}
+    assert config["sampler"] == {"period_s": 0.05}
+    assert config["multiprocessing"] == {"start_method": "forkserver"}
+    assert config["workloads"]["matmul"] == {"n": 256, "k": 8, "seed": 1234, "batches": 10, "warmup_batches": 1, "tasks_per_batch": None}
+    assert config["workloads"]["ner"]["model"] == "en_core_web_sm"
+    assert config["workloads"]["ner"]["texts"] == TEXTS
+    assert MINIMAL["workloads"]["matmul"] == {"n": 256, "k": 8}, "validate must not change its argument"
+
+
+def test_only_the_four_required_keys():
+    for key in ("backends", "workers", "trials", "workloads"):
+        with pytest.raises(ConfigError, match=key):
+            validate(changed(key, None), SCHEMA)
+
+
+def test_absent_workload_is_not_added():
+    config = validate(changed("workloads.ner", None), SCHEMA)
+    assert list(config["workloads"]) == ["matmul"]
+
+
+@pytest.mark.parametrize("config", [
+    changed("blas_threads", "library-default"), changed("blas_threads", 3), changed("limits", {"timeout_s": 5, "memory_gb": 0.5}),
+    changed("workloads.matmul.tasks_per_batch", 4), changed("workloads.ner.model", "en_core_web_sm"),
+    changed("multiprocessing", {"start_method": "spawn"}), changed("ray", {"address": "127.0.0.1:6379"}),
+], ids=["blas-library-default", "blas-int", "limits", "tasks-per-batch", "model", "start-method", "ray-address"])
+def test_other_valid_settings(config):
+    validate(config, SCHEMA)
+
+
+def test_model_given_as_a_pipeline_directory(tmp_path):
+    validate(changed("workloads.ner.model", str(tmp_path)), SCHEMA)
+
+
+@pytest.mark.parametrize("config,key,allowed", [pytest.param(*case[1:], id=case[0]) for case in BAD])
+def test_bad_config_is_refused_naming_key_and_allowed_values(config, key, allowed):
+    with pytest.raises(ConfigError) as raised:
+        validate(config, SCHEMA)
+    message = str(raised.value)
+    assert key in message
+    for word in allowed:
+        assert word in message, f"{word!r} missing from:\n{message}"
+
+
+def test_every_problem_is_reported_at_once():
+    config = changed("workers", [0])
+    config["backends"] = ["spark"]
+    config["workloads"]["matmul"]["n"] = 0
+    with pytest.raises(ConfigError) as raised:
+        validate(config, SCHEMA)
+    message = str(raised.value)
+    assert "workers" in message and "backends" in message and "workloads.matmul.n" in message
+
+
+def test_schema_names_every_backend_and_workload():
+    sch = schema()
+    assert sorted(sch["properties"]["backends"]["items"]["enum"]) == backends.names()
+    assert sorted(sch["properties"]["workloads"]["properties"]) == workloads.names()
+
+
+@pytest.mark.parametrize("name", workloads.names())
+def test_schema_defaults_match_the_workloads_own(name):
+    """The pipeline (schema defaults) and the library (Workload.defaults) run the same workload by default."""
+    filled = validate({**MINIMAL, "workloads": {name: {}}}, SCHEMA)["workloads"][name]
+    for key, value in workloads.load(name).defaults.items():
+        assert filled[key] == value, key
+
+
+# ---------------------------------------------------------------------------------------------
+# Through Snakemake
+
+
+@pytest.mark.parametrize("config,key,allowed", [pytest.param(*case[1:], id=case[0]) for case in BAD if case[0] in THROUGH_SNAKEMAKE])
+def test_snakemake_refuses_bad_config_before_any_job(tmp_path, config, key, allowed):
+    work = scratch_workflow(tmp_path, config)
+    result = snakemake(work, "-n", "--cores", "2", timeout=300)
+    out = result.stdout
+    assert result.returncode != 0, out
+    assert key in out and all(word in out for word in allowed), out
+    assert "Traceback (most recent call last)" not in out, out
+    assert "Job stats" not in out and "rule run" not in out, "jobs were scheduled"
+    assert not (Path(work) / "results").exists()
+
+
+def test_snakemake_accepts_the_minimal_config(tmp_path):
+    work = scratch_workflow(tmp_path, MINIMAL)
+    result = snakemake(work, "-n", "--cores", "2", timeout=300)
+    assert result.returncode == 0, result.stdout
+    assert "Job stats" in result.stdout

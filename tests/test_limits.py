@@ -1,0 +1,235 @@
+"""Runs that end badly end as records (timeout, oom, failed) and leave nothing behind; a bug in
+parbench fails loudly instead of becoming a record."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import psutil
+import pytest
+
+from conftest import Leftovers, make_cell
+from parbench import records
+from parbench.supervise import DriverError, supervise
+
+GIB = 1024**3
+
+
+def run(tmp_path, cell, during=None):
+    """Supervise `cell`; `during(driver)` runs in a thread once the driver process exists.
+    Returns (record, leftovers)."""
+    out, log = tmp_path / "record.json", tmp_path / "run.log"
+    errors = []
+    with Leftovers() as left:
+        thread = None
+        if during is not None:
+            thread = threading.Thread(target=_guarded, args=(during, errors), daemon=True)
+            thread.start()
+        try:
+            record = supervise(cell, out, log)
+        finally:
+            if thread is not None:
+                thread.join(timeout=60)
+    assert errors == [], errors
+    assert records.read(out) == record
+    return record, left, log
+
+
+def _guarded(fn, errors):
+    try:
+        fn(wait_for_driver())
+    except Exception as error:  # noqa: BLE001  (reported by the test)
+        errors.append(repr(error))
+
+
+def wait_for_driver(timeout_s: float = 120) -> psutil.Process:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for proc in psutil.Process().children():
+            try:
+                if "parbench.driver" in " ".join(proc.cmdline()):
+                    return proc
+            except psutil.Error:
+                pass
+        time.sleep(0.05)
+    raise TimeoutError("no driver process appeared")
+
+
+def partial_record(driver: psutil.Process) -> dict:
+    """The record the driver has written so far (its path is the driver's last argument)."""
+    try:
+        with open(driver.cmdline()[-1]) as f:
+            return json.load(f)
+    except (OSError, ValueError, psutil.Error):
+        return {}
+
+
+def wait_until_batches_run(driver: psutil.Process, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and driver.is_running():
+        if (partial_record(driver).get("timings") or {}).get("warmup_s"):
+            return
+        time.sleep(0.05)
+    raise TimeoutError("the run ended or never got to its batches")
+
+
+def pool_workers(driver: psutil.Process) -> list[psutil.Process]:
+    """A forkserver Pool's workers: the forkserver's children."""
+    servers = [p for p in driver.children() if "forkserver" in " ".join(p.cmdline())]
+    return [w for s in servers for w in s.children()]
+
+
+def busy_worker(workers: list[psutil.Process], timeout_s: float = 120) -> psutil.Process:
+    """A worker that is running a task now (its CPU time advances)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        before = {w: sum(w.cpu_times()[:2]) for w in workers}
+        time.sleep(0.1)
+        for w, t in before.items():
+            if sum(w.cpu_times()[:2]) - t > 0.02:
+                return w
+    raise TimeoutError("no worker got busy")
+
+
+def assert_clean(left: Leftovers) -> None:
+    assert left.processes() == [], "processes of the run remain"
+    assert left.shm() == [], "the run left entries in /dev/shm"
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        # the blog's ner: the model is loaded in every task, so 1000 batches take minutes
+        pytest.param(make_cell("multiprocessing", "ner", 2, batches=1000, limits={"timeout_s": 5}), id="multiprocessing-ner"),
+        # Ray: killed during start-up or early batches; its raylet and GCS server must not survive
+        pytest.param(make_cell("ray", "matmul", 2, batches=100_000, limits={"timeout_s": 5}), id="ray-matmul"),
+    ],
+)
+def test_time_limit_gives_timeout(tmp_path, cell):
+    record, left, _ = run(tmp_path, cell)
+    assert record["status"] == "timeout"
+    assert "timeout_s" in record["reason"]
+    assert record["verified"] is False
+    assert len((record.get("timings") or {}).get("batch_s") or []) < cell["params"]["batches"]
+    assert record["finished_at"] >= record["started_at"]
+    assert_clean(left)
+
+
+def test_memory_limit_gives_oom(tmp_path):
+    """x is 4000 x 4000 float64 (122 MiB); pickled into every task and unpickled in two workers,
+    the tree needs well over the 0.3 GiB limit, while the driver alone with x stays under it."""
+    limit = 0.3
+    cell = make_cell("multiprocessing", "matmul", 2, n=4000, k=8, batches=3, limits={"memory_gb": limit})
+    record, left, _ = run(tmp_path, cell)
+    assert record["status"] == "oom", record.get("reason")
+    assert "memory_gb" in record["reason"]
+    assert record["memory"]["peak_tree_pss_bytes"] > limit * GIB
+    assert record["verified"] is False
+    assert_clean(left)
+
+
+@pytest.mark.parametrize("backend", ["multiprocessing"])
+def test_killed_worker_gives_failed(tmp_path, backend):
+    """SIGKILL one Pool worker while batches run: the run must end soon as `failed` naming the
+    dead worker (not hang until the time limit, which here is short so that a hang costs little)."""
+    def kill_a_worker(driver):
+        wait_until_batches_run(driver)
+        workers = pool_workers(driver)
+        assert len(workers) == 2, workers
+        busy_worker(workers).send_signal(signal.SIGKILL)  # mid-task, as the OOM killer would
+
+    cell = make_cell(backend, "ner", 2, batches=1000, limits={"timeout_s": 30})
+    record, left, _ = run(tmp_path, cell, kill_a_worker)
+    assert record["status"] == "failed", record.get("reason")
+    assert record["reason"] and "died" in record["reason"]
+    assert record["verified"] is False
+    assert_clean(left)
+
+
+def test_killed_driver_gives_failed(tmp_path):
+    def kill_driver(driver):
+        wait_until_batches_run(driver)
+        driver.send_signal(signal.SIGKILL)
+
+    cell = make_cell("multiprocessing-shared", "matmul", 2, batches=100_000, limits={"timeout_s": 240})
+    record, left, _ = run(tmp_path, cell, kill_driver)
+    assert record["status"] == "failed"
+    assert "SIGKILL" in record["reason"]
+    assert record["verified"] is False
+    assert record["timings"]["startup_s"] is not None, "the partial record's timings are kept"
+    assert_clean(left)
+
+
+def test_normal_run_leaves_nothing(tmp_path):
+    record, left, _ = run(tmp_path, make_cell("multiprocessing-shared", "matmul", 2))
+    assert record["status"] == "ok" and record["verified"] is True
+    assert_clean(left)
+
+
+def test_parbench_bug_raises_instead_of_a_record(tmp_path):
+    """A cell that config validation would have refused (unknown workload) makes the driver raise:
+    that is a bug in parbench, so the job must fail, not produce a record."""
+    cell = make_cell("serial", "matmul", 1)
+    cell["workload"] = "no-such-workload"
+    out, log = tmp_path / "record.json", tmp_path / "run.log"
+    with Leftovers() as left:
+        with pytest.raises(DriverError) as raised:
+            supervise(cell, out, log)
+    assert not out.exists()
+    assert str(log) in str(raised.value)
+    assert "Traceback" in log.read_text() and "no-such-workload" in log.read_text()
+    assert_clean(left)
+
+
+def test_driver_error_with_unknown_backend(tmp_path):
+    cell = make_cell("serial", "matmul", 1)
+    cell["backend"] = "no-such-backend"
+    with pytest.raises(DriverError):
+        supervise(cell, tmp_path / "record.json", tmp_path / "run.log")
+    assert not (tmp_path / "record.json").exists()
+
+
+def test_leftovers_check_finds_a_surviving_process():
+    """The check itself can fail: a process started in the block and still alive is found."""
+    with Leftovers() as left:
+        proc = psutil.Popen(["sleep", "30"], env={**os.environ})
+    try:
+        assert any(str(proc.pid) in p for p in left.processes(settle_s=0))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("kind", ["semaphore", "shared_memory"])
+def test_shm_cleanup_spares_entries_in_use(kind):
+    """The supervisor removes only what nobody uses any more: a live process's named semaphore or
+    shared-memory block (another sweep, another program on this machine) must survive it."""
+    import multiprocessing
+    from multiprocessing.shared_memory import SharedMemory
+
+    from parbench import supervise as supervise_module
+
+    before = supervise_module.shm_entries()
+    if kind == "semaphore":
+        held = multiprocessing.get_context("forkserver").Semaphore(0)  # a named POSIX semaphore, kept open
+        name = "sem." + held._semlock.name.lstrip("/")
+    else:
+        held = SharedMemory(create=True, size=1 << 20)
+        name = held.name
+    try:
+        assert name in supervise_module.shm_entries()
+        removed = supervise_module.remove_shm(before)
+        assert name not in removed and name in supervise_module.shm_entries(), f"{name}, in use here, was removed"
+    finally:
+        if kind == "shared_memory":
+            held.close()
+            held.unlink()
+    # Once nobody uses it, it is the run's leftover and goes.
+    if kind == "shared_memory":
+        leftover = SharedMemory(create=True, size=1 << 20)
+        leftover.close()
+        assert leftover.name in supervise_module.remove_shm(before)
+        from multiprocessing import resource_tracker
+        resource_tracker.unregister(leftover._name, "shared_memory")

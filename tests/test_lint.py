@@ -1,0 +1,19 @@
+"""The workflow passes Snakemake's linter and snakefmt."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, snakemake
+
+SNAKEFMT = Path(sys.executable).parent / "snakefmt"
+
+
+def test_snakemake_lint():
+    result = snakemake(REPO, "--lint", timeout=300)
+    assert result.returncode == 0, result.stdout
+
+
+def test_snakefmt_check():
+    result = subprocess.run([str(SNAKEFMT), "--check", "Snakefile", "workflow"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,214 @@
+"""The memory sampler sees the whole process tree and shared memory; the BLAS thread policy."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from multiprocessing.shared_memory import SharedMemory
+
+import numpy as np
+import psutil
+import pytest
+
+from parbench import backends, runner
+from parbench.measure import TreeSampler, shmem_bytes
+
+MIB = 2**20
+TOLERANCE = 0.15
+
+# A process that imports numpy, says "up", waits, then allocates and touches ALLOC bytes (or maps
+# and reads every page of the /dev/shm block SHM), says "ready" and holds it until its stdin closes.
+# With DEPTH > 1 it does this through a child of its own (so the memory is a grandchild's).
+HOLDER = textwrap.dedent(
+    r"""
+    import mmap, subprocess, sys
+    import numpy as np
+    depth, alloc, shm = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    if depth > 1:
+        child = subprocess.Popen([sys.executable, __file__, str(depth - 1), str(alloc), shm],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        print(child.stdout.readline().strip(), flush=True)  # up
+        sys.stdin.readline(); child.stdin.write("go\n"); child.stdin.flush()
+        print(child.stdout.readline().strip(), flush=True)  # ready
+        sys.stdin.read(); child.stdin.close(); child.wait(); sys.exit()
+    print("up", flush=True)
+    sys.stdin.readline()
+    if shm != "-":
+        with open(f"/dev/shm/{shm}", "r+b") as f:  # mapped directly: SharedMemory() would start a resource tracker
+            block = mmap.mmap(f.fileno(), 0)
+        held = np.frombuffer(block, np.uint8)
+        total = int(held[::4096].sum())  # one byte read per page: every page is mapped
+    else:
+        held = np.ones(alloc // 8)  # written: every page is touched
+    print("ready", flush=True)
+    sys.stdin.read()
+    """
+)
+
+# The sampler in a fresh process (the root of the tree it measures, as the driver is in a run):
+# phase "up" with the holder up, phase "held" once it holds its memory; prints the memory section.
+# The steady phases are compared, not the peak of the transition between them.
+# If SHM is given, the root maps and reads the block first, as the holder will.
+SCENARIO = textwrap.dedent(
+    r"""
+    import json, mmap, subprocess, sys, time
+    import numpy as np
+    from parbench.measure import TreeSampler
+    holder, depth, alloc, shm = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+    if shm != "-":
+        with open(f"/dev/shm/{shm}", "r+b") as f:
+            block = mmap.mmap(f.fileno(), 0)
+        int(np.frombuffer(block, np.uint8)[::4096].sum())
+    sampler = TreeSampler(period_s=0.02).start()
+
+    def settle(n=4):  # let the sampling thread take n more samples (a wait, not a measurement)
+        target = sampler.samples + n
+        while sampler.samples < target:
+            time.sleep(0.02)
+
+    proc = subprocess.Popen([sys.executable, holder, depth, alloc, shm], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "up"
+    sampler.phase("up")
+    settle()
+    sampler.phase("taking")  # while the holder allocates or maps: processes are read one after another, not at one instant
+    proc.stdin.write("go\n"); proc.stdin.flush()
+    assert proc.stdout.readline().strip() == "ready"
+    sampler.phase("held")
+    settle()
+    sampler.phase("after")
+    proc.stdin.close(); proc.wait()
+    print(json.dumps(sampler.stop()))
+    """
+)
+
+
+def scenario(tmp_path, depth: int, alloc: int = 0, shm: str = "-") -> dict:
+    holder, script = tmp_path / "holder.py", tmp_path / "scenario.py"
+    holder.write_text(HOLDER)
+    script.write_text(SCENARIO)
+    out = subprocess.run([sys.executable, str(script), str(holder), str(depth), str(alloc), shm],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def rise(memory: dict, key: str) -> int:
+    phases = memory["phases"]
+    return phases["held"][f"peak_{key}_bytes"] - phases["up"][f"peak_{key}_bytes"]
+
+
+@pytest.mark.parametrize("depth", [1, 2], ids=["child", "grandchild"])
+def test_sampler_sees_memory_of_descendants(tmp_path, depth):
+    size = 300 * MIB
+    memory = scenario(tmp_path, depth, alloc=size)
+    assert rise(memory, "pss") == pytest.approx(size, rel=TOLERANCE), f"PSS rose by {rise(memory, 'pss') / MIB:.0f} MiB"
+    assert rise(memory, "rss") == pytest.approx(size, rel=TOLERANCE), f"RSS rose by {rise(memory, 'rss') / MIB:.0f} MiB"
+    assert memory["peak_tree_pss_bytes"] >= memory["phases"]["held"]["peak_pss_bytes"]
+    assert abs(rise(memory, "driver_rss")) < size / 2, "the root itself did not allocate it"
+
+
+def test_shared_pages_count_once_in_pss_and_per_process_in_rss(tmp_path):
+    """The root and its child map the same block: PSS (the record's headline for the tree) counts
+    its pages once, RSS once per process. (PSS moves half of it from the root to the child.)"""
+    size = 200 * MIB
+    block = SharedMemory(create=True, size=size)
+    try:
+        np.ndarray((size,), np.uint8, buffer=block.buf)[:] = 1
+        block.close()  # unmapped here: this process's share would dilute the tree's PSS
+        memory = scenario(tmp_path, 1, shm=block.name)
+    finally:
+        block.close()
+        block.unlink()
+    assert rise(memory, "rss") == pytest.approx(size, rel=TOLERANCE)
+    assert abs(rise(memory, "pss")) < TOLERANCE * size
+
+
+def test_shared_memory_shows_in_peak_shm():
+    """A touched shared-memory block shows in peak_shm_bytes. Shmem is system-wide and others
+    share this machine, so a measurement disturbed by them is retried (a sampler that misses
+    the block misses it every time)."""
+    size = 256 * MIB
+    seen = []
+    for _ in range(3):
+        sampler = TreeSampler(period_s=0.02)  # takes the Shmem baseline
+        block = SharedMemory(create=True, size=size)
+        try:
+            np.ndarray((size,), np.uint8, buffer=block.buf)[:] = 1
+            sampler.sample()
+            peak = sampler.summary()["peak_shm_bytes"]
+        finally:
+            block.close()
+            block.unlink()
+        seen.append(peak)
+        if peak == pytest.approx(size, rel=TOLERANCE):
+            return
+    pytest.fail(f"peak_shm_bytes {[p / MIB for p in seen]} MiB for a {size / MIB:.0f} MiB block")
+
+
+def test_shmem_bytes_reads_meminfo():
+    with open("/proc/meminfo") as f:
+        line = next(line for line in f if line.startswith("Shmem:"))
+    assert shmem_bytes() == pytest.approx(int(line.split()[1]) * 1024, rel=0.5, abs=64 * MIB)
+
+
+def test_memory_limit_calls_back_once():
+    """Over the limit the sampler calls on_limit (once) with the tree's PSS."""
+    calls = []
+    sampler = TreeSampler(period_s=0.02, limit_bytes=1, on_limit=calls.append)
+    sampler.sample()
+    sampler.sample()
+    assert len(calls) == 1 and calls[0] > 1
+    quiet = []
+    sampler = TreeSampler(period_s=0.02, limit_bytes=psutil.virtual_memory().total * 4, on_limit=quiet.append)
+    sampler.sample()
+    assert quiet == []
+
+
+def test_summary_before_any_sample_has_no_peaks():
+    memory = TreeSampler().summary()
+    assert memory["peak_tree_pss_bytes"] is None and memory["samples"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The BLAS thread policy
+
+
+@pytest.mark.parametrize(
+    "in_driver,workers,cores,expected",
+    [
+        (True, 1, 8, 8),
+        (True, 4, 8, 8),  # tasks in the driver, one after another: BLAS gets every core
+        (False, 1, 8, 8),
+        (False, 2, 8, 4),
+        (False, 3, 8, 2),
+        (False, 8, 8, 1),
+        (False, 16, 8, 1),  # never zero
+        (False, 2, 2, 1),
+        (False, 3, 2, 1),
+    ],
+)
+def test_auto_shares_physical_cores(in_driver, workers, cores, expected):
+    assert runner.blas_threads("auto", in_driver, workers, cores) == expected
+
+
+@pytest.mark.parametrize("in_driver", [True, False])
+def test_library_default_leaves_blas_alone(in_driver):
+    assert runner.blas_threads("library-default", in_driver, 2, 8) is None
+
+
+@pytest.mark.parametrize("policy", [1, 3, 16])
+@pytest.mark.parametrize("in_driver", [True, False])
+def test_integer_policy_is_used_as_is(policy, in_driver):
+    assert runner.blas_threads(policy, in_driver, 4, 8) == policy
+
+
+def test_only_serial_runs_tasks_in_the_driver():
+    assert {name for name in backends.names() if backends.load(name).in_driver} == {"serial"}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_worker_prepare_applies_the_policy(threads):
+    """In a fresh process, worker.prepare(n) leaves numpy's BLAS with n threads and reports it."""
+    code = "from parbench import worker; print(worker.prepare(%d), worker.blas_threads_now())" % threads
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(threads), str(threads)]

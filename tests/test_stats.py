@@ -1,0 +1,170 @@
+"""parbench.stats on hand-made records: speedup, efficiency, intervals, and unclean runs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from parbench import stats
+
+CORES = 2
+
+
+def record(backend="serial", workers=1, trial=1, batch_s=(1.0, 1.0), workload="matmul", status="ok", verified=True,
+           cores=CORES, tasks=None):
+    """A run record with the fields parbench.stats reads."""
+    tasks = tasks or workers
+    batch_s = [float(s) for s in batch_s]
+    return {
+        "schema_version": 1, "workload": workload, "backend": backend, "workers": workers, "trial": trial,
+        "status": status, "reason": None if status == "ok" else "made up", "verified": verified,
+        "params": {}, "tasks_per_batch": tasks,
+        "timings": {"startup_s": 0.5, "setup_s": 0.25, "warmup_s": [1.0], "batch_s": batch_s, "teardown_s": 0.125,
+                    "end_to_end_s": 1.875 + sum(batch_s)},
+        "memory": {"peak_tree_pss_bytes": 100 * workers, "peak_tree_rss_bytes": 200 * workers, "peak_shm_bytes": 0,
+                   "driver_peak_rss_bytes": 50, "phases": {"batches": {"peak_pss_bytes": 90 * workers}}},
+        "blas_threads": cores if backend == "serial" else max(1, cores // workers),
+        "started_at": 1000.0 * trial, "finished_at": 1000.0 * trial + 10,
+        "environment": {"host": "h", "cpu_model": "c", "physical_cores": cores, "git_commit": "0" * 40, "config_hash": "x"},
+        "workload_info": {"flops_per_task": 1e9},
+    }
+
+
+def table(records, seed=0):
+    runs, batches = stats.tables(records)
+    return runs, batches, stats.stats(runs, batches, seed=seed)
+
+
+def row(out, backend, workers, workload="matmul"):
+    found = out[(out.workload == workload) & (out.backend == backend) & (out.workers == workers)]
+    assert len(found) == 1
+    return found.iloc[0]
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    """serial, ray and dask at 1, 2 and 4 workers, two trials each; ray is twice as fast as serial."""
+    rng = np.random.default_rng(1)
+    recs = []
+    for workers in (1, 2, 4):
+        for backend, speed in (("serial", 1.0), ("ray", 2.0), ("dask", 0.5)):
+            for trial in (1, 2):
+                recs.append(record(backend, workers, trial, rng.uniform(0.9, 1.1, 5) / speed))
+    return table(recs)
+
+
+def test_tables_have_a_row_per_run_and_per_batch(sweep):
+    runs, batches, out = sweep
+    assert len(runs) == 18 and len(batches) == 18 * 5 and len(out) == 9
+    assert np.allclose(batches.throughput, batches.tasks / batches.seconds)
+
+
+def test_serial_speedup_is_exactly_one(sweep):
+    out = sweep[2]
+    serial = out[out.backend == "serial"]
+    assert (serial.speedup_vs_serial == 1.0).all()
+    assert (serial.speedup_ci_low == 1.0).all() and (serial.speedup_ci_high == 1.0).all()
+
+
+def test_speedup_is_the_ratio_of_median_throughputs(sweep):
+    out = sweep[2]
+    for _, r in out.iterrows():
+        base = row(out, "serial", r.workers)
+        assert r.speedup_vs_serial == pytest.approx(r.throughput_median / base.throughput_median, rel=1e-12)
+    # ray's batches are twice as fast with as many tasks: about 2x
+    assert row(out, "ray", 2).speedup_vs_serial == pytest.approx(2.0, rel=0.25)
+
+
+def test_efficiency_is_speedup_per_usable_core(sweep):
+    out = sweep[2]
+    for _, r in out.iterrows():
+        assert r.efficiency == pytest.approx(r.speedup_vs_serial / min(r.workers, CORES), rel=1e-12)
+    # 4 workers on 2 cores: divided by 2, not 4
+    r = row(out, "ray", 4)
+    assert r.efficiency == pytest.approx(r.speedup_vs_serial / 2)
+
+
+def test_median_is_over_all_batches_of_all_trials(sweep):
+    runs, batches, out = sweep
+    for _, r in out.iterrows():
+        mine = batches[(batches.backend == r.backend) & (batches.workers == r.workers)]
+        assert r.throughput_median == pytest.approx(np.median(mine.throughput), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_intervals_bracket_their_medians(seed):
+    """Property over random sweeps: trials, batches and spreads drawn at random."""
+    rng = np.random.default_rng(seed)
+    recs = []
+    for workers in (1, 2):
+        for backend in ("serial", "multiprocessing"):
+            scale = rng.lognormal(0, 1)
+            for trial in range(1, rng.integers(1, 5) + 1):
+                n = int(rng.integers(1, 7))
+                recs.append(record(backend, workers, trial, scale * rng.lognormal(0, rng.uniform(0, 1.5), n)))
+    out = table(recs, seed=seed)[2]
+    for _, r in out.iterrows():
+        assert r.throughput_ci_low <= r.throughput_median <= r.throughput_ci_high, r.to_dict()
+        slack = 1e-12 * r.speedup_vs_serial
+        assert r.speedup_ci_low - slack <= r.speedup_vs_serial <= r.speedup_ci_high + slack, r.to_dict()
+
+
+def test_a_single_batch_gives_a_point_interval():
+    out = table([record("serial", 1, 1, [0.5])])[2]
+    r = row(out, "serial", 1)
+    assert r.throughput_ci_low == r.throughput_median == r.throughput_ci_high == 2.0
+
+
+@pytest.fixture(scope="module")
+def unclean():
+    recs = [
+        record("ray", 2, 1, [1.0, 1.0]),
+        record("ray", 2, 2, [1.0, 1.0]),
+        record("ray", 2, 3, [0.001, 0.001], status="failed"),  # absurdly fast partial batches of a failed run
+        record("ray", 2, 4, [0.001, 0.001], verified=False),  # ran, but wrong results
+        record("ray", 2, 5, [0.001], status="timeout"),
+        record("serial", 2, 1, [2.0, 2.0]),
+        record("serial", 2, 2, [2.0, 2.0]),
+        record("dask", 2, 1, [0.001], status="oom"),  # nothing clean at all
+        record("dask", 2, 2, [0.001], verified=False),
+    ]
+    return table(recs)
+
+
+def test_unclean_runs_are_excluded_from_statistics(unclean):
+    out = unclean[2]
+    ray = row(out, "ray", 2)
+    assert ray.throughput_median == pytest.approx(2.0)  # 2 tasks per 1 s batch: only trials 1 and 2
+    assert ray.throughput_ci_high == pytest.approx(2.0)
+    assert ray.speedup_vs_serial == pytest.approx(2.0)
+    assert ray.n_runs == 5 and ray.n_clean == 2
+
+
+def test_unclean_runs_are_flagged(unclean):
+    out = unclean[2]
+    assert not row(out, "ray", 2).all_clean
+    assert row(out, "serial", 2).all_clean
+    dask = row(out, "dask", 2)
+    assert not dask.all_clean and dask.n_clean == 0
+    assert np.isnan(dask.throughput_median) and np.isnan(dask.speedup_vs_serial)
+    statuses = row(out, "ray", 2).statuses
+    assert "failed" in statuses and "timeout" in statuses
+
+
+def test_unclean_runs_stay_in_the_runs_table(unclean):
+    runs = unclean[0]
+    assert len(runs) == 9
+    assert set(runs.status) == {"ok", "failed", "timeout", "oom"}
+    assert runs.verified.dtype == bool and (~runs.verified).sum() == 2
+
+
+def test_no_serial_baseline_means_no_speedup():
+    out = table([record("ray", 2, 1, [1.0]), record("ray", 2, 2, [1.2])])[2]
+    r = row(out, "ray", 2)
+    assert not np.isnan(r.throughput_median)
+    assert np.isnan(r.speedup_vs_serial) and np.isnan(r.efficiency)
+
+
+def test_stats_are_reproducible_with_a_seed(sweep):
+    runs, batches, out = sweep
+    again = stats.stats(runs, batches, seed=0)
+    pd.testing.assert_frame_equal(out, again)
