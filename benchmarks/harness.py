@@ -145,7 +145,7 @@ def fidelity(n, k, trials, workers, repeats, start_method) -> None:
 
 def sampler(n, batches, repeats) -> None:
     say(f"\n## 2. Memory sampler cost: serial matmul n={n} k=128, 1 worker (1 task per batch), {batches} batches, blas_threads auto",
-        f"off = sampler.period_s 1e6: its thread never wakes during the run; phase changes still take one sample each. {load()}", "")
+        f"off = sampler.period_s 1e6: its thread never wakes during the run (one sample after teardown). {load()}", "")
     head = f"{'sampler':8} {'rep':>3} {'median batch':>12} {'timed total':>11} {'samples':>7} {'busy s':>8} {'busy/run':>8}"
     say(head, "-" * len(head))
     medians = {"on": [], "off": []}

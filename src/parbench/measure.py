@@ -20,7 +20,7 @@ def shmem_bytes() -> int:
     return 0
 
 
-MAX_BUSY_SHARE = 0.02  # the sampler backs off so that it uses at most this share of one core
+MAX_BUSY_SHARE = 0.01  # the sampler backs off so that its CPU time stays under this share of one core
 REFRESH_S = 1.0  # how long a list of the tree's processes is trusted (listing scans every process)
 
 
@@ -48,9 +48,10 @@ def tree_memory(procs: list[psutil.Process], root_pid: int) -> tuple[int, int, i
 class TreeSampler:
     """Peak memory of the driver's process tree, per phase and overall, sampled by a thread.
 
-    The thread samples every `period_s`, backing off to at most MAX_BUSY_SHARE of one core:
-    reading PSS walks each process's page tables, which costs ~15 ms per worker mapping 800
-    MiB and competes with the workers for their memory map. `phase(name)` labels the samples
+    The thread samples every `period_s`, backing off so that its CPU time stays under
+    MAX_BUSY_SHARE of one core: reading PSS walks each process's page tables, ~15 ms of CPU per
+    worker mapping 800 MiB. (A sample can also wait, without CPU, while a worker changes its
+    memory map; that wait slows nobody but the sampler and does not count.) `phase(name)` labels the samples
     that follow. If the tree's PSS passes `limit_bytes`, `on_limit(pss)` is called once.
     """
 
@@ -60,7 +61,7 @@ class TreeSampler:
         self.shm_base = shmem_bytes()
         self.current = "start"
         self.phases: dict[str, dict] = {}
-        self.samples, self.busy_s = 0, 0.0
+        self.samples, self.busy_s, self.cpu_s = 0, 0.0, 0.0
         self._procs, self._listed_at = [], float("-inf")
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -84,22 +85,23 @@ class TreeSampler:
         return self._procs
 
     def sample(self) -> float:
-        """Take one sample; returns its cost in seconds."""
-        t0 = time.perf_counter()
+        """Take one sample; returns the CPU time it took (waiting for a busy process's memory map is not CPU)."""
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         label = self.current
         pss, rss, own = tree_memory(self._tree(), self.root.pid)
         shm = max(0, shmem_bytes() - self.shm_base)
-        cost = time.perf_counter() - t0
+        cost, cpu = time.perf_counter() - t0, time.thread_time() - cpu0
         with self._lock:
             peak = self.phases.setdefault(label, dict.fromkeys(("pss", "rss", "driver_rss", "shm"), 0))
             for key, value in (("pss", pss), ("rss", rss), ("driver_rss", own), ("shm", shm)):
                 peak[key] = max(peak[key], value)
             self.samples += 1
             self.busy_s += cost
+            self.cpu_s += cpu
         if self.limit_bytes and pss > self.limit_bytes and self.on_limit:
             on_limit, self.on_limit = self.on_limit, None
             on_limit(pss)
-        return cost
+        return cpu
 
     def _loop(self) -> None:
         wait = self.period_s
@@ -118,7 +120,7 @@ class TreeSampler:
         """The record's `memory` section, from the samples so far."""
         with self._lock:
             phases = {name: dict(p) for name, p in self.phases.items()}
-            samples, busy = self.samples, self.busy_s
+            samples, busy, cpu = self.samples, self.busy_s, self.cpu_s
         elapsed = time.perf_counter() - self._began
 
         def peak(key):
@@ -134,4 +136,5 @@ class TreeSampler:
             "period_s": self.period_s,
             "effective_period_s": round(elapsed / samples, 4) if samples else None,
             "sampling_busy_s": round(busy, 4),
+            "sampling_cpu_s": round(cpu, 4),
         }

@@ -42,7 +42,9 @@ def _clean(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _plain_numbers(axis) -> None:
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    """0.3, 2, 40 rather than 3x10^-1 on a log axis (minor ticks carry labels there too)."""
+    for set_formatter in (axis.set_major_formatter, axis.set_minor_formatter):
+        set_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def _workers_axis(ax, workers) -> None:
