@@ -143,16 +143,21 @@ def short_text(row) -> str:
 
 
 def recommendation(stats: pd.DataFrame) -> list[str]:
-    """The first-screen answer for one workload: the best backend and worker count, then how sure that is."""
+    """The first-screen answer for one workload: the best backend and worker count, then how sure
+    that is. A parallel backend is recommended only if its speedup interval lies above 1;
+    otherwise serial is (the simplest thing that is not clearly slower)."""
     cells = claimable(stats)
     if cells.empty:
         return ["No cell ran cleanly: nothing to recommend."]
     order = best_per_backend(cells)
+    serial = [r for r in order if r.backend == "serial"]
+    if order[0].backend != "serial" and serial and not order[0].speedup_ci_low > 1:
+        order = serial + [r for r in order if r.backend != "serial"]
     best, rest = order[0], order[1:]
     how = " (in the driver, no worker processes; BLAS uses every core)" if best.backend == "serial" else ""
     out = [f"Use {cell_text(best)}{how}: {throughput_text(best)}."]
-    tied = [r for r in rest if overlaps(best, r)]
-    clear = [r for r in rest if not overlaps(best, r)]
+    tied = [r for r in rest if overlaps(best, r) and (best.backend == "serial" or r.backend != "serial")]
+    clear = [r for r in rest if not overlaps(best, r) and (best.backend == "serial" or r.backend != "serial")]
     if tied:
         out.append(f"How sure: not clearly faster than {', '.join(map(short_text, tied))} tasks/s: the intervals overlap, "
                    "so these data cannot rank them.")
@@ -163,13 +168,13 @@ def recommendation(stats: pd.DataFrame) -> list[str]:
     else:
         out.append("How sure: it is the only backend that ran cleanly.")
     if best.backend != "serial":
-        unclear = not (best.speedup_ci_low > 1) if pd.notna(best.get("speedup_ci_low")) else False
-        pays = " On this evidence, parallelising does not clearly pay for this work here." if unclear else ""
-        out.append(f"Against serial at the same batch size: {versus_serial(best, best.backend)}.{pays}")
+        if serial:
+            out.append(f"Against serial at the same batch size: {versus_serial(best, best.backend)}.")
     else:
         parallel = [r for r in rest if r.backend != "serial"]
         if parallel:
-            out.append(f"No parallel backend is faster; the best, {cell_text(parallel[0])}: {versus_serial(parallel[0], parallel[0].backend)}.")
+            out.append(f"No parallel backend is clearly faster; the best, {cell_text(parallel[0])}: "
+                       f"{versus_serial(parallel[0], parallel[0].backend)}.")
     return out
 
 
