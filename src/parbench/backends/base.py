@@ -51,8 +51,10 @@ class BaseBackend(ABC):
         return {}
 
     def cluster(self) -> dict:
-        """Where the workers run: started by this run in the driver's process tree, or an external cluster."""
-        return {"kind": "local", "address": None}
+        """Where the workers run: started by this run in the driver's process tree, or an external
+        cluster named by the backend's `address` option."""
+        address = self.options.get("address")
+        return {"kind": "external" if address else "local", "address": address}
 
     def cluster_memory(self) -> dict | None:
         """What an external cluster reports about its memory, read after the timed batches (None: nothing)."""

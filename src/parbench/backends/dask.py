@@ -53,10 +53,6 @@ class Backend(BaseBackend):
     def describe(self):
         return {"dask": distributed.__version__}
 
-    def cluster(self):
-        address = self.options.get("address")
-        return {"kind": "external" if address else "local", "address": address}
-
     def cluster_memory(self):
         """PSS and RSS of every worker process, as the workers report them."""
         if not self.options.get("address"):

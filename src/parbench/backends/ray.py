@@ -78,10 +78,6 @@ class Backend(BaseBackend):
     def describe(self):
         return {"ray": ray.__version__}
 
-    def cluster(self):
-        address = self.options.get("address")
-        return {"kind": "external" if address else "local", "address": address}
-
     def cluster_memory(self):
         """Object-store bytes in use across the cluster (capacity minus available)."""
         if not self.options.get("address"):
