@@ -1,4 +1,4 @@
-"""The driver: the fresh process in which one run happens (`python -m parbench.driver CELL OUT`).
+"""The driver: the fresh process in which one run happens (`python -m parbench.driver CELL OUT SUPERVISOR_PID`).
 
 It writes the record so far to OUT after every phase, and the finished record at the end. When
 the memory limit is passed it writes an `oom` record and kills its whole process tree itself,
@@ -29,9 +29,9 @@ def kill_tree(root: psutil.Process, include_root: bool = True) -> int:
     return len(procs)
 
 
-def die_with_parent(poll_s: float = 0.2) -> None:
-    """End this run, workers first, once the supervisor is gone: a driver must not outlive its sweep."""
-    parent = os.getppid()
+def die_with_parent(parent: int, poll_s: float = 0.2) -> None:
+    """End this run, workers first, once the supervisor (pid `parent`, passed in so that a
+    supervisor that died before we got here is noticed too) is gone: a driver must not outlive its sweep."""
 
     def watch():
         while os.getppid() == parent:
@@ -42,8 +42,8 @@ def die_with_parent(poll_s: float = 0.2) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def main(cell_path: str, out_path: str) -> None:
-    die_with_parent()
+def main(cell_path: str, out_path: str, supervisor: str) -> None:
+    die_with_parent(int(supervisor))
     with open(cell_path) as f:
         cell = json.load(f)
 
@@ -57,4 +57,4 @@ def main(cell_path: str, out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

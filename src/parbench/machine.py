@@ -91,5 +91,7 @@ if __name__ == "__main__":
     import sys
 
     from parbench import records
+    from parbench.driver import die_with_parent
 
+    die_with_parent(int(sys.argv[2]))  # the rule's script: if the sweep dies, so does this (and its Ray)
     records.write(sys.argv[1], measure())

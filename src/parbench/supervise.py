@@ -120,15 +120,18 @@ def progress_of(record: dict) -> str:
 def snakemake_and_below() -> list[psutil.Process]:
     """Our ancestors up to the Snakemake process that runs the job (a shell above it may come and go)."""
     parents = psutil.Process().parents()
-    top = next((i for i, p in enumerate(parents) if "snakemake" in " ".join(_cmdline(p))), len(parents) - 1)
+    top = next((i for i, p in enumerate(parents) if _is_snakemake(p)), len(parents) - 1)
     return [p for p in parents[: top + 1] if p.pid != 1]
 
 
-def _cmdline(proc: psutil.Process) -> list[str]:
+def _is_snakemake(proc: psutil.Process) -> bool:
+    """`snakemake ...`, `python .../bin/snakemake ...` or `python -m snakemake ...` (not a job's
+    shell, whose command line names a script under .snakemake/)."""
     try:
-        return proc.cmdline()
+        cmd = proc.cmdline()
     except psutil.Error:
-        return []
+        return False
+    return any(Path(arg).name == "snakemake" for arg in cmd[:2]) or cmd[1:3] == ["-m", "snakemake"]
 
 
 def _orphaned(ancestors: list[psutil.Process]) -> bool:
@@ -156,7 +159,7 @@ def supervise(cell: dict, out_path, log_path) -> dict:
         cell_path, partial = Path(tmp, "cell.json"), Path(tmp, "record.json")
         cell_path.write_text(json.dumps(cell))
         driver = subprocess.Popen(
-            [sys.executable, "-m", "parbench.driver", str(cell_path), str(partial)],
+            [sys.executable, "-m", "parbench.driver", str(cell_path), str(partial), str(os.getpid())],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline, timed_out = time.monotonic() + timeout, False
