@@ -1,4 +1,5 @@
-"""The driver: the fresh process in which one run happens (`python -m parbench.driver CELL OUT SUPERVISOR_PID`).
+"""The driver: the fresh process in which one run happens (`python -m parbench.driver CELL OUT`,
+with the supervisor's pid in $PARBENCH_SUPERVISOR_PID).
 
 It writes the record so far to OUT after every phase, and the finished record at the end. When
 the memory limit is passed it writes an `oom` record and kills its whole process tree itself,
@@ -15,6 +16,9 @@ import time
 import psutil
 
 from parbench import records, runner
+
+
+SUPERVISOR = "PARBENCH_SUPERVISOR_PID"
 
 
 def kill_tree(root: psutil.Process, include_root: bool = True) -> int:
@@ -42,8 +46,8 @@ def die_with_parent(parent: int, poll_s: float = 0.2) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def main(cell_path: str, out_path: str, supervisor: str) -> None:
-    die_with_parent(int(supervisor))
+def main(cell_path: str, out_path: str) -> None:
+    die_with_parent(int(os.environ[SUPERVISOR]))
     with open(cell_path) as f:
         cell = json.load(f)
 
@@ -57,4 +61,4 @@ def main(cell_path: str, out_path: str, supervisor: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:3])

@@ -2,6 +2,7 @@
 pickling 100 MiB, of starting a process, and of starting Ray. Figures draw ideal lines from it."""
 
 import multiprocessing
+import os
 import pickle
 import time
 
@@ -91,7 +92,7 @@ if __name__ == "__main__":
     import sys
 
     from parbench import records
-    from parbench.driver import die_with_parent
+    from parbench.driver import SUPERVISOR, die_with_parent
 
-    die_with_parent(int(sys.argv[2]))  # the rule's script: if the sweep dies, so does this (and its Ray)
+    die_with_parent(int(os.environ[SUPERVISOR]))  # the rule's script: if the sweep dies, so does this (and its Ray)
     records.write(sys.argv[1], measure())

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from parbench import records
-from parbench.driver import kill_tree
+from parbench.driver import SUPERVISOR, kill_tree
 
 SHM = Path("/dev/shm")
 PR_SET_CHILD_SUBREAPER = 36
@@ -159,8 +159,8 @@ def supervise(cell: dict, out_path, log_path) -> dict:
         cell_path, partial = Path(tmp, "cell.json"), Path(tmp, "record.json")
         cell_path.write_text(json.dumps(cell))
         driver = subprocess.Popen(
-            [sys.executable, "-m", "parbench.driver", str(cell_path), str(partial), str(os.getpid())],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "parbench.driver", str(cell_path), str(partial)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, SUPERVISOR: str(os.getpid())},
         )
         deadline, timed_out = time.monotonic() + timeout, False
         while (code := driver.poll()) is None:
