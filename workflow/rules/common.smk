@@ -24,6 +24,11 @@ if stale := parbench_sweep.clear_stale_locks(Path.cwd()):
     )
 
 
+# Snakemake's scheduler would otherwise spin beside the timed runs (see the function).
+if not parbench_sweep.one_reevaluation_timer():
+    print("parbench: warning: could not calm Snakemake's scheduler; timings may suffer")
+
+
 RUN = "results/runs/{workload}/{backend}/workers-{workers}/trial-{trial}.json"
 # One plot function each in parbench.plots.DRAW.
 FIGURES = ["throughput", "speedup", "memory", "time_breakdown"]
