@@ -200,3 +200,17 @@ def test_ray_without_address_starts_its_own_instance(monkeypatch):
     address = args[0] if args else kwargs.get("address")
     assert canonicalize_bootstrap_address(address) is None, f"ray.init(address={address!r}) joins an existing cluster"
     assert kwargs.get("num_cpus") == 2
+
+
+def test_blog_multiprocessing_shows_its_copies_of_x(tmp_path):
+    """Issue 3: at 2 workers with a 4000 x 4000 x (122 MiB), the blog's pattern (x pickled into
+    every task, so a private copy in each busy worker) peaks above multiprocessing-shared (one
+    shared block, counted once by PSS) by at least the size of x."""
+    x_bytes = 8 * 4000**2
+    peaks = {}
+    for backend in ("multiprocessing", "multiprocessing-shared"):
+        cell = make_cell(backend, "matmul", 2, n=4000, k=64, batches=5, warmup_batches=1)
+        record = supervise(cell, tmp_path / f"{backend}.json", tmp_path / f"{backend}.log")
+        assert record["status"] == "ok" and record["verified"], record.get("reason")
+        peaks[backend] = record["memory"]["peak_tree_pss_bytes"]
+    assert peaks["multiprocessing"] - peaks["multiprocessing-shared"] >= x_bytes, peaks
