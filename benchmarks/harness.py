@@ -56,7 +56,7 @@ def say(*lines) -> None:
 
 
 def load() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def med(values) -> float:
@@ -76,11 +76,16 @@ def retried(fn, *args, **kwargs):
 def parbench_run(backend, workers, params, blas_threads, options=None, period_s=0.05) -> dict:
     """One parbench run of matmul, through the supervisor (a fresh driver process), as the sweep runs it."""
     cell = {
-        "workload": "matmul", "backend": backend, "workers": workers, "trial": 1,
+        "workload": "matmul",
+        "backend": backend,
+        "workers": workers,
+        "trial": 1,
         "params": {"seed": 1234, "tasks_per_batch": None, **params},
         "settings": {
-            "blas_threads": blas_threads, "options": options or {},
-            "limits": {"timeout_s": 7200, "memory_gb": None}, "sampler": {"period_s": period_s},
+            "blas_threads": blas_threads,
+            "options": options or {},
+            "limits": {"timeout_s": 7200, "memory_gb": None},
+            "sampler": {"period_s": period_s},
         },
         "code": None,
     }
@@ -91,7 +96,9 @@ def parbench_run(backend, workers, params, blas_threads, options=None, period_s=
         except Exception as error:
             raise RuntimeError(f"parbench {backend} run failed: {error}\n{log.read_text()[-3000:]}") from None
         if record["status"] != "ok" or not record["verified"]:
-            raise RuntimeError(f"parbench {backend} run: {record['status']} {record.get('reason')} {record.get('verification')}\n{log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"parbench {backend} run: {record['status']} {record.get('reason')} {record.get('verification')}\n{log.read_text()[-3000:]}"
+            )
     return record
 
 
@@ -107,18 +114,25 @@ def blog_script(name, n, k, trials, workers) -> dict:
 
 
 def fidelity(n, k, trials, workers, repeats, start_method) -> None:
-    say(f"\n## 1. Fidelity: blog scripts vs parbench (matmul n={n} k={k}, {workers} workers, {trials} trials = batches)",
+    say(
+        f"\n## 1. Fidelity: blog scripts vs parbench (matmul n={n} k={k}, {workers} workers, {trials} trials = batches)",
         f"parbench: blas_threads library-default, warmup_batches 1 + batches {trials - 1}, so both do {trials} batches;",
-        f"multiprocessing start method {start_method} (the blog script's: {multiprocessing.get_start_method()}). {load()}", "")
-    head = (f"{'backend':16} {'rep':>3} {'blog':>8} {'y-gen':>7} {'pb med':>8} {'pb mean*':>8} {'off med':>8} {'off mean*':>9} "
-            f"{'busy s':>7} {'med/blog':>8} {'mean*/(blog-y)':>14} {'off mean*/(blog-y)':>18}")
+        f"multiprocessing start method {start_method} (the blog script's: {multiprocessing.get_start_method()}). {load()}",
+        "",
+    )
+    head = (
+        f"{'backend':16} {'rep':>3} {'blog':>8} {'y-gen':>7} {'pb med':>8} {'pb mean*':>8} {'off med':>8} {'off mean*':>9} "
+        f"{'busy s':>7} {'med/blog':>8} {'mean*/(blog-y)':>14} {'off mean*/(blog-y)':>18}"
+    )
     say(head, "-" * len(head))
     rows = {"multiprocessing": [], "ray": []}
     params = {"n": n, "k": k, "batches": max(1, trials - 1), "warmup_batches": 1}
 
     def line(label, blog, y, median, mean, off_median, off_mean, busy):
-        say(f"{label:20} {blog:>8.4f} {y:>7.4f} {median:>8.4f} {mean:>8.4f} {off_median:>8.4f} {off_mean:>9.4f} {busy:>7.2f} "
-            f"{median / blog:>8.3f} {mean / (blog - y):>14.3f} {off_mean / (blog - y):>18.3f}")
+        say(
+            f"{label:20} {blog:>8.4f} {y:>7.4f} {median:>8.4f} {mean:>8.4f} {off_median:>8.4f} {off_mean:>9.4f} {busy:>7.2f} "
+            f"{median / blog:>8.3f} {mean / (blog - y):>14.3f} {off_mean / (blog - y):>18.3f}"
+        )
 
     def batches(record):  # (median of the timed batches, mean over warm-up and timed batches)
         t = record["timings"]
@@ -129,23 +143,37 @@ def fidelity(n, k, trials, workers, repeats, start_method) -> None:
             script = retried(blog_script, backend, n, k, trials, workers)
             on = retried(parbench_run, backend, workers, params, "library-default", options)
             off = retried(parbench_run, backend, workers, params, "library-default", options, period_s=OFF)
-            rows[backend].append((script["seconds_per_trial"], script["seconds_generating_y_per_trial"],
-                                  *batches(on), *batches(off), on["memory"]["sampling_busy_s"]))
+            rows[backend].append(
+                (
+                    script["seconds_per_trial"],
+                    script["seconds_generating_y_per_trial"],
+                    *batches(on),
+                    *batches(off),
+                    on["memory"]["sampling_busy_s"],
+                )
+            )
             line(f"{backend:16} {rep:>3}", *rows[backend][-1])
     say("-" * len(head))
     for backend, rs in rows.items():
         line(f"{backend:16} {'med':>3}", *(med(column) for column in zip(*rs)))
-    say("", "blog: the script's seconds per trial; y-gen: the part of it spent making y_s (parbench makes inputs outside its timer).",
+    say(
+        "",
+        "blog: the script's seconds per trial; y-gen: the part of it spent making y_s (parbench makes inputs outside its timer).",
         "pb med: parbench's median timed batch (one batch = one blog trial: one task per worker), the sweep's figure;",
         "pb mean*: mean over parbench's warm-up and timed batches, the same batches averaged as the blog averages its trials.",
         "off med, off mean*: the same parbench run again with the memory sampler off (part 2); busy s: the sampler's",
         "memory.sampling_busy_s in the run with it on. Ratios: med/blog is the headline (goal: 0.90-1.10);",
-        "mean*/(blog-y) is like with like (same averaging, no input making); off mean*/(blog-y) is that without the sampler.", load())
+        "mean*/(blog-y) is like with like (same averaging, no input making); off mean*/(blog-y) is that without the sampler.",
+        load(),
+    )
 
 
 def sampler(n, batches, repeats) -> None:
-    say(f"\n## 2. Memory sampler cost: serial matmul n={n} k=128, 1 worker (1 task per batch), {batches} batches, blas_threads auto",
-        f"off = sampler.period_s 1e6: its thread never wakes during the run (one sample after teardown). {load()}", "")
+    say(
+        f"\n## 2. Memory sampler cost: serial matmul n={n} k=128, 1 worker (1 task per batch), {batches} batches, blas_threads auto",
+        f"off = sampler.period_s 1e6: its thread never wakes during the run (one sample after teardown). {load()}",
+        "",
+    )
     head = f"{'sampler':8} {'rep':>3} {'median batch':>12} {'timed total':>11} {'samples':>7} {'busy s':>8} {'busy/run':>8}"
     say(head, "-" * len(head))
     medians = {"on": [], "off": []}
@@ -155,12 +183,18 @@ def sampler(n, batches, repeats) -> None:
             record = retried(parbench_run, "serial", 1, params, "auto", period_s=0.05 if label == "on" else OFF)
             t, m = record["timings"], record["memory"]
             medians[label].append(med(t["batch_s"]))
-            say(f"{label:8} {rep:>3} {medians[label][-1]:>12.4f} {sum(t['batch_s']):>11.3f} {m['samples']:>7} "
-                f"{m['sampling_busy_s']:>8.3f} {m['sampling_busy_s'] / t['end_to_end_s']:>7.2%}")
+            say(
+                f"{label:8} {rep:>3} {medians[label][-1]:>12.4f} {sum(t['batch_s']):>11.3f} {m['samples']:>7} "
+                f"{m['sampling_busy_s']:>8.3f} {m['sampling_busy_s'] / t['end_to_end_s']:>7.2%}"
+            )
     on, off = med(medians["on"]), med(medians["off"])
-    say("-" * len(head), f"median batch with sampler {on:.4f} s, without {off:.4f} s: overhead {on / off - 1:+.2%} (goal: within 2 %)",
+    say(
+        "-" * len(head),
+        f"median batch with sampler {on:.4f} s, without {off:.4f} s: overhead {on / off - 1:+.2%} (goal: within 2 %)",
         "busy s: the sampler's own time in the record (memory.sampling_busy_s), over memory.samples samples;",
-        "busy/run: that time over the run's end_to_end_s (an upper bound on what it can steal from the work).", load())
+        "busy/run: that time over the run's end_to_end_s (an upper bound on what it can steal from the work).",
+        load(),
+    )
 
 
 def scratch(config: dict | str | None) -> Path:
@@ -207,9 +241,12 @@ def snakemake_overhead(sweep: str | None, repeats: int) -> None:
     shutil.rmtree(big)
     jobs = next((line.split()[1] for line in log.splitlines() if line.startswith("total ")), "?")
     runs_big = len(BIG_SWEEP["backends"]) * len(BIG_SWEEP["workloads"]) * len(BIG_SWEEP["workers"]) * BIG_SWEEP["trials"]
-    say(f"no-op `snakemake` on the finished sweep: median {med(noop):.2f} s  (each: {', '.join(f'{s:.2f}' for s in noop)})",
+    say(
+        f"no-op `snakemake` on the finished sweep: median {med(noop):.2f} s  (each: {', '.join(f'{s:.2f}' for s in noop)})",
         f"dry run `snakemake -n` of {runs_big} runs ({jobs} jobs): median {med(dry):.2f} s  (each: {', '.join(f'{s:.2f}' for s in dry)})",
-        "wall times of the whole command, Python start-up and config validation included.", load())
+        "wall times of the whole command, Python start-up and config validation included.",
+        load(),
+    )
 
 
 def main() -> None:
@@ -221,8 +258,11 @@ def main() -> None:
     parser.add_argument("--trials", type=int, help="fidelity: blog trials = parbench batches incl. warm-up (default 5)")
     parser.add_argument("--workers", type=int, default=2, help="fidelity: workers (default 2)")
     parser.add_argument("--repeats", type=int, help="how often each comparison is repeated, interleaved (default 3)")
-    parser.add_argument("--start-method", default=multiprocessing.get_start_method(),
-                        help="parbench multiprocessing start method (default: the platform's, which the blog script uses)")
+    parser.add_argument(
+        "--start-method",
+        default=multiprocessing.get_start_method(),
+        help="parbench multiprocessing start method (default: the platform's, which the blog script uses)",
+    )
     args = parser.parse_args()
     size = {**MODES["quick" if args.quick else "full"], **{k: v for k, v in vars(args).items() if v is not None}}
     parts = args.parts.split(",")

@@ -28,13 +28,35 @@ TINY = {
 }
 # Every field DESIGN.md promises in a run record.
 RECORD_FIELDS = [
-    "schema_version", "workload", "backend", "workers", "trial", "status", "reason", "params",
-    "tasks_per_batch", "timings", "memory", "verified", "blas_threads", "started_at", "finished_at", "environment",
+    "schema_version",
+    "workload",
+    "backend",
+    "workers",
+    "trial",
+    "status",
+    "reason",
+    "params",
+    "tasks_per_batch",
+    "timings",
+    "memory",
+    "verified",
+    "blas_threads",
+    "started_at",
+    "finished_at",
+    "environment",
 ]
 TIMING_FIELDS = ["startup_s", "setup_s", "warmup_s", "batch_s", "teardown_s", "end_to_end_s"]
 MEMORY_FIELDS = ["peak_tree_pss_bytes", "peak_tree_rss_bytes", "peak_shm_bytes", "driver_peak_rss_bytes"]
 ENVIRONMENT_FIELDS = [
-    "host", "cpu_model", "physical_cores", "logical_cores", "memory_bytes", "python", "packages", "start_method", "git_commit",
+    "host",
+    "cpu_model",
+    "physical_cores",
+    "logical_cores",
+    "memory_bytes",
+    "python",
+    "packages",
+    "start_method",
+    "git_commit",
 ]
 
 
@@ -72,8 +94,18 @@ def backend_options(backend: str) -> dict:
     return {k: v["default"] for k, v in section.get("properties", {}).items() if "default" in v}
 
 
-def make_cell(backend: str, workload: str, workers: int = 2, *, trial: int = 1, blas_threads="auto",
-              limits: dict | None = None, options: dict | None = None, period_s: float = 0.05, **params) -> dict:
+def make_cell(
+    backend: str,
+    workload: str,
+    workers: int = 2,
+    *,
+    trial: int = 1,
+    blas_threads="auto",
+    limits: dict | None = None,
+    options: dict | None = None,
+    period_s: float = 0.05,
+    **params,
+) -> dict:
     """The cell dict that parbench.supervise.supervise / parbench.runner.run take; `params` override TINY's."""
     base = copy.deepcopy(TINY.get(workload, {"batches": 2, "warmup_batches": 1, "tasks_per_batch": None}))
     base.update(params)
@@ -141,8 +173,14 @@ def snakemake_env() -> dict:
 def snakemake(work, *args, timeout: float = 900, **kwargs) -> subprocess.CompletedProcess:
     """Run the venv's snakemake in `work`; stdout and stderr are combined in `.stdout`."""
     return subprocess.run(
-        [str(SNAKEMAKE), *map(str, args)], cwd=work, env=snakemake_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=timeout, **kwargs,
+        [str(SNAKEMAKE), *map(str, args)],
+        cwd=work,
+        env=snakemake_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        **kwargs,
     )
 
 
@@ -154,7 +192,7 @@ def dry_run_jobs(output: str) -> dict[str, int]:
     except ValueError:
         return {}
     jobs = {}
-    for line in lines[start + 3:]:
+    for line in lines[start + 3 :]:
         parts = line.split()
         if len(parts) != 2 or parts[0] == "total":
             break
@@ -170,7 +208,7 @@ def scheduled_outputs(output: str, rule: str) -> list[str]:
         if stripped.startswith("rule ") or stripped.startswith("localrule "):
             current = stripped.split()[1].rstrip(":")
         elif stripped.startswith("output:") and current == rule:
-            found += [p.strip() for p in stripped[len("output:"):].split(",")]
+            found += [p.strip() for p in stripped[len("output:") :].split(",")]
     return found
 
 
@@ -331,7 +369,6 @@ PIPELINE_CONFIG = {
 class PipelineRun:
     def __init__(self, work: Path, config: dict, result: subprocess.CompletedProcess, started: float, seconds: float):
         self.work, self.config, self.result, self.started, self.seconds = work, config, result, started, seconds
-
 
     @property
     def results(self) -> Path:

@@ -6,8 +6,8 @@ import subprocess
 import numpy as np
 import psutil
 import pytest
-
 from conftest import MEMORY_FIELDS, REPO, TEXTS, Leftovers, make_cell, missing_fields
+
 from parbench import backends, records, runner, workloads
 from parbench.supervise import supervise
 
@@ -46,7 +46,10 @@ def in_git() -> bool:
 
 def is_commit(sha) -> bool:
     """True if `sha` names a commit of this repository (HEAD itself may move while the suite runs)."""
-    return isinstance(sha, str) and subprocess.run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=REPO, capture_output=True).returncode == 0
+    return (
+        isinstance(sha, str)
+        and subprocess.run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=REPO, capture_output=True).returncode == 0
+    )
 
 
 @pytest.mark.parametrize("backend,workload", CELLS)
@@ -196,7 +199,7 @@ def test_ray_without_address_starts_its_own_instance(monkeypatch):
     monkeypatch.setattr(ray, "init", lambda *args, **kwargs: calls.append((args, kwargs)))
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     backends.load("ray")(2, 1, {"address": None}).start()
-    (args, kwargs), = calls
+    ((args, kwargs),) = calls
     address = args[0] if args else kwargs.get("address")
     assert canonicalize_bootstrap_address(address) is None, f"ray.init(address={address!r}) joins an existing cluster"
     assert kwargs.get("num_cpus") == 2

@@ -12,7 +12,14 @@ import pytest
 from parbench import config, environment, machine, plots, report, runner, stats
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 ROOT = Path(__file__).resolve().parents[1]
 # Real runs, small enough for about half a minute; ner without warm-up (the blog's pattern loads a model per task).
 TINY = {
@@ -31,18 +38,35 @@ def cells(cfg: dict):
     for workload, params in cfg["workloads"].items():
         for backend in cfg["backends"]:
             for workers in cfg["workers"]:
-                settings = {"blas_threads": cfg["blas_threads"], "options": cfg.get(backend, {}),
-                            "limits": cfg["limits"], "sampler": cfg["sampler"]}
-                yield {"workload": workload, "backend": backend, "workers": workers, "trial": 1, "params": params,
-                       "settings": settings, "code": environment.run_code_hash(backend, workload)}
+                settings = {
+                    "blas_threads": cfg["blas_threads"],
+                    "options": cfg.get(backend, {}),
+                    "limits": cfg["limits"],
+                    "sampler": cfg["sampler"],
+                }
+                yield {
+                    "workload": workload,
+                    "backend": backend,
+                    "workers": workers,
+                    "trial": 1,
+                    "params": params,
+                    "settings": settings,
+                    "code": environment.run_code_hash(backend, workload),
+                }
 
 
 def tiny_machine() -> dict:
     """results/machine.json without the slow parts (full-size GEMM, Ray start-up)."""
-    return {"physical_cores": psutil.cpu_count(logical=False), "logical_cores": psutil.cpu_count(logical=True),
-            "blas_gflops_single": machine.gemm_gflops(1, n=512), "blas_gflops_all": machine.gemm_gflops(psutil.cpu_count(logical=False), n=512),
-            **machine.pickle_costs(), "process_spawn_s": {"fork": machine.spawn_s("fork")}, "ray_init_s": None,
-            "environment": environment.collect()}
+    return {
+        "physical_cores": psutil.cpu_count(logical=False),
+        "logical_cores": psutil.cpu_count(logical=True),
+        "blas_gflops_single": machine.gemm_gflops(1, n=512),
+        "blas_gflops_all": machine.gemm_gflops(psutil.cpu_count(logical=False), n=512),
+        **machine.pickle_costs(),
+        "process_spawn_s": {"fork": machine.spawn_s("fork")},
+        "ray_init_s": None,
+        "environment": environment.collect(),
+    }
 
 
 def unavailable(what: str):
@@ -90,8 +114,14 @@ def test_report_renders_in_chromium(report_html):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
-                       else (outside.append(route.request.url), route.abort()))
+            page.route(
+                "**/*",
+                lambda route: (
+                    route.continue_()
+                    if route.request.url.startswith(("file:", "data:"))
+                    else (outside.append(route.request.url), route.abort())
+                ),
+            )
             page.goto(report_html.as_uri(), wait_until="load")
             images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.complete, i.naturalWidth])")
             sections = page.eval_on_selector_all("section", "ss => ss.map(s => s.id)")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import TEXTS, read_records, scratch_workflow, snakemake, snakemake_env
 
 pytestmark = pytest.mark.slow
@@ -42,8 +41,21 @@ def ray_head():
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="rayh", dir="/tmp")  # short: Ray's socket paths live under it
     env = {**snakemake_env(), "RAY_USAGE_STATS_ENABLED": "0"}
-    start = [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
-             "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"]
+    start = [
+        str(BIN / "ray"),
+        "start",
+        "--head",
+        "--block",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num-cpus",
+        "2",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--temp-dir={temp_dir}",
+    ]
     head = subprocess.Popen(start, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for_port(port, timeout=120)
@@ -64,13 +76,24 @@ def dask_cluster(tmp_path_factory):
     port = free_port()
     logs = tmp_path_factory.mktemp("dask")
     env = snakemake_env()
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                              env=env, stdout=open(logs / "scheduler.log", "w"), stderr=subprocess.STDOUT)]
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            env=env,
+            stdout=open(logs / "scheduler.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
+    ]
     try:
         wait_for_port(port)
-        procs.append(subprocess.Popen([str(BIN / "dask"), "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "2",
-                                       "--nthreads", "1", "--no-dashboard"],
-                                      env=env, stdout=open(logs / "workers.log", "w"), stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [str(BIN / "dask"), "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+                env=env,
+                stdout=open(logs / "workers.log", "w"),
+                stderr=subprocess.STDOUT,
+            )
+        )
         yield f"tcp://127.0.0.1:{port}"
     finally:
         for proc in reversed(procs):

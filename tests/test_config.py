@@ -5,8 +5,8 @@ import copy
 from pathlib import Path
 
 import pytest
-
 from conftest import SCHEMA, TEXTS, schema, scratch_workflow, snakemake
+
 from parbench import backends, workloads
 from parbench.config import ConfigError, validate
 
@@ -54,8 +54,18 @@ BAD = [
     ("trials-zero", changed("trials", 0), "trials", [POSITIVE]),
     ("trials-negative", changed("trials", -3), "trials", [POSITIVE]),
     ("ner-texts-empty", changed("workloads.ner.texts", []), "workloads.ner.texts", ["non-empty"]),
-    ("ner-model-missing", changed("workloads.ner.model", "xx_no_such_pipeline"), "workloads.ner.model", ["installed spaCy pipeline package", "directory"]),
-    ("ner-model-missing-path", changed("workloads.ner.model", "/nonexistent/pipeline"), "workloads.ner.model", ["installed spaCy pipeline package", "directory"]),
+    (
+        "ner-model-missing",
+        changed("workloads.ner.model", "xx_no_such_pipeline"),
+        "workloads.ner.model",
+        ["installed spaCy pipeline package", "directory"],
+    ),
+    (
+        "ner-model-missing-path",
+        changed("workloads.ner.model", "/nonexistent/pipeline"),
+        "workloads.ner.model",
+        ["installed spaCy pipeline package", "directory"],
+    ),
 ]
 # A representative handful, also checked through Snakemake (each dry run costs seconds).
 THROUGH_SNAKEMAKE = ["workers-zero", "backend-unknown", "top-level-misspelled", "ner-texts-empty", "ner-model-missing"]
@@ -84,11 +94,19 @@ def test_absent_workload_is_not_added():
     assert list(config["workloads"]) == ["matmul"]
 
 
-@pytest.mark.parametrize("config", [
-    changed("blas_threads", "library-default"), changed("blas_threads", 3), changed("limits", {"timeout_s": 5, "memory_gb": 0.5}),
-    changed("workloads.matmul.tasks_per_batch", 4), changed("workloads.ner.model", "en_core_web_sm"),
-    changed("multiprocessing", {"start_method": "spawn"}), changed("ray", {"address": "127.0.0.1:6379"}),
-], ids=["blas-library-default", "blas-int", "limits", "tasks-per-batch", "model", "start-method", "ray-address"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        changed("blas_threads", "library-default"),
+        changed("blas_threads", 3),
+        changed("limits", {"timeout_s": 5, "memory_gb": 0.5}),
+        changed("workloads.matmul.tasks_per_batch", 4),
+        changed("workloads.ner.model", "en_core_web_sm"),
+        changed("multiprocessing", {"start_method": "spawn"}),
+        changed("ray", {"address": "127.0.0.1:6379"}),
+    ],
+    ids=["blas-library-default", "blas-int", "limits", "tasks-per-batch", "model", "start-method", "ray-address"],
+)
 def test_other_valid_settings(config):
     validate(config, SCHEMA)
 

@@ -9,8 +9,8 @@ import time
 
 import psutil
 import pytest
-
 from conftest import Leftovers, make_cell
+
 from parbench import records
 from parbench.supervise import DriverError, supervise
 
@@ -134,6 +134,7 @@ def test_memory_limit_gives_oom(tmp_path):
 def test_killed_worker_gives_failed(tmp_path, backend):
     """SIGKILL one Pool worker while batches run: the run must end soon as `failed` naming the
     dead worker (not hang until the time limit, which here is short so that a hang costs little)."""
+
     def kill_a_worker(driver):
         wait_until_batches_run(driver)
         workers = pool_workers(driver)
@@ -232,4 +233,5 @@ def test_shm_cleanup_spares_entries_in_use(kind):
         leftover.close()
         assert leftover.name in supervise_module.remove_shm(before)
         from multiprocessing import resource_tracker
+
         resource_tracker.unregister(leftover._name, "shared_memory")

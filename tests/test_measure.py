@@ -86,8 +86,9 @@ def scenario(tmp_path, depth: int, alloc: int = 0, shm: str = "-") -> dict:
     holder, script = tmp_path / "holder.py", tmp_path / "scenario.py"
     holder.write_text(HOLDER)
     script.write_text(SCENARIO)
-    out = subprocess.run([sys.executable, str(script), str(holder), str(depth), str(alloc), shm],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(script), str(holder), str(depth), str(alloc), shm], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -209,6 +210,6 @@ def test_only_serial_runs_tasks_in_the_driver():
 @pytest.mark.parametrize("threads", [1, 2])
 def test_worker_prepare_applies_the_policy(threads):
     """In a fresh process, worker.prepare(n) leaves numpy's BLAS with n threads and reports it."""
-    code = "from parbench import worker; print(worker.prepare(%d), worker.blas_threads_now())" % threads
+    code = f"from parbench import worker; print(worker.prepare({threads}), worker.blas_threads_now())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == [str(threads), str(threads)]

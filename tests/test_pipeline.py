@@ -7,8 +7,17 @@ import re
 
 import pandas as pd
 import pytest
-
-from conftest import TEXTS, dry_run_jobs, missing_fields, overlaps, read_records, scheduled_outputs, scratch_workflow, snakemake, write_config
+from conftest import (
+    TEXTS,
+    dry_run_jobs,
+    missing_fields,
+    overlaps,
+    read_records,
+    scheduled_outputs,
+    scratch_workflow,
+    snakemake,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -14,13 +14,26 @@ def cell(backend, workers, thr, low, high, workload="matmul", clean=True, pss=10
     """One stats.csv row; memory in MiB, speedup as (median, low, high)."""
     s = speedup or (float("nan"),) * 3
     return {
-        "workload": workload, "backend": backend, "workers": workers,
-        "throughput_median": thr, "throughput_ci_low": low, "throughput_ci_high": high,
+        "workload": workload,
+        "backend": backend,
+        "workers": workers,
+        "throughput_median": thr,
+        "throughput_ci_low": low,
+        "throughput_ci_high": high,
         "batch_s_median": workers / thr if thr else float("nan"),
-        "speedup_vs_serial": s[0], "speedup_ci_low": s[1], "speedup_ci_high": s[2],
-        "peak_tree_pss_bytes_median": pss * MIB, "peak_shm_bytes_median": 0.0, "setup_s_median": 0.5,
-        "n_runs": 3, "n_clean": 3 if clean else 1, "all_clean": clean,
-        "statuses": "ok x3" if clean else "ok x1, timeout x2", "blas_threads": 1, "physical_cores": 8, **extra,
+        "speedup_vs_serial": s[0],
+        "speedup_ci_low": s[1],
+        "speedup_ci_high": s[2],
+        "peak_tree_pss_bytes_median": pss * MIB,
+        "peak_shm_bytes_median": 0.0,
+        "setup_s_median": 0.5,
+        "n_runs": 3,
+        "n_clean": 3 if clean else 1,
+        "all_clean": clean,
+        "statuses": "ok x3" if clean else "ok x1, timeout x2",
+        "blas_threads": 1,
+        "physical_cores": 8,
+        **extra,
     }
 
 
@@ -30,9 +43,13 @@ def frame(*cells):
 
 # ---------------------------------------------------------------- throughput claims
 
+
 def test_clear_winner_is_named_with_its_margin():
-    stats = frame(cell("serial", 2, 10, 9, 11), cell("ray", 2, 30, 28, 32, speedup=(3, 2.6, 3.5)),
-                  cell("multiprocessing", 2, 15, 14, 16, speedup=(1.5, 1.3, 1.7)))
+    stats = frame(
+        cell("serial", 2, 10, 9, 11),
+        cell("ray", 2, 30, 28, 32, speedup=(3, 2.6, 3.5)),
+        cell("multiprocessing", 2, 15, 14, 16, speedup=(1.5, 1.3, 1.7)),
+    )
     advice = report.recommendation(stats)
     assert advice[0] == "Use ray with 2 workers: 30.0 tasks/s [28.0–32.0]."
     assert "clearly ahead" in advice[1] and "2.00×" in advice[1] and "at least 1.75×" in advice[1]
@@ -43,8 +60,12 @@ def test_clear_winner_is_named_with_its_margin():
 
 
 def test_overlapping_intervals_say_no_clear_difference():
-    stats = frame(cell("ray", 4, 30, 20, 40, speedup=(1.1, 0.8, 1.5)), cell("multiprocessing-shared", 4, 28, 25, 31),
-                  cell("serial", 4, 27, 24, 35), cell("multiprocessing", 4, 5, 4, 6))
+    stats = frame(
+        cell("ray", 4, 30, 20, 40, speedup=(1.1, 0.8, 1.5)),
+        cell("multiprocessing-shared", 4, 28, 25, 31),
+        cell("serial", 4, 27, 24, 35),
+        cell("multiprocessing", 4, 5, 4, 6),
+    )
     (at4,) = report.per_workers(stats)
     assert at4.startswith("At 4 workers: no clear difference between ray, multiprocessing-shared, serial")
     assert "multiprocessing," not in at4.split("(")[0]  # the clearly slower one is not in the tie
@@ -65,8 +86,9 @@ def test_touching_intervals_count_as_overlap():
 
 
 def test_cells_not_clean_are_left_out_of_claims():
-    stats = frame(cell("ray", 2, 100, 95, 105, clean=False), cell("serial", 2, 10, 9, 11),
-                  cell("dask", 2, 20, 18, 22, speedup=(2, 1.7, 2.3)))
+    stats = frame(
+        cell("ray", 2, 100, 95, 105, clean=False), cell("serial", 2, 10, 9, 11), cell("dask", 2, 20, 18, 22, speedup=(2, 1.7, 2.3))
+    )
     advice = report.recommendation(stats)
     assert advice[0].startswith("Use dask with 2 workers")
     assert "ray" not in " ".join(advice + report.per_workers(stats) + report.least_memory(stats))
@@ -81,14 +103,19 @@ def test_nothing_clean_recommends_nothing():
 
 
 def test_serial_winning_says_no_parallel_backend_is_faster():
-    stats = frame(cell("serial", 1, 50, 45, 55), cell("serial", 2, 48, 44, 52),
-                  cell("joblib", 1, 20, 18, 22, speedup=(0.4, 0.35, 0.45)), cell("joblib", 2, 30, 28, 31, speedup=(0.6, 0.55, 0.65)))
+    stats = frame(
+        cell("serial", 1, 50, 45, 55),
+        cell("serial", 2, 48, 44, 52),
+        cell("joblib", 1, 20, 18, 22, speedup=(0.4, 0.35, 0.45)),
+        cell("joblib", 2, 30, 28, 31, speedup=(0.6, 0.55, 0.65)),
+    )
     advice = report.recommendation(stats)
     assert advice[0].startswith("Use serial (in the driver")
     assert "joblib with 2 workers: joblib is slower than serial" in advice[-1]
 
 
 # ---------------------------------------------------------------- scaling
+
 
 def scaling_frame(*points, backend="ray"):
     return frame(*(cell(backend, w, t, lo, hi) for w, t, lo, hi in points))
@@ -109,26 +136,36 @@ def test_scaling_that_never_stops_and_that_never_starts():
 
 
 def test_scaling_skips_serial_and_single_counts_and_unclean_cells():
-    stats = pd.concat([scaling_frame((1, 10, 9, 11), (2, 10, 9, 11), backend="serial"),
-                       scaling_frame((2, 10, 9, 11), backend="dask"),
-                       frame(cell("ray", 1, 10, 9, 11), cell("ray", 2, 50, 45, 55, clean=False))])
+    stats = pd.concat(
+        [
+            scaling_frame((1, 10, 9, 11), (2, 10, 9, 11), backend="serial"),
+            scaling_frame((2, 10, 9, 11), backend="dask"),
+            frame(cell("ray", 1, 10, 9, 11), cell("ray", 2, 50, 45, 55, clean=False)),
+        ]
+    )
     assert report.scaling(stats) == []
 
 
 # ---------------------------------------------------------------- memory
 
+
 def test_least_memory_names_the_leanest_parallel_backend():
-    stats = frame(cell("serial", 2, 10, 9, 11, pss=40), cell("ray", 2, 10, 9, 11, pss=600),
-                  cell("multiprocessing-shared", 2, 10, 9, 11, pss=90))
+    stats = frame(
+        cell("serial", 2, 10, 9, 11, pss=40), cell("ray", 2, 10, 9, 11, pss=600), cell("multiprocessing-shared", 2, 10, 9, 11, pss=90)
+    )
     (text,) = report.least_memory(stats)
-    assert text == ("At 2 workers, multiprocessing-shared needs least memory: 90.0 MiB peak PSS, 85% less than the next, "
-                    "ray (600 MiB) (serial, one process: 40.0 MiB).")
+    assert text == (
+        "At 2 workers, multiprocessing-shared needs least memory: 90.0 MiB peak PSS, 85% less than the next, "
+        "ray (600 MiB) (serial, one process: 40.0 MiB)."
+    )
 
 
 def test_memory_ranges_that_overlap_are_no_clear_difference():
-    stats = frame(cell("ray", 2, 10, 9, 11, pss=100, peak_tree_pss_bytes_low=90 * MIB, peak_tree_pss_bytes_high=110 * MIB),
-                  cell("dask", 2, 10, 9, 11, pss=105, peak_tree_pss_bytes_low=100 * MIB, peak_tree_pss_bytes_high=120 * MIB),
-                  cell("joblib", 2, 10, 9, 11, pss=300, clean=False))
+    stats = frame(
+        cell("ray", 2, 10, 9, 11, pss=100, peak_tree_pss_bytes_low=90 * MIB, peak_tree_pss_bytes_high=110 * MIB),
+        cell("dask", 2, 10, 9, 11, pss=105, peak_tree_pss_bytes_low=100 * MIB, peak_tree_pss_bytes_high=120 * MIB),
+        cell("joblib", 2, 10, 9, 11, pss=300, clean=False),
+    )
     (text,) = report.least_memory(stats)
     assert text.startswith("At 2 workers, no clear difference in memory between ray (100 MiB), dask (105 MiB)")
     assert "joblib" not in text
@@ -140,22 +177,27 @@ def test_memory_within_a_few_percent_is_no_clear_difference():
 
 
 def test_memory_ranges_come_from_clean_runs_only():
-    runs = pd.DataFrame([
-        {"workload": "ner", "backend": "ray", "workers": 2, "status": "ok", "verified": True, "peak_tree_pss_bytes": 10},
-        {"workload": "ner", "backend": "ray", "workers": 2, "status": "ok", "verified": True, "peak_tree_pss_bytes": 30},
-        {"workload": "ner", "backend": "ray", "workers": 2, "status": "oom", "verified": False, "peak_tree_pss_bytes": 999},
-        {"workload": "ner", "backend": "ray", "workers": 2, "status": "ok", "verified": False, "peak_tree_pss_bytes": 998},
-    ])
+    runs = pd.DataFrame(
+        [
+            {"workload": "ner", "backend": "ray", "workers": 2, "status": "ok", "verified": True, "peak_tree_pss_bytes": 10},
+            {"workload": "ner", "backend": "ray", "workers": 2, "status": "ok", "verified": True, "peak_tree_pss_bytes": 30},
+            {"workload": "ner", "backend": "ray", "workers": 2, "status": "oom", "verified": False, "peak_tree_pss_bytes": 999},
+            {"workload": "ner", "backend": "ray", "workers": 2, "status": "ok", "verified": False, "peak_tree_pss_bytes": 998},
+        ]
+    )
     (row,) = report.memory_ranges(runs).to_dict("records")
     assert (row["peak_tree_pss_bytes_low"], row["peak_tree_pss_bytes_high"]) == (10, 30)
 
 
 # ---------------------------------------------------------------- the blog
 
+
 def blog_stats():
     return frame(
-        cell("multiprocessing", 2, 10, 9, 11, pss=1000), cell("ray", 2, 40, 36, 44, pss=500),
-        cell("multiprocessing-shared", 2, 45, 40, 50, pss=200), cell("multiprocessing", 8, 12, 11, 13),
+        cell("multiprocessing", 2, 10, 9, 11, pss=1000),
+        cell("ray", 2, 40, 36, 44, pss=500),
+        cell("multiprocessing-shared", 2, 45, 40, 50, pss=200),
+        cell("multiprocessing", 8, 12, 11, 13),
         cell("multiprocessing", 2, 1, 0.9, 1.1, workload="ner", pss=300),
         cell("multiprocessing-shared", 2, 30, 25, 35, workload="ner", pss=250, clean=False),
     )
@@ -203,6 +245,7 @@ def test_blog_explanation_says_what_differs():
 
 # ---------------------------------------------------------------- the page
 
+
 def test_figure_names_split_at_the_figure_not_the_first_underscore():
     assert report.split_name("results/figures/ner_time_breakdown.png") == ("ner", "time_breakdown")
     assert report.split_name("my_workload_memory.png") == ("my_workload", "memory")
@@ -215,19 +258,59 @@ def test_helpers():
 
 @pytest.fixture
 def inputs(tmp_path):
-    stats = frame(cell("serial", 1, 10, 9, 11, speedup=(1, 1, 1)), cell("<b>x</b>", 1, 5, 4, 6, speedup=(0.5, 0.4, 0.6)),
-                  cell("serial", 1, 3, 2, 4, workload="ner", speedup=(1, 1, 1)))
-    runs = pd.DataFrame([
-        {"workload": w, "backend": b, "workers": 1, "trial": 1, "status": "ok", "reason": None, "verified": True,
-         "peak_tree_pss_bytes": MIB, "state_builds_timed": None}
-        for w, b in (("matmul", "serial"), ("matmul", "<b>x</b>"), ("ner", "serial"))
-    ] + [{"workload": "ner", "backend": "ray", "workers": 1, "trial": 1, "status": "timeout", "verified": False,
-          "reason": "passed limits.timeout_s = 5 s\n<script>alert(1)</script>", "peak_tree_pss_bytes": None}])
-    machine = {"physical_cores": 2, "logical_cores": 2, "blas_gflops_single": 50.0, "blas_gflops_all": 90.0,
-               "pickle_100mib_dumps_s": 0.05, "pickle_100mib_loads_s": 0.06, "process_spawn_s": {"fork": 0.003},
-               "ray_init_s": None, "environment": {"host": "box", "cpu_model": "CPU & co", "memory_bytes": 2**33, "python": "3.11",
-                                                    "packages": {"numpy": "2.0", "ray": None}, "git_commit": "abc123", "git_dirty": True,
-                                                    "blas": [{"internal_api": "openblas", "version": "0.3", "threading_layer": "pthreads"}]}}
+    stats = frame(
+        cell("serial", 1, 10, 9, 11, speedup=(1, 1, 1)),
+        cell("<b>x</b>", 1, 5, 4, 6, speedup=(0.5, 0.4, 0.6)),
+        cell("serial", 1, 3, 2, 4, workload="ner", speedup=(1, 1, 1)),
+    )
+    runs = pd.DataFrame(
+        [
+            {
+                "workload": w,
+                "backend": b,
+                "workers": 1,
+                "trial": 1,
+                "status": "ok",
+                "reason": None,
+                "verified": True,
+                "peak_tree_pss_bytes": MIB,
+                "state_builds_timed": None,
+            }
+            for w, b in (("matmul", "serial"), ("matmul", "<b>x</b>"), ("ner", "serial"))
+        ]
+        + [
+            {
+                "workload": "ner",
+                "backend": "ray",
+                "workers": 1,
+                "trial": 1,
+                "status": "timeout",
+                "verified": False,
+                "reason": "passed limits.timeout_s = 5 s\n<script>alert(1)</script>",
+                "peak_tree_pss_bytes": None,
+            }
+        ]
+    )
+    machine = {
+        "physical_cores": 2,
+        "logical_cores": 2,
+        "blas_gflops_single": 50.0,
+        "blas_gflops_all": 90.0,
+        "pickle_100mib_dumps_s": 0.05,
+        "pickle_100mib_loads_s": 0.06,
+        "process_spawn_s": {"fork": 0.003},
+        "ray_init_s": None,
+        "environment": {
+            "host": "box",
+            "cpu_model": "CPU & co",
+            "memory_bytes": 2**33,
+            "python": "3.11",
+            "packages": {"numpy": "2.0", "ray": None},
+            "git_commit": "abc123",
+            "git_dirty": True,
+            "blas": [{"internal_api": "openblas", "version": "0.3", "threading_layer": "pthreads"}],
+        },
+    }
     paths = {"runs": tmp_path / "runs.csv", "stats": tmp_path / "stats.csv", "machine": tmp_path / "machine.json"}
     runs.to_csv(paths["runs"], index=False)
     stats.to_csv(paths["stats"], index=False)
@@ -253,11 +336,30 @@ def test_write_builds_one_self_contained_escaped_page(tmp_path, inputs):
 
 
 def test_plots_draw_every_figure_from_small_tables(tmp_path):
-    rows = [cell(b, w, 10 * w, 9 * w, 11 * w, speedup=(1, 0.9, 1.1), peak_shm_bytes_median=MIB, all_clean=w == 1)
-            for b in ("serial", "ray") for w in (1, 2)]
-    runs = pd.DataFrame([{"workload": "matmul", "backend": r["backend"], "workers": r["workers"], "trial": 1, "status": "ok",
-                          "verified": True, "flops_per_task": 1e6, "startup_s": 1.0, "setup_s": 0.1, "warmup_s": 0.2,
-                          "batches_s": 0.5, "teardown_s": 0.3} for r in rows])
+    rows = [
+        cell(b, w, 10 * w, 9 * w, 11 * w, speedup=(1, 0.9, 1.1), peak_shm_bytes_median=MIB, all_clean=w == 1)
+        for b in ("serial", "ray")
+        for w in (1, 2)
+    ]
+    runs = pd.DataFrame(
+        [
+            {
+                "workload": "matmul",
+                "backend": r["backend"],
+                "workers": r["workers"],
+                "trial": 1,
+                "status": "ok",
+                "verified": True,
+                "flops_per_task": 1e6,
+                "startup_s": 1.0,
+                "setup_s": 0.1,
+                "warmup_s": 0.2,
+                "batches_s": 0.5,
+                "teardown_s": 0.3,
+            }
+            for r in rows
+        ]
+    )
     runs_csv, stats_csv, machine_json = tmp_path / "runs.csv", tmp_path / "stats.csv", tmp_path / "machine.json"
     runs.to_csv(runs_csv, index=False)
     frame(*rows).to_csv(stats_csv, index=False)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import SNAKEMAKE, TEXTS, Leftovers, overlaps, processes_with_token, read_records, scratch_workflow, snakemake, snakemake_env
 
 pytestmark = pytest.mark.slow
@@ -48,8 +47,9 @@ def resumed(tmp_path_factory):
     work = scratch_workflow(tmp_path_factory.mktemp("resume"), CONFIG)
     log = open(work / "first.log", "w")
     with Leftovers() as left:
-        first = subprocess.Popen([str(SNAKEMAKE), "--cores", "2"], cwd=work, env=snakemake_env(), stdout=log,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+        first = subprocess.Popen(
+            [str(SNAKEMAKE), "--cores", "2"], cwd=work, env=snakemake_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         # Kill once two runs have finished and another is under way.
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and first.poll() is None:
@@ -72,8 +72,7 @@ def resumed(tmp_path_factory):
     log.close()
     second = snakemake(work, "--cores", "2", timeout=900)
     (work / "second.log").write_text(second.stdout)
-    return {"work": work, "finished": finished, "in_progress": len(under_way), "ran_on": ran_on, "lingering": lingering,
-            "second": second}
+    return {"work": work, "finished": finished, "in_progress": len(under_way), "ran_on": ran_on, "lingering": lingering, "second": second}
 
 
 def _status(path):

@@ -9,21 +9,41 @@ from parbench import stats
 CORES = 2
 
 
-def record(backend="serial", workers=1, trial=1, batch_s=(1.0, 1.0), workload="matmul", status="ok", verified=True,
-           cores=CORES, tasks=None):
+def record(
+    backend="serial", workers=1, trial=1, batch_s=(1.0, 1.0), workload="matmul", status="ok", verified=True, cores=CORES, tasks=None
+):
     """A run record with the fields parbench.stats reads."""
     tasks = tasks or workers
     batch_s = [float(s) for s in batch_s]
     return {
-        "schema_version": 1, "workload": workload, "backend": backend, "workers": workers, "trial": trial,
-        "status": status, "reason": None if status == "ok" else "made up", "verified": verified,
-        "params": {}, "tasks_per_batch": tasks,
-        "timings": {"startup_s": 0.5, "setup_s": 0.25, "warmup_s": [1.0], "batch_s": batch_s, "teardown_s": 0.125,
-                    "end_to_end_s": 1.875 + sum(batch_s)},
-        "memory": {"peak_tree_pss_bytes": 100 * workers, "peak_tree_rss_bytes": 200 * workers, "peak_shm_bytes": 0,
-                   "driver_peak_rss_bytes": 50, "phases": {"batches": {"peak_pss_bytes": 90 * workers}}},
+        "schema_version": 1,
+        "workload": workload,
+        "backend": backend,
+        "workers": workers,
+        "trial": trial,
+        "status": status,
+        "reason": None if status == "ok" else "made up",
+        "verified": verified,
+        "params": {},
+        "tasks_per_batch": tasks,
+        "timings": {
+            "startup_s": 0.5,
+            "setup_s": 0.25,
+            "warmup_s": [1.0],
+            "batch_s": batch_s,
+            "teardown_s": 0.125,
+            "end_to_end_s": 1.875 + sum(batch_s),
+        },
+        "memory": {
+            "peak_tree_pss_bytes": 100 * workers,
+            "peak_tree_rss_bytes": 200 * workers,
+            "peak_shm_bytes": 0,
+            "driver_peak_rss_bytes": 50,
+            "phases": {"batches": {"peak_pss_bytes": 90 * workers}},
+        },
         "blas_threads": cores if backend == "serial" else max(1, cores // workers),
-        "started_at": 1000.0 * trial, "finished_at": 1000.0 * trial + 10,
+        "started_at": 1000.0 * trial,
+        "finished_at": 1000.0 * trial + 10,
         "environment": {"host": "h", "cpu_model": "c", "physical_cores": cores, "git_commit": "0" * 40, "config_hash": "x"},
         "workload_info": {"flops_per_task": 1e9},
     }

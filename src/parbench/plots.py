@@ -23,8 +23,13 @@ DPI = 200
 PALETTE = dict(zip(backends.names(), sns.color_palette("colorblind", len(backends.names()))))
 PHASES = {"startup_s": "startup", "setup_s": "setup", "warmup_s": "warm-up", "batches_s": "timed batches", "teardown_s": "teardown"}
 # Greys, never a backend's colour; the timed batches (what throughput measures) darkest, teardown hatched.
-PHASE_STYLE = {"startup": ("#d4d4d4", ""), "setup": ("#a3a3a3", ""), "warm-up": ("#6e6e6e", ""),
-               "timed batches": ("#1f1f1f", ""), "teardown": ("#d4d4d4", "/////")}
+PHASE_STYLE = {
+    "startup": ("#d4d4d4", ""),
+    "setup": ("#a3a3a3", ""),
+    "warm-up": ("#6e6e6e", ""),
+    "timed batches": ("#1f1f1f", ""),
+    "teardown": ("#d4d4d4", "/////"),
+}
 
 sns.set_theme(context="paper", style="whitegrid", font_scale=0.95, rc={"axes.titlesize": 9, "legend.fontsize": 7.5})
 
@@ -60,8 +65,21 @@ def _lines(data: pd.DataFrame, y: str, low: str, high: str, ylabel: str, title: 
     """One line per backend over workers (log2), its 95 % band, and a cross on cells not all clean."""
     data = data.dropna(subset=[y]).sort_values("workers")
     order = _order(data)
-    grid = sns.relplot(data=data, x="workers", y=y, hue="backend", hue_order=order, palette=PALETTE, kind="line",
-                       marker="o", markersize=4, linewidth=1.3, legend=False, height=2.5, aspect=COLUMN_IN / 2.5)
+    grid = sns.relplot(
+        data=data,
+        x="workers",
+        y=y,
+        hue="backend",
+        hue_order=order,
+        palette=PALETTE,
+        kind="line",
+        marker="o",
+        markersize=4,
+        linewidth=1.3,
+        legend=False,
+        height=2.5,
+        aspect=COLUMN_IN / 2.5,
+    )
     ax = grid.ax
     for backend, s in data.groupby("backend"):
         ax.fill_between(s.workers, s[low], s[high], color=PALETTE[backend], alpha=0.18, lw=0)
@@ -84,8 +102,15 @@ def throughput(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload:
     ideal = _ideal(stats, runs, machine)
     label = f"ideal ({machine.get('physical_cores', '?')} cores)"
     extra = [Line2D([], [], color="0.3", ls="--", lw=1, label=label)] if ideal is not None else []
-    grid, ax = _lines(stats, "throughput_median", "throughput_ci_low", "throughput_ci_high",
-                      "tasks per second", f"{workload}: throughput, steady state", extra)
+    grid, ax = _lines(
+        stats,
+        "throughput_median",
+        "throughput_ci_low",
+        "throughput_ci_high",
+        "tasks per second",
+        f"{workload}: throughput, steady state",
+        extra,
+    )
     if ideal is not None:
         ax.plot(ideal.index, ideal.values, ls="--", color="0.3", lw=1)
     return grid.figure
@@ -111,8 +136,15 @@ def _ideal(stats, runs, machine) -> pd.Series | None:
 def speedup(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload: str):
     """Throughput over serial's at the same worker count (same batches); serial is the line at 1."""
     extra = [Line2D([], [], color="0.3", ls="--", lw=1, label="serial (= 1)")]
-    grid, ax = _lines(stats[stats.backend != "serial"], "speedup_vs_serial", "speedup_ci_low", "speedup_ci_high",
-                      "speedup over serial", f"{workload}: speedup over serial", extra)
+    grid, ax = _lines(
+        stats[stats.backend != "serial"],
+        "speedup_vs_serial",
+        "speedup_ci_low",
+        "speedup_ci_high",
+        "speedup over serial",
+        f"{workload}: speedup over serial",
+        extra,
+    )
     ax.axhline(1, color="0.3", lw=1, ls="--")
     return grid.figure
 
@@ -133,8 +165,15 @@ def _backend_ticks(ax, order: list) -> None:
     ax.set_yticks(range(len(order)), labels=order)
     ax.set_ylim(len(order) - 0.5, -0.5)
     ax.tick_params(axis="y", pad=9, length=0)
-    ax.scatter([-0.025] * len(order), range(len(order)), marker="s", s=22, c=[PALETTE[b] for b in order],
-               transform=ax.get_yaxis_transform(), clip_on=False)
+    ax.scatter(
+        [-0.025] * len(order),
+        range(len(order)),
+        marker="s",
+        s=22,
+        c=[PALETTE[b] for b in order],
+        transform=ax.get_yaxis_transform(),
+        clip_on=False,
+    )
 
 
 def memory(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload: str):
@@ -152,8 +191,12 @@ def memory(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload: str
             if np.isfinite(v):
                 ax.text(v, yi, f" {v:.0f}", va="center", fontsize=7)
         _backend_ticks(ax, order)
-    axes[0].figure.legend(handles=[Patch(facecolor="0.55", edgecolor="white", hatch="////", label="of which shared memory (Shmem growth)")],
-                          loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False)
+    axes[0].figure.legend(
+        handles=[Patch(facecolor="0.55", edgecolor="white", hatch="////", label="of which shared memory (Shmem growth)")],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        frameon=False,
+    )
     axes[0].set_xlim(right=axes[0].get_xlim()[1] * 1.12)  # room for the value labels
     fig.suptitle(f"{workload}: peak memory", fontsize=9, x=0.02, ha="left")
     fig.tight_layout()

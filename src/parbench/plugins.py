@@ -12,11 +12,7 @@ def module_name(name: str) -> str:
 def names(package: str) -> list[str]:
     """Every plugin in a package, as config words (modules starting with '_' or 'base' are not plugins)."""
     pkg = importlib.import_module(package)
-    return sorted(
-        m.name.replace("_", "-")
-        for m in pkgutil.iter_modules(pkg.__path__)
-        if not m.name.startswith("_") and m.name != "base"
-    )
+    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_") and m.name != "base")
 
 
 def load(package: str, name: str, attribute: str):

@@ -57,7 +57,13 @@ def batch_rows(r: dict) -> list[dict]:
     """One row per timed batch of a run (long form, for intervals and plots)."""
     tasks = r.get("tasks_per_batch") or r["workers"]
     return [
-        {**{k: r[k] for k in ("workload", "backend", "workers", "trial")}, "batch": i, "seconds": s, "tasks": tasks, "throughput": tasks / s}
+        {
+            **{k: r[k] for k in ("workload", "backend", "workers", "trial")},
+            "batch": i,
+            "seconds": s,
+            "tasks": tasks,
+            "throughput": tasks / s,
+        }
         for i, s in enumerate((r.get("timings") or {}).get("batch_s") or [])
         if s > 0
     ]
@@ -65,7 +71,9 @@ def batch_rows(r: dict) -> list[dict]:
 
 def tables(records: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs = pd.DataFrame([run_row(r) for r in records])
-    batches = pd.DataFrame([row for r in records for row in batch_rows(r)], columns=[*KEYS, "trial", "batch", "seconds", "tasks", "throughput"])
+    batches = pd.DataFrame(
+        [row for r in records for row in batch_rows(r)], columns=[*KEYS, "trial", "batch", "seconds", "tasks", "throughput"]
+    )
     return runs.sort_values([*KEYS, "trial"]).reset_index(drop=True), batches
 
 
@@ -115,8 +123,18 @@ def stats(runs: pd.DataFrame, batches: pd.DataFrame, seed: int = 0) -> pd.DataFr
                 throughput_ci_high=high,
                 batch_s_median=float(np.median(1 / np.concatenate(groups) * ok.tasks_per_batch.iloc[0])),
             )
-        for column in ("startup_s", "setup_s", "teardown_s", "end_to_end_s", "gflops", "peak_tree_pss_bytes",
-                       "peak_tree_rss_bytes", "peak_shm_bytes", "steady_tree_pss_bytes", "driver_peak_rss_bytes"):
+        for column in (
+            "startup_s",
+            "setup_s",
+            "teardown_s",
+            "end_to_end_s",
+            "gflops",
+            "peak_tree_pss_bytes",
+            "peak_tree_rss_bytes",
+            "peak_shm_bytes",
+            "steady_tree_pss_bytes",
+            "driver_peak_rss_bytes",
+        ):
             row[f"{column}_median"] = ok[column].median() if len(ok) else np.nan
         row["blas_threads"] = ok.blas_threads.mode().iloc[0] if len(ok) and ok.blas_threads.notna().any() else np.nan
         row["physical_cores"] = cell.physical_cores.dropna().iloc[0] if cell.physical_cores.notna().any() else np.nan

@@ -114,7 +114,8 @@ def reap(spare: set[int] = frozenset(), grace_s: float = 2.0) -> int:
 def progress_of(record: dict) -> str:
     t = record.get("timings") or {}
     done = [k for k in ("startup_s", "setup_s") if t.get(k) is not None]
-    return f"after {', '.join(p[:-2] for p in done) or 'nothing'}, {len(t.get('warmup_s', []))} warm-up and {len(t.get('batch_s', []))} timed batches"
+    batches = f"{len(t.get('warmup_s', []))} warm-up and {len(t.get('batch_s', []))} timed batches"
+    return f"after {', '.join(p[:-2] for p in done) or 'nothing'}, {batches}"
 
 
 def snakemake_and_below() -> list[psutil.Process]:
@@ -160,7 +161,10 @@ def supervise(cell: dict, out_path, log_path) -> dict:
         cell_path.write_text(json.dumps(cell))
         driver = subprocess.Popen(
             [sys.executable, "-m", "parbench.driver", str(cell_path), str(partial)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, SUPERVISOR: str(os.getpid())},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, SUPERVISOR: str(os.getpid())},
         )
         deadline, timed_out = time.monotonic() + timeout, False
         while (code := driver.poll()) is None:
@@ -194,7 +198,9 @@ def _final(cell, record, code, timed_out, timeout, started, log_path, output: st
     base = record or {
         "schema_version": records.SCHEMA_VERSION,
         **{k: cell[k] for k in ("workload", "backend", "workers", "trial")},
-        "params": cell["params"], "settings": cell["settings"], "started_at": started,
+        "params": cell["params"],
+        "settings": cell["settings"],
+        "started_at": started,
     }
     if timed_out:
         record = {**base, "status": "timeout", "reason": f"passed limits.timeout_s = {timeout} s {progress_of(base)}"}

@@ -2,8 +2,8 @@
 
 from abc import ABC, abstractmethod
 
-from parbench.workloads.base import Work
 from parbench.worker import Seen
+from parbench.workloads.base import Work
 
 
 class BackendError(RuntimeError):

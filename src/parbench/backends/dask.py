@@ -17,9 +17,7 @@ class Backend(BaseBackend):
 
     def start(self):
         address = self.options.get("address")
-        self.local = None if address else LocalCluster(
-            n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None
-        )
+        self.local = None if address else LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None)
         self.client = Client(address or self.local)
         self.client.wait_for_workers(self.workers)
         self.client.run(worker.prepare, self.blas_threads)
@@ -37,8 +35,7 @@ class Backend(BaseBackend):
             futures = [self.client.submit(worker.call_kept, self.task, self.key, i, self.blas_threads, pure=False) for i in items]
         else:
             futures = [
-                self.client.submit(_call, self.task, self.build, self.keys, i, self.blas_threads, *self.futures, pure=False)
-                for i in items
+                self.client.submit(_call, self.task, self.build, self.keys, i, self.blas_threads, *self.futures, pure=False) for i in items
             ]
         return self.client.gather(futures)
 

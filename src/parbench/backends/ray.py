@@ -64,8 +64,7 @@ class Backend(BaseBackend):
     def run(self, items):
         if self.actors:
             futures = [
-                self.actors[i % self.workers].call.remote(self.task, self.key, item, self.blas_threads)
-                for i, item in enumerate(items)
+                self.actors[i % self.workers].call.remote(self.task, self.key, item, self.blas_threads) for i, item in enumerate(items)
             ]
         else:
             futures = [_call.remote(self.task, self.build, self.keys, item, self.blas_threads, *self.refs) for item in items]

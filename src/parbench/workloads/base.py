@@ -1,8 +1,9 @@
 """The workload interface, and `Work`: what a backend needs to run a workload's tasks."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
