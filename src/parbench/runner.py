@@ -3,18 +3,25 @@ down, then verify every result against a serial reference. Returns the run recor
 
 import collections
 import contextlib
+import dataclasses
+import functools
 import os
+import pickle
+import re
+import sys
 import time
 
+import numpy as np
 import psutil
 
-from parbench import backends, environment, workloads
+from parbench import backends, environment, worker, workloads
 from parbench.measure import TreeSampler
 from parbench.records import SCHEMA_VERSION
+from parbench.worker import TaskError
+from parbench.workloads.base import RUN_KEYS, Work, WorkloadError
 
 GIB = 1024**3
 DEFAULT_MEMORY_SHARE = 0.8  # memory limit when limits.memory_gb is null: this share of the machine's memory
-RUN_KEYS = ("batches", "warmup_batches", "tasks_per_batch")  # workload config keys that shape the run, not the tasks
 
 
 def blas_threads(policy, in_driver: bool, workers: int, physical_cores: int) -> int | None:
@@ -31,21 +38,24 @@ def blas_threads(policy, in_driver: bool, workers: int, physical_cores: int) -> 
 class Clock:
     """Phase timings of one run, and the memory sampler's phase labels.
 
-    `timed(key)` adds to `timings[key]` (a list key appends); `harness(label)` is driver work
-    (inputs, digests) that no timing includes, `end_to_end_s` excluded."""
+    `timed(key)` adds to `timings[key]` (a list key appends, and the driver's CPU seconds in it go
+    to `cpu['driver_' + key]`: all the CPU of serial and threads, whose tasks run in the driver);
+    `harness(label)` is driver work (inputs, digests) that no timing includes, `end_to_end_s` excluded."""
 
-    def __init__(self, timings: dict, sampler: TreeSampler):
-        self.timings, self.sampler, self.harness_s = timings, sampler, 0.0
+    def __init__(self, timings: dict, sampler: TreeSampler, cpu: dict):
+        self.timings, self.sampler, self.cpu, self.harness_s = timings, sampler, cpu, 0.0
         self.begin = time.perf_counter()
 
     @contextlib.contextmanager
     def timed(self, key: str, label: str):
         self.sampler.phase(label)
-        t0 = time.perf_counter()
+        t0, cpu0, sampling0 = time.perf_counter(), time.process_time(), self.sampler.cpu_s
         yield
         elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0 - (self.sampler.cpu_s - sampling0)  # the memory sampler's own CPU is not the work's
         if isinstance(self.timings[key], list):
             self.timings[key].append(elapsed)
+            self.cpu.setdefault(f"driver_{key}", []).append(cpu)
         else:
             self.timings[key] = elapsed
 
@@ -73,6 +83,7 @@ def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) 
     Backend = backends.load(cell["backend"])
     threads = blas_threads(settings["blas_threads"], Backend.in_driver, cell["workers"], psutil.cpu_count(logical=False))
     memory_gb = limits.get("memory_gb") or DEFAULT_MEMORY_SHARE * psutil.virtual_memory().total / GIB
+    tasks, chunk = params.get("tasks_per_batch") or cell["workers"], params.get("items_per_task") or 1
     record = {
         "schema_version": SCHEMA_VERSION,
         **{k: cell[k] for k in ("workload", "backend", "workers", "trial")},
@@ -81,16 +92,21 @@ def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) 
         "params": params,
         "settings": settings,
         "limits": {**limits, "memory_gb": memory_gb},
-        "tasks_per_batch": params.get("tasks_per_batch") or cell["workers"],
+        "tasks_per_batch": tasks,
+        "items_per_task": chunk,
+        "items_per_batch": tasks * chunk,
         "blas_threads_policy": {"policy": settings["blas_threads"], "per_worker": threads},
         "timings": {"startup_s": None, "setup_s": None, "warmup_s": [], "batch_s": [], "teardown_s": None},
+        "cpu": {"driver_warmup_s": [], "driver_batch_s": []},
         "started_at": time.time(),
         "environment": {
             **environment.collect(options.get("start_method"), {"params": params, "settings": settings}),
             "code_hash": cell.get("code"),
         },
     }
-    workload = workloads.load(cell["workload"])({k: v for k, v in params.items() if k not in RUN_KEYS}, cell["trial"])
+    # Loaded before the backend starts: a user's module puts its folder on the path its workers inherit.
+    Workload = workloads.load(cell["workload"], params.get("module"))
+    workload = Workload({k: v for k, v in params.items() if k not in RUN_KEYS}, cell["trial"])
     backend = Backend(cell["workers"], threads, options)
 
     def over_limit(pss):
@@ -104,8 +120,8 @@ def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) 
 
     report()
     sampler.start()
-    clock = Clock(record["timings"], sampler)
-    warmups, batches, n = params["warmup_batches"], params["batches"], record["tasks_per_batch"]
+    clock = Clock(record["timings"], sampler, record["cpu"])
+    warmups, batches = params["warmup_batches"], params["batches"]
     digests, seen, stateful, cluster_memory = {}, collections.defaultdict(list), None, None
     try:
         with clock.timed("startup_s", "startup"):
@@ -114,6 +130,8 @@ def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) 
         with clock.harness("inputs"):
             work = workload.work()
             stateful = work.stateful
+            record["workload_info"] = {"data_bytes": data_bytes(work.data)}
+            work = chunked(work) if chunk > 1 else work
         with clock.timed("setup_s", "setup"):
             backend.place(work)
         del work  # from here the driver holds the shared data only if the backend keeps it
@@ -121,21 +139,27 @@ def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) 
         for b in range(warmups + batches):
             key, label = ("warmup_s", "warmup") if b < warmups else ("batch_s", "batches")
             with clock.harness("inputs"):
-                items = workload.items(b, n)
+                items = workload.items(b, tasks * chunk)
+                inputs = [items[i : i + chunk] for i in range(0, len(items), chunk)] if chunk > 1 else items
+                del items
             with clock.timed(key, label):
-                results = backend.run(items)
+                results = backend.run(inputs)
             with clock.harness("digests"):
-                digests[b] = [workload.digest(result) for result, _ in results]
+                outputs = [r for out, _ in results for r in out] if chunk > 1 else [out for out, _ in results]
+                digests[b] = [workload.digest(output) for output in outputs]
                 seen[label].extend(s for _, s in results)
-                del items, results
+                del inputs, results, outputs
             report()
         with clock.harness("cluster"):
             cluster_memory = backend.cluster_memory()
         with clock.timed("teardown_s", "teardown"):
             backend.stop()
         record["status"] = "ok"
-    except backend.failures as error:  # the backend failed; a bug in parbench propagates
-        record.update(status="failed", reason=f"{type(error).__name__}: {error}")
+    except Exception as error:
+        reason = failure(error, backend.failures)
+        if reason is None:
+            raise  # a bug in parbench
+        record.update(status="failed", reason=reason)
         _quietly(backend.stop)
     clock.close()
     record["memory"] = {**sampler.stop(), "cluster_reported": cluster_memory}
@@ -146,17 +170,85 @@ def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) 
     progress(record)
 
     # After teardown and after sampling: reference work is neither timed nor in the memory peaks.
-    problems = [p for b, d in digests.items() for p in workload.verify(b, workload.items(b, n), d)]
+    problems = []
+    for b, d in digests.items():
+        try:
+            problems += workload.verify(b, workload.items(b, tasks * chunk), d)
+        except WorkloadError as error:
+            problems.append(f"batch {b}: {error}")
     record["verified"] = record["status"] == "ok" and not problems and len(digests) == warmups + batches
-    record["verification"] = {"tasks_checked": sum(map(len, digests.values())), "problems": problems[:20]}
+    record["verification"] = {"items_checked": sum(map(len, digests.values())), "problems": problems[:20]}
     record.update(_seen(seen, stateful))
     flops = workload.flops_per_task()
     timed = sum(record["timings"]["batch_s"])
-    record["gflops"] = flops * n * batches / timed / 1e9 if flops and timed and record["status"] == "ok" else None
-    record["workload_info"] = {**workload.describe(), "flops_per_task": flops}
+    record["gflops"] = flops * tasks * chunk * batches / timed / 1e9 if flops and timed and record["status"] == "ok" else None
+    record["workload_info"] = {**record.get("workload_info", {}), **workload.describe(), "flops_per_item": flops}
     record["backend_info"] = backend.describe()
+    # After every import of the run: an extension module can turn a free-threaded build's GIL back on.
+    record["gil_enabled"] = getattr(sys, "_is_gil_enabled", lambda: True)()
     record["driver_pid"] = os.getpid()
+    workload.close()
     return record
+
+
+def chunked(work: Work) -> Work:
+    """The same work with each task taking a list of items (the workload's `many` where it has one)."""
+    return dataclasses.replace(work, task=functools.partial(worker.each, work.task, work.many), many=None)
+
+
+def data_bytes(data: dict) -> int | None:
+    """Size of the shared input: arrays and strings by their bytes, anything else by its pickle."""
+    total = 0
+    for value in data.values():
+        if isinstance(value, np.ndarray):
+            total += value.nbytes
+        elif isinstance(value, bytes | str):
+            total += len(value)
+        else:
+            try:
+                total += len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            except Exception:  # noqa: BLE001  (an unpicklable input: its size is unknown, the run goes on)
+                return None
+    return total
+
+
+def failure(error: BaseException, failures: tuple) -> str | None:
+    """The reason a run failed if `error` is the run's failure (the workload's code raised, an input
+    could not be pickled for the workers, the backend failed), else None: a bug in parbench."""
+    chain = _causes(error)
+    # Exactly ours, not Ray's RayTaskError(TaskError), a subclass whose str() is a coloured traceback.
+    ours = [e for e in chain if type(e) in (TaskError, WorkloadError)]
+    if ours:
+        return str(ours[0])
+    unpicklable = [e for e in chain if _unpicklable(e)]
+    if unpicklable:  # the innermost says what could not be pickled
+        return f"could not pickle what the backend sends between processes: {_short(unpicklable[-1])}"
+    return f"{type(error).__name__}: {_short(error)}" if isinstance(error, failures) else None
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """`error` and what it wraps: __cause__, __context__, and Ray's `.cause`."""
+    chain, todo = [], [error]
+    while todo:
+        e = todo.pop(0)
+        if e is None or any(e is c for c in chain) or len(chain) > 20:
+            continue
+        chain.append(e)
+        todo += [e.__cause__, e.__context__, getattr(e, "cause", None) if isinstance(getattr(e, "cause", None), BaseException) else None]
+    return chain
+
+
+def _unpicklable(error: BaseException) -> bool:
+    if isinstance(error, pickle.PicklingError) or type(error).__name__ == "MaybeEncodingError":
+        return True
+    return isinstance(error, TypeError | AttributeError) and bool(re.search(r"pickl|serializ", str(error), re.IGNORECASE))
+
+
+def _short(error: BaseException, limit: int = 300) -> str:
+    """The first line of an error's message, without terminal colours."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _seen(seen: dict, stateful: bool | None) -> dict:
@@ -165,7 +257,7 @@ def _seen(seen: dict, stateful: bool | None) -> dict:
     return {
         "blas_threads": counts.most_common(1)[0][0] if counts else None,
         "blas_threads_seen": sorted(counts, key=str),
-        "workers_seen": {label: len({s.pid for s in ss}) for label, ss in seen.items()},
+        "workers_seen": {label: len({(s.pid, s.thread) for s in ss}) for label, ss in seen.items()},
         # Model loads inside tasks: the blog's pattern loads per task; others should show none when timed.
         "state_builds": {label: sum(s.built_state for s in ss) for label, ss in seen.items()} if stateful else None,
     }

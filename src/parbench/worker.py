@@ -1,11 +1,15 @@
-"""Code that runs inside worker processes, shared by every backend.
+"""Code that runs inside workers, shared by every backend.
 
 Every task goes through `call` (state built per task) or `call_kept` (state built once per
 process and kept), so every backend applies the BLAS policy the same way and reports the same
-facts from inside its workers: process id, BLAS threads seen, and whether the task built state.
+facts from inside its workers: process and thread, BLAS threads seen, and whether the task built
+state. An exception raised by a workload's own code comes back as a `TaskError` with a short
+plain-text reason, the same on every backend.
 """
 
 import os
+import threading
+import traceback
 from typing import NamedTuple
 
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -13,14 +17,20 @@ from threadpoolctl import threadpool_info, threadpool_limits
 _prepared = False
 _blas_threads = None  # threads seen in this process after applying the policy
 _kept = {}  # state built once per process, by key
+_lock = threading.Lock()  # a thread-pool backend prepares and builds from several threads
 
 
 class Seen(NamedTuple):
     """What a task saw inside its worker."""
 
     pid: int
+    thread: int
     blas_threads: int | None
     built_state: bool
+
+
+class TaskError(Exception):
+    """A workload's task or state build raised inside a worker: the run failed, parbench did not."""
 
 
 def blas_threads_now() -> int | None:
@@ -32,36 +42,77 @@ def blas_threads_now() -> int | None:
 def prepare(blas_threads: int | None) -> int | None:
     """Apply the BLAS policy once per process (None leaves the library's own choice)."""
     global _prepared, _blas_threads
-    if not _prepared:
-        import numpy  # noqa: F401  (load BLAS so threadpoolctl can see and limit it)
+    with _lock:
+        if not _prepared:
+            import numpy  # noqa: F401  (load BLAS so threadpoolctl can see and limit it)
 
-        if blas_threads is not None:
-            threadpool_limits(limits=blas_threads, user_api="blas")
-        _blas_threads = blas_threads_now()
-        _prepared = True
+            if blas_threads is not None:
+                threadpool_limits(limits=blas_threads, user_api="blas")
+            _blas_threads = blas_threads_now()
+            _prepared = True
     return _blas_threads
+
+
+def seen(threads: int | None, built: bool) -> Seen:
+    return Seen(os.getpid(), threading.get_native_id(), threads, built)
+
+
+def where(error: BaseException, fn=None) -> str:
+    """'wordcount.py, line 12, in task': the deepest frame in `fn`'s own file, else the deepest frame."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{os.path.basename(error.filename)}, line {error.lineno}"
+    callables = [fn, getattr(fn, "func", None), *getattr(fn, "args", ())]  # a chunked task is a partial of `each`
+    homes = {c.__code__.co_filename for c in callables if hasattr(c, "__code__")} - {__file__}
+    own = [f for f in frames if f.filename in homes] or frames
+    if not own:
+        return ""
+    frame = own[-1]
+    return f"{os.path.basename(frame.filename)}, line {frame.lineno}, in {frame.name}"
+
+
+def describe_error(what: str, error: BaseException, fn=None) -> str:
+    """'task raised KeyError: 'x' (wordcount.py, line 12, in task)': one line, no traceback."""
+    text = " ".join(traceback.format_exception_only(type(error), error)[-1].split())
+    place = where(error, fn)
+    return f"{what} raised {text}" + (f" ({place})" if place else "")
+
+
+def guarded(what: str, fn, /, *args, **kwargs):
+    """`fn(*args, **kwargs)`; an exception it raises becomes a TaskError naming `what` and where."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as error:
+        raise TaskError(describe_error(what, error, fn)) from None
 
 
 def call(task, build, data: dict, item, blas_threads):
     """Build the state from `data`, then run one task: the state lives only as long as the task."""
     threads = prepare(blas_threads)
-    return task(build(**data), item), Seen(os.getpid(), threads, True)
+    state = guarded("building the state", build, **data)
+    return guarded("task", task, state, item), seen(threads, True)
 
 
 def keep(key, build, data: dict, blas_threads) -> bool:
     """Build the state once in this process and keep it under `key`; True if it was built now."""
     prepare(blas_threads)
-    if key in _kept:
-        return False
-    _kept[key] = build(**data)
-    return True
+    with _lock:
+        if key in _kept:
+            return False
+        _kept[key] = guarded("building the state", build, **data)
+        return True
 
 
 def call_kept(task, key, item, blas_threads, build=None, data=None):
     """Run one task on the state kept under `key` (built here first if `build` is given and it is missing)."""
     threads = prepare(blas_threads)
     built = keep(key, build, data, blas_threads) if build is not None else False
-    return task(_kept[key], item), Seen(os.getpid(), threads, built)
+    return guarded("task", task, _kept[key], item), seen(threads, built)
+
+
+def each(task, many, state, items: list) -> list:
+    """One task over a chunk of items: the workload's own `many(state, items)` where it has one."""
+    return many(state, items) if many is not None else [task(state, item) for item in items]
 
 
 def drop(key) -> None:

@@ -24,7 +24,7 @@ class BaseBackend(ABC):
 
     #: Exceptions that mean the backend (not parbench) failed: they become `status: failed`.
     failures: tuple[type[BaseException], ...] = (BackendError,)
-    #: True if tasks run in the driver itself: under `blas_threads: auto` it gets every core.
+    #: True if tasks run one at a time in the driver: under `blas_threads: auto` it gets every core.
     in_driver = False
 
     def __init__(self, workers: int, blas_threads: int | None, options: dict):

@@ -21,12 +21,16 @@ class SharedArray(NamedTuple):
     dtype: str
 
 
-def _up(ready, blas_threads, recipes, placed):
-    """Worker initializer in two steps: ready for tasks (startup), then state built (setup)."""
+def _up(ready, blas_threads, recipes, placed, problems):
+    """Worker initializer in two steps: ready for tasks (startup), then state built (setup). A build
+    that fails is reported, not raised: a Pool replaces a worker whose initializer raises, forever."""
     worker.prepare(blas_threads)
     ready.release()
     key, build, spec = recipes.get()
-    worker.keep(key, build, {k: _attach(v) for k, v in spec.items()}, blas_threads)
+    try:
+        worker.keep(key, build, {k: _attach(v) for k, v in spec.items()}, blas_threads)
+    except worker.TaskError as error:
+        problems.put(str(error))
     placed.release()
 
 
@@ -43,8 +47,8 @@ def _attach(value):
 class Backend(BaseBackend):
     def start(self):
         ctx = multiprocessing.get_context(self.options["start_method"])
-        self.recipes, self.placed = ctx.SimpleQueue(), ctx.Semaphore(0)
-        self.pool = _pool.start_pool(ctx, self.workers, _up, (self.blas_threads, self.recipes, self.placed))
+        self.recipes, self.placed, self.problems = ctx.SimpleQueue(), ctx.Semaphore(0), ctx.SimpleQueue()
+        self.pool = _pool.start_pool(ctx, self.workers, _up, (self.blas_threads, self.recipes, self.placed, self.problems))
         self.blocks = []
 
     def place(self, work):
@@ -53,6 +57,9 @@ class Backend(BaseBackend):
         for _ in range(self.workers):
             self.recipes.put((self.key, work.build, spec))
         _pool.wait_for(self.placed, self.workers, self.pool)
+        self.ready = True
+        if not self.problems.empty():
+            raise worker.TaskError(self.problems.get())
 
     def _share(self, value):
         """Copy an array into a new shared-memory block; anything else travels as it is."""
@@ -67,8 +74,11 @@ class Backend(BaseBackend):
         return _pool.run(self.pool, worker.call_kept, [(self.task, self.key, item, self.blas_threads) for item in items])
 
     def stop(self):
-        self.pool.close()
-        self.pool.join()
+        if getattr(self, "ready", False):
+            self.pool.close()
+            self.pool.join()
+        else:  # workers still wait in their initializer for state that never came: join would wait forever
+            self.pool.terminate()
         for block in self.blocks:
             block.close()
             block.unlink()

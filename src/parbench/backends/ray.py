@@ -28,9 +28,15 @@ class _Keeper:
     """An actor that builds the state once and runs tasks on it."""
 
     def __init__(self, key, build, data, blas_threads):
-        worker.keep(key, build, data, blas_threads)
+        self.problem = None
+        try:
+            worker.keep(key, build, data, blas_threads)
+        except worker.TaskError as error:  # raised from ready(): Ray reports a failed creation only as a dead actor
+            self.problem = error
 
     def ready(self):
+        if self.problem is not None:
+            raise self.problem
         return True
 
     def call(self, task, key, item, blas_threads):

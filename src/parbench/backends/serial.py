@@ -1,7 +1,5 @@
 """serial: every task in the driver, one after another; only BLAS threads run in parallel."""
 
-import os
-
 from parbench import worker
 from parbench.backends.base import BaseBackend
 
@@ -14,11 +12,11 @@ class Backend(BaseBackend):
 
     def place(self, work):
         self.task = work.task
-        self.state = work.build(**work.data)
+        self.state = worker.guarded("building the state", work.build, **work.data)
 
     def run(self, items):
-        seen = worker.Seen(os.getpid(), worker.prepare(self.blas_threads), False)
-        return [(self.task(self.state, item), seen) for item in items]
+        seen = worker.seen(worker.prepare(self.blas_threads), False)
+        return [(worker.guarded("task", self.task, self.state, item), seen) for item in items]
 
     def stop(self):
         self.state = None

@@ -5,6 +5,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# Config keys of a workload that shape the run, not the tasks: never passed to the workload itself.
+# `workers` overrides the sweep's worker counts for this workload (it names runs, it does not shape one).
+RUN_KEYS = ("batches", "warmup_batches", "tasks_per_batch", "items_per_task", "module", "workers")
+
+
+class WorkloadError(Exception):
+    """The workload's own code failed in the driver (making its data or items, checking a result):
+    the run failed, parbench did not."""
+
 
 @dataclass(frozen=True)
 class Work:
@@ -14,6 +23,8 @@ class Work:
     `data` may hold large arrays; how it reaches workers (per task, once per worker, shared
     memory, object store) is the backend's choice. `stateful` marks a build that is too costly
     to repeat per task (a model load): backends that can keep state build it once per worker.
+    `many(state, items)`, where given, does the work of several tasks at once (spaCy's
+    `nlp.pipe`): a chunked run (`items_per_task` above 1) uses it instead of a loop over `task`.
     All callables are module-level functions, so they pickle by reference.
     """
 
@@ -21,6 +32,7 @@ class Work:
     build: Callable[..., Any]
     data: dict
     stateful: bool
+    many: Callable[[Any, list], list] | None = None
 
 
 class BaseWorkload(ABC):
@@ -28,19 +40,28 @@ class BaseWorkload(ABC):
 
     The runner calls, in order: `work()` (inputs generated outside any timed region),
     `items(batch, n)` before each batch, `digest(result)` after each batch (outside its timer),
-    and `verify(batch, items, digests)` after teardown, when the driver may hold references.
+    `verify(batch, items, digests)` after teardown, when the driver may hold references, and
+    `close()` at the very end.
     """
 
-    #: Default parameters; the config schema holds the same defaults for the pipeline.
-    defaults: dict = {}
+    #: JSON Schema of each parameter (with its `default` and a `description` shown in errors); the
+    #: config schema takes them from here, so a new workload is one file.
+    params_schema: dict = {}
+    #: Run keys this workload sets differently from the sweep's defaults (e.g. more tasks per batch).
+    run_defaults: dict = {}
 
     def __init__(self, params: dict, trial: int):
-        self.params = {**self.defaults, **params}
+        self.params = {**self.defaults(), **params}
         self.trial = trial
 
     @classmethod
-    def check_params(cls, params: dict) -> list[str]:
-        """Problems with `params` that a JSON schema cannot see, as messages naming the key."""
+    def defaults(cls) -> dict:
+        return {k: v["default"] for k, v in cls.params_schema.items() if "default" in v}
+
+    @classmethod
+    def check_params(cls, params: dict, key: str) -> list[str]:
+        """Problems with `params` that a JSON schema cannot see, as messages naming the config key
+        (`key` is the workload's own, e.g. 'workloads.ner'). Called before any job starts."""
         return []
 
     @abstractmethod
@@ -49,7 +70,8 @@ class BaseWorkload(ABC):
 
     @abstractmethod
     def items(self, batch: int, n: int) -> list:
-        """The `n` per-task inputs of batch `batch` (warm-up batches are negative)."""
+        """The `n` inputs of batch `batch` (batches count from 0, warm-up batches first); the same
+        arguments give the same items, so that verification can make them again."""
 
     def digest(self, result):
         """A small stand-in for `result` kept until verification (default: the result itself)."""
@@ -66,3 +88,14 @@ class BaseWorkload(ABC):
     def describe(self) -> dict:
         """Facts about what actually ran (for example the model loaded), for the record."""
         return {}
+
+    @classmethod
+    def explain(cls, stats, runs, machine: dict, params: dict) -> list[str]:
+        """Sentences for the report that explain this workload's results: what decides them, from
+        the workload's stats and runs (pandas tables of its cells and runs), the machine's limits
+        and its parameters. The report's generic claims come first; this adds what only the
+        workload knows."""
+        return []
+
+    def close(self) -> None:
+        """Release what `work()` started (a local service), after verification."""

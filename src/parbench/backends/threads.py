@@ -1,0 +1,31 @@
+"""threads: a ThreadPoolExecutor in the driver. The state is built once and shared by reference
+by every thread: nothing is copied or pickled. Threads run Python in parallel only where the GIL
+is released (numpy's BLAS, waiting on I/O) or absent (a free-threaded CPython); the record's
+`gil_enabled` says which interpreter ran."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+from parbench import worker
+from parbench.backends.base import BaseBackend
+
+
+class Backend(BaseBackend):
+    def start(self):
+        # One process: the BLAS policy holds for every thread (under auto, physical cores // workers each).
+        worker.prepare(self.blas_threads)
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="parbench-worker")
+        list(self.pool.map(lambda _: worker.prepare(self.blas_threads), range(self.workers)))  # every thread up
+
+    def place(self, work):
+        self.task = work.task
+        self.state = worker.guarded("building the state", work.build, **work.data)
+
+    def run(self, items):
+        return list(self.pool.map(self._call, items))
+
+    def _call(self, item):
+        return worker.guarded("task", self.task, self.state, item), worker.seen(worker.prepare(self.blas_threads), False)
+
+    def stop(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.state = None
