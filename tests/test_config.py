@@ -8,7 +8,7 @@ import pytest
 from conftest import SCHEMA, TEXTS, schema, scratch_workflow, snakemake
 
 from parbench import backends, workloads
-from parbench.config import ConfigError, validate
+from parbench.config import ConfigError, complete, validate
 
 MINIMAL = {
     "backends": ["serial", "multiprocessing"],
@@ -77,7 +77,9 @@ def test_minimal_config_is_valid_and_gets_defaults():
     assert config["limits"] == {"timeout_s": 1800, "memory_gb": None}
     assert config["sampler"] == {"period_s": 0.05}
     assert config["multiprocessing"] == {"start_method": "forkserver"}
-    assert config["workloads"]["matmul"] == {"n": 256, "k": 8, "seed": 1234, "batches": 10, "warmup_batches": 1, "tasks_per_batch": None}
+    assert config["workloads"]["matmul"] == {
+        "n": 256, "k": 8, "seed": 1234, "batches": 10, "warmup_batches": 1, "tasks_per_batch": None, "items_per_task": 1,
+    }  # fmt: skip
     assert config["workloads"]["ner"]["model"] == "en_core_web_sm"
     assert config["workloads"]["ner"]["texts"] == TEXTS
     assert MINIMAL["workloads"]["matmul"] == {"n": 256, "k": 8}, "validate must not change its argument"
@@ -135,18 +137,23 @@ def test_every_problem_is_reported_at_once():
     assert "workers" in message and "backends" in message and "workloads.matmul.n" in message
 
 
-def test_schema_names_every_backend_and_workload():
-    sch = schema()
+def test_the_schema_takes_every_backend_and_workload_from_the_plugins():
+    """A new backend or workload is one file: the config schema names it without an edit."""
+    assert "enum" not in schema()["properties"]["backends"].get("items", {}), "the backend names are not listed by hand"
+    sch = complete(schema())
     assert sorted(sch["properties"]["backends"]["items"]["enum"]) == backends.names()
     assert sorted(sch["properties"]["workloads"]["properties"]) == workloads.names()
 
 
 @pytest.mark.parametrize("name", workloads.names())
-def test_schema_defaults_match_the_workloads_own(name):
-    """The pipeline (schema defaults) and the library (Workload.defaults) run the same workload by default."""
+def test_a_workload_gets_its_own_defaults_and_run_defaults(name):
+    """The pipeline fills in each workload's parameters and run keys from the workload's own module."""
+    cls = workloads.load(name)
     filled = validate({**MINIMAL, "workloads": {name: {}}}, SCHEMA)["workloads"][name]
-    for key, value in workloads.load(name).defaults.items():
+    assert {k: filled[k] for k in cls.params_schema} == cls.defaults()
+    for key, value in cls.run_defaults.items():
         assert filled[key] == value, key
+    assert filled["items_per_task"] == cls.run_defaults.get("items_per_task", 1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator, validators
 
-from parbench import workloads
+from parbench import backends, workloads
 
 
 class ConfigError(ValueError):
@@ -41,6 +41,12 @@ def _where(path) -> str:
 
 def _message(error) -> str:
     key = _where(error.absolute_path)
+    path = list(error.absolute_path)
+    if error.validator == "required" and len(path) == 2 and path[0] == "workloads" and "'module'" in error.message:
+        return (
+            f"config key {key}: {path[1]!r} is not a built-in workload ({', '.join(workloads.names())}); "
+            "a workload of your own names its `module:` (a .py file or a dotted module name)"
+        )
     if error.validator == "additionalProperties":
         allowed = ", ".join(error.schema.get("properties", {}))
         return f"config key {key}: {error.message}; allowed keys: {allowed}"
@@ -50,15 +56,57 @@ def _message(error) -> str:
     return f"config key {key}: {error.message}" + (f"; allowed: {allowed}" if allowed else "")
 
 
+def complete(schema: dict) -> dict:
+    """The config schema with what the plugins define: the backend names, and each built-in
+    workload's entry (run keys with its own defaults, then its parameters)."""
+    schema = copy.deepcopy(schema)
+    schema["properties"]["backends"]["items"] = {"enum": backends.names()}
+    run_keys = schema["$defs"]["run_keys"]
+    entries = schema["properties"]["workloads"]
+    entries["properties"] = {}
+    for name in workloads.names():
+        cls = workloads.load(name)
+        keys = {k: {**v, "default": cls.run_defaults[k]} if k in cls.run_defaults else v for k, v in run_keys.items()}
+        params = ", ".join(cls.params_schema)
+        entries["properties"][name] = {
+            "description": f"{name} parameters ({params}) and run keys ({', '.join(run_keys)})",
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {**keys, **cls.params_schema},
+        }
+    entries["description"] += f"; built-in: {', '.join(workloads.names())}; any other name needs `module:`"
+    schema["$defs"]["user_workload"]["properties"].update(run_keys)
+    return schema
+
+
 def validate(config: dict, schema_path) -> dict:
-    """Return `config` with defaults filled in, or raise ConfigError listing every problem."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    """Return `config` with defaults filled in, or raise ConfigError listing every problem.
+
+    A user workload (a name that is not built in) is checked too: its module imports, has its
+    functions and accepts its parameters (see parbench.workloads._user.problems)."""
+    schema = complete(yaml.safe_load(Path(schema_path).read_text()))
     config = copy.deepcopy(dict(config))
-    errors = sorted(DefaultingValidator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    problems = [_message(e) for e in errors]
-    for name, params in (config.get("workloads") or {}).items():
-        if name in workloads.names() and isinstance(params, dict):
-            problems += workloads.load(name).check_params(params)
+    entries = config.get("workloads") if isinstance(config.get("workloads"), dict) else {}
+    # A built-in name with `module:` would fail the schema with a less helpful message.
+    problems = [
+        f"config key workloads.{name}.module: {name!r} is a built-in workload; give your own workload another name"
+        for name, params in entries.items()
+        if name in workloads.names() and isinstance(params, dict) and "module" in params
+    ]
+    clashing = {name for name in entries if name in workloads.names() and "module" in (entries[name] or {})}
+    checked = {**config, "workloads": {k: v for k, v in entries.items() if k not in clashing}} if clashing else config
+    errors = sorted(DefaultingValidator(schema).iter_errors(checked), key=lambda e: list(map(str, e.absolute_path)))
+    problems += [_message(e) for e in errors]
+    bad = {e.absolute_path[1] for e in errors if len(e.absolute_path) > 1 and e.absolute_path[0] == "workloads"}
+    for name, params in entries.items():
+        if name in bad or name in clashing or not isinstance(params, dict):
+            continue
+        if name in workloads.names():
+            problems += workloads.load(name).check_params(params, f"workloads.{name}")
+        else:
+            from parbench.workloads import _user
+
+            problems += _user.problems(name, params)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-    return config
+    return checked

@@ -93,15 +93,30 @@ def code_hash(*modules: str) -> str:
     editing a module reruns exactly the jobs whose results it shapes."""
     digest = hashlib.sha256()
     for module in sorted(set(modules)):
-        digest.update(module.encode() + b"\0" + (SOURCE / f"{module}.py").read_bytes())
+        path = SOURCE / (module if "." in module else f"{module}.py")  # a template or style sheet keeps its suffix
+        digest.update(module.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
+# What the report is made from, beyond the tables: its sentences, the workloads' explanations, the page.
+REPORT_CODE = [
+    "report", "claims", "blog", "text", "figures", "templates/report.html.j2", "templates/report.css", "workloads/base",
+    *(f"workloads/{p.stem}" for p in sorted((SOURCE / "workloads").glob("[a-z]*.py")) if p.stem != "base"),
+]  # fmt: skip
+
+
 @functools.cache
-def run_code_hash(backend: str, workload: str) -> str:
+def run_code_hash(backend: str, workload: str, module: str | None = None) -> str:
+    """The code hash of one run: the shared run code, the backend's module, and the workload's
+    module (a user's `module` by the content of its file, with the code that adapts it)."""
     from parbench.plugins import module_name
 
-    return code_hash(*RUN_CODE, f"backends/{module_name(backend)}", f"workloads/{module_name(workload)}")
+    if module is None:
+        return code_hash(*RUN_CODE, f"backends/{module_name(backend)}", f"workloads/{module_name(workload)}")
+    from parbench.workloads import _user
+
+    ours = code_hash(*RUN_CODE, f"backends/{module_name(backend)}", "workloads/_user")
+    return hashlib.sha256(f"{ours}:{_user.digest(module)}".encode()).hexdigest()[:16]
 
 
 def config_hash(settings: dict) -> str:

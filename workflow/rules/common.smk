@@ -4,6 +4,7 @@ from pathlib import Path
 
 from parbench import config as parbench_config
 from parbench import environment as parbench_environment
+from parbench import figures as parbench_figures
 from parbench import sweep as parbench_sweep
 
 # A bad config fails here, before any job starts, naming every bad key (and no traceback).
@@ -30,8 +31,7 @@ if not parbench_sweep.one_reevaluation_timer():
 
 
 RUN = "results/runs/{workload}/{backend}/workers-{workers}/trial-{trial}.json"
-# One plot function each in parbench.plots.DRAW.
-FIGURES = ["throughput", "speedup", "memory", "time_breakdown"]
+FIGURES = list(parbench_figures.FIGURES)
 
 
 wildcard_constraints:
@@ -43,24 +43,32 @@ wildcard_constraints:
 
 
 def run_records():
-    """Every run of the sweep: workloads x backends x workers x trials."""
-    return expand(
-        RUN,
-        workload=list(config["workloads"]),
-        backend=config["backends"],
-        workers=config["workers"],
-        trial=range(1, config["trials"] + 1),
-    )
+    """Every run of the sweep: workloads x backends x workers (the workload's own, else the
+    sweep's) x trials."""
+    return [
+        path
+        for workload, params in config["workloads"].items()
+        for path in expand(
+            RUN,
+            workload=workload,
+            backend=config["backends"],
+            workers=params.get("workers") or config["workers"],
+            trial=range(1, config["trials"] + 1),
+        )
+    ]
 
 
 def run_params(wildcards):
     """All that shapes one run, as canonical JSON: changing it reruns exactly the affected runs.
 
-    The code hash covers the backend's and the workload's modules and the shared run code,
-    so editing one backend reruns only that backend's runs."""
+    The code hash covers the backend's and the workload's modules (a user's module by its
+    content) and the shared run code, so editing one backend reruns only that backend's runs.
+    """
+    params = config["workloads"][wildcards.workload]
     return json.dumps(
         {
-            "params": config["workloads"][wildcards.workload],
+            # A workload's own worker counts name its runs; they do not shape one.
+            "params": {k: v for k, v in params.items() if k != "workers"},
             "settings": {
                 "blas_threads": config["blas_threads"],
                 "options": config.get(wildcards.backend, {}),
@@ -68,7 +76,7 @@ def run_params(wildcards):
                 "sampler": config["sampler"],
             },
             "code": parbench_environment.run_code_hash(
-                wildcards.backend, wildcards.workload
+                wildcards.backend, wildcards.workload, params.get("module")
             ),
         },
         sort_keys=True,

@@ -1,0 +1,295 @@
+"""A user's own workload: a module of plain functions in the user's project, named in the config by
+`module:` (a .py file relative to the working directory, or a dotted module name).
+
+    STATEFUL = False                         # optional: True = costly state, built once per worker where the backend can
+    def data(params): ...                    # the shared input, a dict; made in the driver outside every timer
+    def build(**data): ...                   # optional: a task's state, made from the data inside a worker (default: the dict)
+    def items(params, batch, n): ...         # the n inputs of one batch (the same arguments give the same items)
+    def task(state, item): ...               # one task; its result comes back to the driver
+    def check(item, result, expected): ...   # optional: True if result is right (default: `same`)
+
+A module may instead define `Workload`, a `BaseWorkload` subclass, for full control. The module's
+folder goes first on the path of the driver and of every worker (through PYTHONPATH), so its
+functions pickle by reference, as parbench's own do.
+"""
+
+import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
+import inspect
+import json
+import math
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from parbench.workloads.base import RUN_KEYS, BaseWorkload, Work, WorkloadError
+
+# Default check: floating-point arrays and numbers agree to this relative error (norm-wise for
+# arrays): results computed with other BLAS thread counts differ in their last bits.
+RTOL = 1e-7
+ATOL = 1e-12
+REQUIRED = {"data": 1, "items": 3, "task": 2}  # function name: positional arguments it takes
+OPTIONAL = {"build": None, "check": 3}
+CHECKED = Path(".snakemake", "parbench", "checked")  # workloads that passed `problems`, by digest
+
+
+def locate(module: str, cwd: Path | None = None) -> tuple[str, Path, Path]:
+    """(import name, folder to put on the path, source file) of `module`; LookupError if there is none."""
+    cwd = Path(cwd or Path.cwd())
+    if module.endswith(".py"):
+        path = (cwd / module).resolve()
+        if not path.is_file():
+            raise LookupError(f"{module} does not exist (looked for {path})")
+        name = path.stem
+        if not name.isidentifier():
+            raise LookupError(f"{path.name} is not an importable module name; rename the file (letters, digits, _)")
+        if _shadows(name, path):  # first on the path, the file would replace that module for every library
+            raise LookupError(f"{path.name} has the name of the module {name!r} already installed; rename the file")
+        return name, path.parent, path
+    if str(cwd) not in sys.path:
+        sys.path.insert(0, str(cwd))
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as error:
+        raise LookupError(f"no module {module!r} can be imported ({error})") from None
+    if spec is None or not spec.origin or not Path(spec.origin).is_file():
+        raise LookupError(f"no module {module!r} can be imported from {cwd} or the installed packages")
+    return module, cwd, Path(spec.origin).resolve()
+
+
+def _shadows(name: str, path: Path) -> bool:
+    """True if a module `name` other than the file `path` exists: in the standard library, or on the
+    path (but for the file's own folder and the folders of user modules loaded before)."""
+    if name in sys.builtin_module_names or name in sys.stdlib_module_names:
+        return True
+    search = [p for p in sys.path if p not in _LOADED and Path(p or ".").resolve() != path.parent]
+    spec = importlib.machinery.PathFinder.find_spec(name, search)
+    return spec is not None and spec.origin is not None and Path(spec.origin).resolve() != path
+
+
+_LOADED: set[str] = set()  # folders `load` put on sys.path
+
+
+def digest(module: str, cwd: Path | None = None) -> str:
+    """SHA-256 of the module's source file: part of the runs' code hash, so editing it reruns them."""
+    return hashlib.sha256(locate(module, cwd)[2].read_bytes()).hexdigest()
+
+
+def load(module: str) -> type[BaseWorkload]:
+    """The Workload class for `module`; its folder goes on the path of this process and of every child."""
+    name, folder, _ = locate(module)
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+        _LOADED.add(str(folder))
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(folder) not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(folder), *paths])
+    loaded = importlib.import_module(name)
+    own = getattr(loaded, "Workload", None)
+    if isinstance(own, type) and issubclass(own, BaseWorkload):
+        return own
+    return type(f"Functions_{name}", (Functions,), {"module": loaded, "source": module})
+
+
+def data_as_state(**data) -> dict:
+    """The default `build`: a task's state is the data dict itself."""
+    return data
+
+
+def same(result, expected) -> bool:
+    """The default check: arrays and floats within RTOL, containers element by element, anything else by ==."""
+    if isinstance(result, np.ndarray) or isinstance(expected, np.ndarray):
+        return _arrays_close(result, expected)
+    if isinstance(result, float | np.floating) and isinstance(expected, float | np.floating):
+        return (math.isnan(result) and math.isnan(expected)) or math.isclose(result, expected, rel_tol=RTOL, abs_tol=ATOL)
+    if isinstance(result, dict) and isinstance(expected, dict):
+        return result.keys() == expected.keys() and all(same(result[k], expected[k]) for k in result)
+    if isinstance(result, list | tuple) and type(result) is type(expected):
+        return len(result) == len(expected) and all(same(r, e) for r, e in zip(result, expected))
+    if hasattr(result, "equals"):  # pandas objects: == compares element-wise
+        return bool(result.equals(expected))
+    equal = result == expected
+    return bool(np.all(equal)) if not isinstance(equal, bool) else equal
+
+
+def _arrays_close(a, b) -> bool:
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)) or a.shape != b.shape:
+        return False
+    if not (np.issubdtype(a.dtype, np.inexact) and np.issubdtype(b.dtype, np.inexact)):
+        return bool(np.array_equal(a, b))
+    finite = np.isfinite(b)
+    if not np.array_equal(np.isfinite(a), finite) or not np.array_equal(a[~finite], b[~finite], equal_nan=True):
+        return False
+    return bool(np.linalg.norm(a[finite] - b[finite]) <= RTOL * np.linalg.norm(b[finite]) + ATOL)
+
+
+class Functions(BaseWorkload):
+    """A module of plain functions as a workload. Results are pickled to a temporary file as they
+    arrive and read back for verification, so the driver does not hold them during the run."""
+
+    module: ModuleType
+    source: str
+
+    def __init__(self, params: dict, trial: int):
+        super().__init__(params, trial)
+        self._spill = tempfile.TemporaryFile(prefix="parbench-results-")
+        self._unpicklable = {}
+
+    def _call(self, what: str, fn, /, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as error:
+            from parbench.worker import describe_error
+
+            raise WorkloadError(describe_error(what, error, fn)) from None
+
+    def _data(self) -> dict:
+        data = self._call("data(params)", self.module.data, self.params)
+        if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+            raise WorkloadError(f"data(params) returned {type(data).__name__}, not a dict with str keys")
+        return data
+
+    def work(self) -> Work:
+        m = self.module
+        return Work(task=m.task, build=getattr(m, "build", data_as_state), data=self._data(), stateful=bool(getattr(m, "STATEFUL", False)))
+
+    def items(self, batch: int, n: int) -> list:
+        items = list(self._call(f"items(params, {batch}, {n})", self.module.items, self.params, batch, n))
+        if len(items) != n:
+            raise WorkloadError(f"items(params, {batch}, {n}) returned {len(items)} items, not {n}")
+        return items
+
+    def digest(self, result):
+        position = self._spill.tell()
+        try:
+            pickle.dump(result, self._spill, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001  (a result only an in-driver backend can return: kept as it is)
+            self._spill.seek(position)
+            self._unpicklable[position] = result
+        return position
+
+    def _result(self, position):
+        if position in self._unpicklable:
+            return self._unpicklable[position]
+        self._spill.seek(position)
+        return pickle.load(self._spill)
+
+    def verify(self, batch: int, items: list, digests: list) -> list[str]:
+        m = self.module
+        if not hasattr(self, "_reference"):  # after teardown: the data made again, the state built in the driver
+            self._reference = self._call("building the state", getattr(m, "build", data_as_state), **self._data())
+        check = getattr(m, "check", None)
+        problems = []
+        for i, (item, position) in enumerate(zip(items, digests)):
+            result = self._result(position)
+            expected = self._call("task (the serial reference)", m.task, self._reference, item)
+            ok = self._call("check(item, result, expected)", check, item, result, expected) if check else same(result, expected)
+            if not ok:
+                how = "check(item, result, expected) returned False" if check else "differs from the same task run serially"
+                problems.append(f"batch {batch} task {i}: result {how}")
+        self._spill.seek(0, os.SEEK_END)
+        return problems
+
+    def describe(self) -> dict:
+        _, _, path = locate(self.source)
+        return {"module": {"source": self.source, "file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}}
+
+    def close(self) -> None:
+        self._spill.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks before any job: the module imports, has its functions, and accepts its parameters
+
+
+def problems(name: str, params: dict, cwd: Path | None = None) -> list[str]:
+    """What is wrong with user workload `name` (config `params`), as messages naming its config key.
+
+    The import and the calls of `data` and `items` run in a fresh process (the user's code must
+    not run inside Snakemake), once per content of the module and parameters: a passed check is
+    remembered under .snakemake/parbench/checked/."""
+    key = f"config key workloads.{name}"
+    module = params.get("module")
+    try:
+        _, _, path = locate(module, cwd)
+    except LookupError as error:
+        return [f"{key}.module: {error}"]
+    user = {k: v for k, v in params.items() if k not in RUN_KEYS}
+    stamp = hashlib.sha256(path.read_bytes() + json.dumps([name, module, user], sort_keys=True, default=str).encode()).hexdigest()
+    done = Path(cwd or Path.cwd(), CHECKED, stamp)
+    if done.exists():
+        return []
+    command = [sys.executable, "-m", "parbench.workloads._user", name, json.dumps(params, default=str)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
+    try:
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        tail = " ".join((result.stderr or result.stdout).split())[-300:]
+        return [f"{key}: checking {module} failed with exit code {result.returncode}: {tail}"]
+    if not found:
+        done.parent.mkdir(parents=True, exist_ok=True)
+        done.touch()
+    return [f"{key}{p}" for p in found]
+
+
+def _check_here(name: str, params: dict) -> list[str]:
+    """The checks themselves, in this (fresh) process: messages starting with the config sub-key."""
+    from parbench.worker import describe_error
+
+    module = params["module"]
+    try:
+        workload = load(module)
+    except Exception as error:  # noqa: BLE001  (the user's import error, shown as theirs)
+        return [f".module: importing {module} failed: {describe_error('it', error).removeprefix('it raised ')}"]
+    user = {k: v for k, v in params.items() if k not in RUN_KEYS}
+    if not issubclass(workload, Functions):
+        return [f": {p}" for p in workload.check_params(user, f"workloads.{name}")]
+    m, found = workload.module, []
+    for fn, count in {**REQUIRED, **OPTIONAL}.items():
+        if not hasattr(m, fn):
+            if fn in REQUIRED:
+                found.append(f".module: {module} has no function {fn}(); it needs data(params), items(params, batch, n), task(state, item)")
+            continue
+        if not callable(getattr(m, fn)):
+            found.append(f".module: {module}: {fn} is not a function")
+        elif count is not None and not _accepts(getattr(m, fn), count):
+            found.append(f".module: {module}: {fn}() must take {count} positional arguments")
+    if not isinstance(getattr(m, "STATEFUL", False), bool):
+        found.append(f".module: {module}: STATEFUL must be True or False")
+    if found:
+        return found
+    instance = workload(user, trial=1)
+    try:
+        data = instance._data()
+        build = getattr(m, "build", None)
+        if build is not None and not _accepts(build, 0, data):
+            found.append(f": build(**data) does not accept the keys of data(params): {', '.join(data)}")
+        instance.items(0, 2)
+    except WorkloadError as error:
+        found.append(f": the parameters are rejected: {error}")
+    finally:
+        instance.close()
+    return found
+
+
+def _accepts(fn, count: int, keywords: dict | None = None) -> bool:
+    try:
+        inspect.signature(fn).bind(*range(count), **(keywords or {}))
+        return True
+    except TypeError:
+        return False
+    except ValueError:  # no signature (a builtin): assume it fits
+        return True
+
+
+if __name__ == "__main__":
+    print(json.dumps(_check_here(sys.argv[1], json.loads(sys.argv[2]))))

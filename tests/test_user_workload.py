@@ -1,0 +1,364 @@
+"""A user's own workload: a file of plain functions in the user's project, measured, verified and
+reported like a built-in; bad modules refused before any job; reruns scoped to the file's content."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SCHEMA, dry_run_jobs, make_cell, read_records, scheduled_outputs, scratch_workflow, snakemake, write_config
+
+from parbench import backends, runner
+from parbench.config import ConfigError, validate
+from parbench.supervise import supervise
+from parbench.workloads import _user
+
+# A stateless workload with a shared array: the task reads a slice of x, so x must reach the worker.
+SUMS = '''
+"""Row sums of slices of a shared matrix."""
+import numpy as np
+
+def data(params):
+    return {"x": np.random.default_rng(params["seed"]).standard_normal((params["rows"], 64))}
+
+def items(params, batch, n):
+    return [(batch * n + i) % params["rows"] for i in range(n)]
+
+def task(state, item):
+    return state["x"][item : item + 8].sum(axis=1)
+'''
+# A stateful workload: an expensive-to-build "model" (a lookup table) built once per worker where possible.
+TABLE = '''
+"""Look words up in a table built from a seed."""
+import os
+STATEFUL = True
+
+def data(params):
+    return {"size": params["size"], "seed": params.get("seed", 1)}
+
+def build(size, seed):
+    return {f"w{i}": (i * seed) % 97 for i in range(size)}
+
+def items(params, batch, n):
+    return [f"w{(batch * n + i) % params['size']}" for i in range(n)]
+
+def task(state, item):
+    return state[item]
+
+def check(item, result, expected):
+    return result == expected == int(item[1:]) % 97
+'''
+USER_TINY = {"batches": 2, "warmup_batches": 1, "tasks_per_batch": 4}
+
+
+def project(tmp_path, files: dict) -> Path:
+    """A user's project folder holding `files` ({relative path: source})."""
+    for name, source in files.items():
+        path = Path(tmp_path, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+    return Path(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The default check
+
+
+@pytest.mark.parametrize(
+    "result,expected,same",
+    [
+        (np.ones(3) * (1 + 1e-9), np.ones(3), True),
+        (np.ones(3) * (1 + 1e-5), np.ones(3), False),
+        (np.ones(3), np.ones(4), False),
+        (np.array([1.0, np.nan]), np.array([1.0, np.nan]), True),
+        (np.array([1.0, np.nan]), np.array([1.0, 2.0]), False),
+        (np.arange(3), np.arange(3), True),
+        (np.arange(3), np.arange(3) + 1, False),
+        ([np.ones(2), {"a": 1.0 + 1e-12}], [np.ones(2), {"a": 1.0}], True),
+        ({"a": 1}, {"b": 1}, False),
+        ((1, 2), [1, 2], False),
+        ("text", "text", True),
+        (pd.DataFrame({"a": [1]}), pd.DataFrame({"a": [1]}), True),
+        (pd.DataFrame({"a": [1]}), pd.DataFrame({"a": [2]}), False),
+        ([1, 2], [1, 2, 3], False),
+    ],
+)
+def test_default_check(result, expected, same):
+    assert _user.same(result, expected) is same
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the runner and the supervisor: every backend, stateful and not, verified
+
+
+@pytest.fixture(scope="module")
+def user_project(tmp_path_factory, request):
+    root = project(tmp_path_factory.mktemp("project"), {"bench/sums.py": SUMS, "bench/table.py": TABLE})
+    monkey = pytest.MonkeyPatch()
+    monkey.chdir(root)  # a user's module path is relative to the working directory
+    request.addfinalizer(monkey.undo)
+    return root
+
+
+def user_cell(backend, module, workers=2, **params):
+    cell = make_cell(backend, "mine", workers, **{**USER_TINY, "module": module, **params})
+    return cell
+
+
+@pytest.mark.parametrize("backend", backends.names())
+@pytest.mark.parametrize(
+    "module,params", [("bench/sums.py", {"rows": 64, "seed": 3}), ("bench/table.py", {"size": 100})], ids=["stateless", "stateful"]
+)
+def test_user_workload_runs_and_verifies_on_every_backend(user_project, tmp_path, backend, module, params):
+    record = supervise(user_cell(backend, module, **params), tmp_path / "r.json", tmp_path / "r.log")
+    assert record["status"] == "ok", f"{record['reason']}\n{(tmp_path / 'r.log').read_text()[-2000:]}"
+    assert record["verified"] is True, record["verification"]
+    assert record["verification"]["items_checked"] == 4 * 3
+    info = record["workload_info"]["module"]
+    assert info["source"] == module and Path(info["file"]).is_file()
+    assert info["sha256"] == _user.digest(module)
+    if module == "bench/table.py" and backend not in ("multiprocessing", "serial", "threads"):
+        assert record["state_builds"]["batches"] == 0, "STATEFUL: built once per worker, before the timed batches"
+    if module == "bench/table.py" and backend == "multiprocessing":
+        assert record["state_builds"]["batches"] == 4 * 2, "the blog's pattern builds the state in every task"
+
+
+WRONG_OFF_MAIN_THREAD = SUMS.replace(
+    "def task(state, item):\n    return",
+    "import threading\n\ndef task(state, item):\n    return (threading.current_thread() is not threading.main_thread()) +",
+)
+
+
+def test_a_wrong_result_is_not_verified(user_project):
+    """The default check compares with the same task run serially (in the driver's main thread): a
+    task that answers differently in a worker thread is caught."""
+    project(user_project, {"bench/wrong.py": WRONG_OFF_MAIN_THREAD})
+    record = runner.run(user_cell("threads", "bench/wrong.py", rows=64, seed=3))
+    assert record["status"] == "ok" and record["verified"] is False
+    assert "differs from the same task run serially" in record["verification"]["problems"][0]
+
+
+UNPICKLABLE = """
+import threading
+
+def data(params):
+    return {"lock": threading.Lock()}
+
+def items(params, batch, n):
+    return list(range(n))
+
+def task(state, item):
+    with state["lock"]:
+        return item * 2
+"""
+
+
+@pytest.mark.parametrize("backend", backends.names())
+def test_an_unpicklable_input_fails_process_backends_as_records(user_project, tmp_path, backend):
+    """A lock in the data cannot reach another process: those backends record `failed` saying so;
+    in-process backends run it."""
+    project(user_project, {"bench/locked.py": UNPICKLABLE})
+    record = supervise(user_cell(backend, "bench/locked.py"), tmp_path / "r.json", tmp_path / "r.log")
+    if backend in ("serial", "threads"):
+        assert record["status"] == "ok" and record["verified"], record["reason"]
+    else:
+        assert record["status"] == "failed", record
+        assert "pickle" in record["reason"] and "lock" in record["reason"], record["reason"]
+        assert "\n" not in record["reason"] and "\x1b" not in record["reason"] and len(record["reason"]) < 400
+
+
+RAISES = """
+def data(params):
+    return {}
+
+def items(params, batch, n):
+    return list(range(n))
+
+def task(state, item):
+    if item == 1:
+        raise ValueError(f"no good: {item}")
+    return item
+"""
+
+
+@pytest.mark.parametrize("backend", backends.names())
+def test_a_task_that_raises_gives_the_same_short_reason_on_every_backend(user_project, tmp_path, backend):
+    project(user_project, {"bench/raises.py": RAISES})
+    record = supervise(user_cell(backend, "bench/raises.py"), tmp_path / "r.json", tmp_path / "r.log")
+    assert record["status"] == "failed"
+    assert record["reason"] == "task raised ValueError: no good: 1 (raises.py, line 10, in task)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad modules are refused before any job, naming the workload
+
+
+def refused(tmp_path, files: dict, params: dict, name="mine") -> str:
+    root = project(tmp_path, files)
+    config = {"backends": ["serial"], "workers": [1], "trials": 1, "workloads": {name: params}}
+    with pytest.raises(ConfigError) as raised:
+        _validate_in(root, config)
+    return str(raised.value)
+
+
+def _validate_in(root, config):
+    monkey = pytest.MonkeyPatch()
+    monkey.chdir(root)
+    try:
+        return validate(config, SCHEMA)
+    finally:
+        monkey.undo()
+
+
+ITEMS_AND_TASK = "def items(p, b, n): return [0] * n\ndef task(s, i): return 1\n"
+
+
+@pytest.mark.parametrize(
+    "files,params,expected",
+    [
+        ({}, {"module": "bench/none.py"}, ["workloads.mine.module", "bench/none.py does not exist"]),
+        ({}, {"module": "no_such_package.bench"}, ["workloads.mine.module", "no module 'no_such_package.bench'"]),
+        ({"b/syntax.py": "def data(params:\n"}, {"module": "b/syntax.py"}, ["workloads.mine.module", "SyntaxError", "syntax.py, line 1"]),
+        (
+            {"b/boom.py": "import os\nraise RuntimeError('cannot start')\n"},
+            {"module": "b/boom.py"},
+            ["workloads.mine.module", "RuntimeError: cannot start", "boom.py, line 2"],
+        ),
+        (
+            {"b/half.py": "def data(params):\n    return {}\n"},
+            {"module": "b/half.py"},
+            ["has no function items()", "has no function task()"],
+        ),
+        (
+            {"b/arity.py": "def data(params): return {}\ndef items(params, n): return []\ndef task(state, item): return 1\n"},
+            {"module": "b/arity.py"},
+            ["items() must take 3 positional arguments"],
+        ),
+        (
+            {"b/keyerr.py": "def data(params):\n    return {'n': params['words']}\n" + ITEMS_AND_TASK},
+            {"module": "b/keyerr.py", "wrods": 10},
+            ["workloads.mine", "parameters are rejected", "KeyError: 'words'", "keyerr.py, line 2, in data"],
+        ),
+        (
+            {"b/build.py": "def data(params): return {'a': 1}\ndef build(b): return b\n" + ITEMS_AND_TASK},
+            {"module": "b/build.py"},
+            ["build(**data) does not accept the keys of data(params): a"],
+        ),
+        (
+            {"b/json.py": SUMS},
+            {"module": "b/json.py", "rows": 8, "seed": 1},
+            ["json.py has the name of the module 'json' already installed"],
+        ),
+        (
+            {"b/few.py": SUMS.replace("for i in range(n)", "for i in range(1)")},
+            {"module": "b/few.py", "rows": 8, "seed": 1},
+            ["returned 1 items, not 2"],
+        ),
+    ],
+    ids=[
+        "missing-file",
+        "missing-module",
+        "syntax-error",
+        "import-raises",
+        "missing-functions",
+        "wrong-arity",
+        "rejected-param",
+        "build-keys",
+        "name-clash-installed",
+        "items-count",
+    ],
+)
+def test_a_bad_user_module_is_refused_naming_it(tmp_path, files, params, expected):
+    message = refused(tmp_path, files, params)
+    for text in expected:
+        assert text in message, f"{text!r} not in:\n{message}"
+
+
+def test_a_user_workload_may_not_take_a_builtin_name(tmp_path):
+    message = refused(tmp_path, {"b/sums.py": SUMS}, {"module": "b/sums.py"}, name="matmul")
+    assert "workloads.matmul.module: 'matmul' is a built-in workload" in message
+
+
+def test_a_good_module_passes_and_is_checked_once(tmp_path):
+    root = project(tmp_path, {"b/sums.py": SUMS})
+    config = {"backends": ["serial"], "workers": [1], "trials": 1, "workloads": {"mine": {"module": "b/sums.py", "rows": 8, "seed": 1}}}
+    filled = _validate_in(root, config)
+    assert filled["workloads"]["mine"]["batches"] == 10 and filled["workloads"]["mine"]["items_per_task"] == 1
+    assert len(list((root / _user.CHECKED).iterdir())) == 1, "a passed check is remembered"
+    (root / "b" / "sums.py").write_text(SUMS + "\n# edited\n")
+    _validate_in(root, config)
+    assert len(list((root / _user.CHECKED).iterdir())) == 2, "an edit is checked again"
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline: the user's workload beside a built-in, its reruns scoped to its file
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    config = {
+        "backends": ["serial", "threads", "multiprocessing-shared"],
+        "workers": [1, 2],
+        "trials": 1,
+        "workloads": {
+            "matmul": {"n": 128, "k": 8, "batches": 2},
+            "sums": {"module": "bench/sums.py", "rows": 64, "seed": 3, **USER_TINY},
+            "lookup": {"module": "bench/table.py", "size": 100, **USER_TINY, "workers": [2]},
+        },
+    }
+    work = scratch_workflow(tmp_path_factory.mktemp("user-pipeline"), config)
+    project(work, {"bench/sums.py": SUMS, "bench/table.py": TABLE})
+    result = snakemake(work, "--cores", "8", timeout=900)
+    assert result.returncode == 0, result.stdout[-5000:]
+    return work, config
+
+
+def test_the_pipeline_measures_verifies_and_reports_a_user_workload(pipeline):
+    work, config = pipeline
+    recs = [r for r in read_records(work) if r["workload"] in ("sums", "lookup")]
+    assert {(r["workload"], r["workers"]) for r in recs} == {("sums", 1), ("sums", 2), ("lookup", 2)}, "lookup's own workers"
+    assert all(r["status"] == "ok" and r["verified"] for r in recs), [r["reason"] for r in recs]
+    runs = pd.read_csv(work / "results" / "tables" / "runs.csv")
+    assert set(runs.workload) == {"matmul", "sums", "lookup"}
+    assert (runs[runs.workload == "sums"].module == "bench/sums.py").all()
+    for figure in ("throughput", "memory"):
+        assert (work / "results" / "figures" / f"sums_{figure}.png").stat().st_size > 5000
+    html = (work / "results" / "report.html").read_text()
+    assert "<h3>sums in detail</h3>" in html and "<h3>lookup in detail</h3>" in html
+
+
+def test_editing_the_user_file_reruns_only_its_runs(pipeline):
+    work, config = pipeline
+    path = work / "bench" / "sums.py"
+    original = path.read_text()
+    try:
+        path.write_text(original + "\n# a comment changes the content\n")
+        out = snakemake(work, "-n", "--cores", "2", timeout=300).stdout
+        runs = scheduled_outputs(out, "run")
+        assert runs and all("/sums/" in p for p in runs), runs
+        assert len(runs) == 3 * 2
+    finally:
+        path.write_text(original)
+
+
+def test_editing_a_builtin_workload_does_not_rerun_user_workloads(pipeline):
+    work, config = pipeline
+    path = work / "src" / "parbench" / "workloads" / "matmul.py"
+    original = path.read_text()
+    try:
+        path.write_text(original + "\n# edited\n")
+        runs = scheduled_outputs(snakemake(work, "-n", "--cores", "2", timeout=300).stdout, "run")
+        assert runs and all("/matmul/" in p for p in runs), runs
+    finally:
+        path.write_text(original)
+
+
+def test_a_users_own_worker_counts_change_no_run_of_others(pipeline):
+    work, config = pipeline
+    changed = json.loads(json.dumps(config))
+    changed["workloads"]["lookup"]["workers"] = [1, 2]
+    write_config(work, changed, "other.yaml")
+    jobs = dry_run_jobs(snakemake(work, "-n", "--cores", "2", "--configfile", "other.yaml", timeout=300).stdout)
+    assert jobs.get("run") == 3, jobs  # only lookup at 1 worker is new
