@@ -25,6 +25,9 @@ TEXTS = ["Paris is the capital of France.", "Angela Merkel visited Washington in
 TINY = {
     "matmul": {"n": 256, "k": 8, "seed": 1234, "batches": 2, "warmup_batches": 1, "tasks_per_batch": None},
     "ner": {"model": "en_core_web_sm", "texts": TEXTS, "batches": 2, "warmup_batches": 1, "tasks_per_batch": None},
+    "primes": {"start": 1000, "span": 300, "batches": 2, "warmup_batches": 1, "tasks_per_batch": None},
+    "tinytasks": {"rounds": 10, "batches": 2, "warmup_batches": 1, "tasks_per_batch": 20},
+    "http": {"latency_ms": 1, "requests": 2, "response_bytes": 1000, "batches": 2, "warmup_batches": 1, "tasks_per_batch": None},
 }
 # Every field DESIGN.md promises in a run record.
 RECORD_FIELDS = [
@@ -37,6 +40,10 @@ RECORD_FIELDS = [
     "reason",
     "params",
     "tasks_per_batch",
+    "items_per_task",
+    "items_per_batch",
+    "gil_enabled",
+    "cpu",
     "timings",
     "memory",
     "verified",

@@ -65,8 +65,10 @@ def test_backend_runs_and_verifies(run_cell, backend, workload):
     assert record["schema_version"] == records.SCHEMA_VERSION
     assert (record["workload"], record["backend"], record["workers"], record["trial"]) == (workload, backend, WORKERS, 1)
     assert record["params"] == cell["params"]
-    assert record["tasks_per_batch"] == WORKERS
-    assert record["verification"]["tasks_checked"] == WORKERS * (cell["params"]["batches"] + cell["params"]["warmup_batches"])
+    tasks = cell["params"]["tasks_per_batch"] or WORKERS
+    assert record["tasks_per_batch"] == tasks and record["items_per_batch"] == tasks
+    assert record["verification"]["items_checked"] == tasks * (cell["params"]["batches"] + cell["params"]["warmup_batches"])
+    assert record["gil_enabled"] is True, "a standard CPython"
 
     t = record["timings"]
     assert len(t["batch_s"]) == cell["params"]["batches"]
