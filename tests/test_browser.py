@@ -132,6 +132,7 @@ def test_report_renders_in_chromium(report_html):
     assert len(images) == 8  # 2 workloads x 4 figures
     assert all(complete and width > 0 for _, complete, width in images), images
     assert sections == list(report.SECTIONS)
-    assert "matmul" in advice and "ner" in advice and "Use " in advice
+    # The tests' sweep has one trial per cell: the cards say why they rank nothing.
+    assert "matmul" in advice and "ner" in advice and advice.count("Not enough repeats to rank") == 2
     assert outside == []
     assert (report_html.parent / "report.png").stat().st_size > 10_000

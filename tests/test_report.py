@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from parbench import plots, report
+from parbench import blog, claims, figures, plots, report, text
 
 MIB = 2**20
 
@@ -50,12 +50,12 @@ def test_clear_winner_is_named_with_its_margin():
         cell("ray", 2, 30, 28, 32, speedup=(3, 2.6, 3.5)),
         cell("multiprocessing", 2, 15, 14, 16, speedup=(1.5, 1.3, 1.7)),
     )
-    advice = report.recommendation(stats)
-    assert advice[0] == "Use ray with 2 workers: 30.0 tasks/s [28.0–32.0]."
+    advice = claims.recommendation(stats)
+    assert advice[0] == "Use ray with 2 workers: 30.0 items/s [28.0–32.0]."
     assert "clearly ahead" in advice[1] and "2.00×" in advice[1] and "at least 1.75×" in advice[1]
     assert "multiprocessing with 2 workers" in advice[1]
     assert "ray is faster than serial: 3.00×" in advice[2] and "does not clearly pay" not in advice[2]
-    (at2,) = report.per_workers(stats)
+    (at2,) = claims.per_workers(stats)
     assert at2.startswith("At 2 workers: ray is fastest") and "the next, multiprocessing" in at2
 
 
@@ -66,40 +66,40 @@ def test_overlapping_intervals_say_no_clear_difference():
         cell("serial", 4, 27, 24, 35),
         cell("multiprocessing", 4, 5, 4, 6),
     )
-    (at4,) = report.per_workers(stats)
+    (at4,) = claims.per_workers(stats)
     assert at4.startswith("At 4 workers: no clear difference between ray, multiprocessing-shared, serial")
     assert "multiprocessing," not in at4.split("(")[0]  # the clearly slower one is not in the tie
     assert "ray shows no clear difference from serial" in at4
-    advice = report.recommendation(stats)
+    advice = claims.recommendation(stats)
     # ray's median is highest, but its speedup interval holds 1: serial, the simpler choice, is recommended.
     assert advice[0].startswith("Use serial (in the driver")
     assert "not clearly faster than" in advice[1] and "ray (4 workers)" in advice[1] and "multiprocessing-shared (4 workers)" in advice[1]
-    assert "Clearly faster than the rest, the best of which is multiprocessing (4 workers) 5.00 [4.00–6.00] tasks/s." in advice[2]
+    assert "Clearly faster than the rest, the best of which is multiprocessing (4 workers) 5.00 [4.00–6.00] items/s." in advice[2]
     assert advice[3].startswith("No parallel backend is clearly faster; the best, ray with 4 workers: ray shows no clear difference")
     assert "fastest" not in " ".join(advice)
 
 
 def test_touching_intervals_count_as_overlap():
     a, b = cell("ray", 2, 30, 20, 40), cell("dask", 2, 15, 10, 20)
-    assert report.overlaps(pd.Series(a), pd.Series(b))
-    assert not report.overlaps(pd.Series(a), pd.Series({**b, "throughput_ci_high": 19.9}))
+    assert claims.overlaps(pd.Series(a), pd.Series(b))
+    assert not claims.overlaps(pd.Series(a), pd.Series({**b, "throughput_ci_high": 19.9}))
 
 
 def test_cells_not_clean_are_left_out_of_claims():
     stats = frame(
         cell("ray", 2, 100, 95, 105, clean=False), cell("serial", 2, 10, 9, 11), cell("dask", 2, 20, 18, 22, speedup=(2, 1.7, 2.3))
     )
-    advice = report.recommendation(stats)
+    advice = claims.recommendation(stats)
     assert advice[0].startswith("Use dask with 2 workers")
-    assert "ray" not in " ".join(advice + report.per_workers(stats) + report.least_memory(stats))
-    assert report.excluded(stats) == ["Left out of every claim (not every run was ok and verified): ray at 2 workers (ok x1, timeout x2)."]
-    assert report.excluded(frame(cell("serial", 1, 10, 9, 11))) == []
+    assert "ray" not in " ".join(advice + claims.per_workers(stats) + claims.least_memory(stats))
+    assert claims.excluded(stats) == ["Left out of every claim (not every run was ok and verified): ray at 2 workers (ok x1, timeout x2)."]
+    assert claims.excluded(frame(cell("serial", 1, 10, 9, 11))) == []
 
 
 def test_nothing_clean_recommends_nothing():
     stats = frame(cell("ray", 2, 100, 95, 105, clean=False))
-    assert report.recommendation(stats) == ["No cell ran cleanly: nothing to recommend."]
-    assert report.per_workers(stats) == [] and report.scaling(stats) == []
+    assert claims.recommendation(stats) == ["No cell ran cleanly: nothing to recommend."]
+    assert claims.per_workers(stats) == [] and claims.scaling(stats) == []
 
 
 def test_serial_winning_says_no_parallel_backend_is_faster():
@@ -109,7 +109,7 @@ def test_serial_winning_says_no_parallel_backend_is_faster():
         cell("joblib", 1, 20, 18, 22, speedup=(0.4, 0.35, 0.45)),
         cell("joblib", 2, 30, 28, 31, speedup=(0.6, 0.55, 0.65)),
     )
-    advice = report.recommendation(stats)
+    advice = claims.recommendation(stats)
     assert advice[0].startswith("Use serial (in the driver")
     assert "joblib with 2 workers: joblib is slower than serial" in advice[-1]
 
@@ -123,16 +123,16 @@ def scaling_frame(*points, backend="ray"):
 
 def test_scaling_stops_where_more_workers_no_longer_beat_the_interval():
     stats = scaling_frame((1, 10, 9, 11), (2, 20, 18, 22), (4, 21, 19, 23), (8, 22, 20, 24))
-    assert report.scaling_stop(stats).workers == 2
-    (text,) = report.scaling(stats)
-    assert text.startswith("ray: scaling stops at 2 workers (20.0 tasks/s [18.0–22.0])") and "at 8 workers: 22.0" in text
+    assert claims.scaling_stop(stats).workers == 2
+    (text,) = claims.scaling(stats)
+    assert text.startswith("ray: scaling stops at 2 workers (20.0 items/s [18.0–22.0])") and "at 8 workers: 22.0" in text
 
 
 def test_scaling_that_never_stops_and_that_never_starts():
     rising = scaling_frame((1, 10, 9, 11), (2, 20, 18, 22), (4, 40, 36, 44))
-    assert report.scaling(rising) == ["ray: still improving at 4 workers, the most run (40.0 tasks/s [36.0–44.0])."]
+    assert claims.scaling(rising) == ["ray: still improving at 4 workers, the most run (40.0 items/s [36.0–44.0])."]
     flat = scaling_frame((1, 10, 8, 12), (2, 11, 9, 13), (4, 12, 10, 14))
-    assert report.scaling(flat)[0].startswith("ray: no clear gain from more than 1 worker")
+    assert claims.scaling(flat)[0].startswith("ray: no clear gain from more than 1 worker")
 
 
 def test_scaling_skips_serial_and_single_counts_and_unclean_cells():
@@ -143,7 +143,7 @@ def test_scaling_skips_serial_and_single_counts_and_unclean_cells():
             frame(cell("ray", 1, 10, 9, 11), cell("ray", 2, 50, 45, 55, clean=False)),
         ]
     )
-    assert report.scaling(stats) == []
+    assert claims.scaling(stats) == []
 
 
 # ---------------------------------------------------------------- memory
@@ -153,7 +153,7 @@ def test_least_memory_names_the_leanest_parallel_backend():
     stats = frame(
         cell("serial", 2, 10, 9, 11, pss=40), cell("ray", 2, 10, 9, 11, pss=600), cell("multiprocessing-shared", 2, 10, 9, 11, pss=90)
     )
-    (text,) = report.least_memory(stats)
+    (text,) = claims.least_memory(stats)
     assert text == (
         "At 2 workers, multiprocessing-shared needs least memory: 90.0 MiB peak PSS, 85% less than the next, "
         "ray (600 MiB) (serial, one process: 40.0 MiB)."
@@ -166,14 +166,14 @@ def test_memory_ranges_that_overlap_are_no_clear_difference():
         cell("dask", 2, 10, 9, 11, pss=105, peak_tree_pss_bytes_low=100 * MIB, peak_tree_pss_bytes_high=120 * MIB),
         cell("joblib", 2, 10, 9, 11, pss=300, clean=False),
     )
-    (text,) = report.least_memory(stats)
+    (text,) = claims.least_memory(stats)
     assert text.startswith("At 2 workers, no clear difference in memory between ray (100 MiB), dask (105 MiB)")
     assert "joblib" not in text
 
 
 def test_memory_within_a_few_percent_is_no_clear_difference():
     stats = frame(cell("ray", 2, 10, 9, 11, pss=100), cell("dask", 2, 10, 9, 11, pss=104))
-    assert "no clear difference in memory between ray (100 MiB), dask (104 MiB)" in report.least_memory(stats)[0]
+    assert "no clear difference in memory between ray (100 MiB), dask (104 MiB)" in claims.least_memory(stats)[0]
 
 
 def test_memory_ranges_come_from_clean_runs_only():
@@ -185,7 +185,7 @@ def test_memory_ranges_come_from_clean_runs_only():
             {"workload": "ner", "backend": "ray", "workers": 2, "status": "ok", "verified": False, "peak_tree_pss_bytes": 998},
         ]
     )
-    (row,) = report.memory_ranges(runs).to_dict("records")
+    (row,) = claims.memory_ranges(runs).to_dict("records")
     assert (row["peak_tree_pss_bytes_low"], row["peak_tree_pss_bytes_high"]) == (10, 30)
 
 
@@ -204,13 +204,13 @@ def blog_stats():
 
 
 def test_closest_worker_count_to_the_blogs_four():
-    assert report.closest_workers(frame(cell("ray", 1, 1, 1, 1), cell("ray", 2, 1, 1, 1), cell("ray", 8, 1, 1, 1))) == 2
-    assert report.closest_workers(frame(cell("ray", 2, 1, 1, 1), cell("ray", 6, 1, 1, 1))) == 6
-    assert report.closest_workers(frame(cell("ray", 4, 1, 1, 1), cell("ray", 3, 1, 1, 1))) == 4
+    assert blog.closest_workers(frame(cell("ray", 1, 1, 1, 1), cell("ray", 2, 1, 1, 1), cell("ray", 8, 1, 1, 1))) == 2
+    assert blog.closest_workers(frame(cell("ray", 2, 1, 1, 1), cell("ray", 6, 1, 1, 1))) == 6
+    assert blog.closest_workers(frame(cell("ray", 4, 1, 1, 1), cell("ray", 3, 1, 1, 1))) == 4
 
 
 def test_blog_table_ratios_and_missing_cells():
-    table = report.blog_table(blog_stats()).set_index(["workload", "measure (blog)"])
+    table = blog.blog_table(blog_stats()).set_index(["workload", "measure (blog)"])
     matmul_time = table.loc[("matmul", "seconds per trial")]
     assert matmul_time["blog ratio (mp / Ray)"] == "7.69×"
     # batch time 0.2 s vs 0.05 s; interval from throughput intervals 36/11 .. 44/9
@@ -224,36 +224,46 @@ def test_blog_table_ratios_and_missing_cells():
 
 
 def test_blog_table_with_a_workload_not_run():
-    table = report.blog_table(frame(cell("ray", 2, 40, 36, 44)))
+    table = blog.blog_table(frame(cell("ray", 2, 40, 36, 44)))
     assert (table[table.workload == "ner"].iloc[:, 4:6] == "not run").all().all()
 
 
 def test_blog_explanation_says_what_differs():
-    runs = pd.DataFrame([{"workload": "ner", "backend": "multiprocessing", "workers": 2, "status": "ok", "state_builds_timed": 6}])
+    runs = pd.DataFrame(
+        [
+            {
+                "workload": "ner",
+                "backend": "multiprocessing",
+                "workers": 2,
+                "status": "ok",
+                "state_builds_timed": 6,
+                "tasks_per_batch": 2,
+                "n_batches": 3,
+            }
+        ]
+    )
     machine = {"pickle_100mib_dumps_s": 0.05, "pickle_100mib_loads_s": 0.05}
     config = {"workloads": {"matmul": {"n": 1024}}}
-    matmul = report.blog_explanation(blog_stats(), runs, machine, config, "matmul")
+    matmul = blog.blog_explanation(blog_stats(), runs, machine, config, "matmul")
     assert "multiprocessing is slower than ray: 4.00× its batch time [3.27–4.89×]" in matmul
     assert "not clearly different from ray: 0.89×" in matmul
-    assert "The gap between the two framings comes from how x reaches the workers" in matmul
-    assert "pickles x (1024×1024 float64, 8.00 MiB) into every task" in matmul and "8.00 ms per task" in matmul
-    assert "BLAS threads per worker, as read inside the workers: multiprocessing-shared 1, ray 1." in matmul
-    ner = report.blog_explanation(blog_stats(), runs, machine, config, "ner")
-    assert "6 model loads inside the timed batches" in ner and "not measured" in ner
-    assert "The two framings differ in where the spaCy model is loaded" in ner  # no clean fair cell: no claim of a gap
+    assert "How x reaches the workers decides the blog's gap: its pattern pickles x (1024×1024 float64, 8 MiB) into every task" in matmul
+    assert "costs about 8 ms per task" in matmul
+    ner = blog.blog_explanation(blog_stats(), runs, machine, config, "ner")
+    assert "model loads per task in the timed batches here: 1)" in ner and "not measured" in ner
 
 
 # ---------------------------------------------------------------- the page
 
 
 def test_figure_names_split_at_the_figure_not_the_first_underscore():
-    assert report.split_name("results/figures/ner_time_breakdown.png") == ("ner", "time_breakdown")
-    assert report.split_name("my_workload_memory.png") == ("my_workload", "memory")
+    assert figures.split_name("results/figures/ner_time_breakdown.png") == ("ner", "time_breakdown")
+    assert figures.split_name("my_workload_memory.png") == ("my_workload", "memory")
 
 
 def test_helpers():
-    assert report.workers_text(1) == "1 worker" and report.workers_text(4) == "4 workers"
-    assert [report.num(v) for v in (1234.5, 123.4, 12.34, 1.234, 0.01234, float("nan"))] == ["1,234", "123", "12.3", "1.23", "0.012", "–"]
+    assert text.workers_text(1) == "1 worker" and text.workers_text(4) == "4 workers"
+    assert [text.num(v) for v in (1234.5, 123.4, 12.34, 1.234, 0.01234, float("nan"))] == ["1,234", "123", "12.3", "1.23", "0.012", "–"]
 
 
 @pytest.fixture
@@ -275,6 +285,8 @@ def inputs(tmp_path):
                 "verified": True,
                 "peak_tree_pss_bytes": MIB,
                 "state_builds_timed": None,
+                "tasks_per_batch": 1,
+                "n_batches": 2,
             }
             for w, b in (("matmul", "serial"), ("matmul", "<b>x</b>"), ("ner", "serial"))
         ]
@@ -350,7 +362,7 @@ def test_plots_draw_every_figure_from_small_tables(tmp_path):
                 "trial": 1,
                 "status": "ok",
                 "verified": True,
-                "flops_per_task": 1e6,
+                "flops_per_item": 1e6,
                 "startup_s": 1.0,
                 "setup_s": 0.1,
                 "warmup_s": 0.2,
@@ -367,4 +379,80 @@ def test_plots_draw_every_figure_from_small_tables(tmp_path):
     png = [tmp_path / f"matmul_{n}.png" for n in plots.DRAW]
     plots.draw_all("matmul", runs_csv, stats_csv, machine_json, png, [p.with_suffix(".svg") for p in png])
     assert all(p.stat().st_size > 1000 and p.with_suffix(".svg").exists() for p in png)
-    assert plots.workers_label(1) == "1 worker" and plots.workers_label(2) == "2 workers"
+
+
+# ---------------------------------------------------------------- the summary by kind of work
+
+
+@pytest.mark.parametrize(
+    "serial,threads,expected",
+    [
+        (1.9, float("nan"), "several cores by itself"),
+        (0.1, 0.3, "mostly waits"),
+        (1.0, 1.8, "threads use several (the GIL is released)"),
+        (1.0, 1.05, "threads stay on one (the GIL is held"),
+        (1.0, float("nan"), "GIL not measured (threads not run)"),
+        (float("nan"), 1.0, "serial did not run cleanly"),
+    ],
+)
+def test_kind_of_work_from_the_cores_kept_busy(serial, threads, expected):
+    assert expected in claims.kind(serial, threads)
+
+
+def summary_stats():
+    common = {"items_per_task": 1, "data_bytes_median": 800 * MIB}
+    return frame(
+        cell("serial", 2, 10, 9, 11, speedup=(1, 1, 1), setup_s_median=0.002, driver_cores_busy_median=1.02, **common),
+        cell("threads", 2, 11, 9, 12, speedup=(1.1, 0.9, 1.2), driver_cores_busy_median=1.04, **common),
+        cell("ray", 2, 30, 28, 32, speedup=(3, 2.6, 3.5), pss=700, **common),
+        cell("multiprocessing-shared", 2, 29, 27, 31, speedup=(2.9, 2.5, 3.3), **common),
+        cell("dask", 2, 15, 14, 16, speedup=(1.5, 1.3, 1.7), **common),
+    )
+
+
+def test_summary_row_characterises_the_work_and_names_the_choice():
+    (row,) = claims.summary(summary_stats(), pd.DataFrame()).to_dict("records")
+    assert row["workload"] == "matmul" and row["items per task"] == 1
+    assert row["shared input"] == "800 MiB" and row["serial time per item"] == "100 ms" and row["state build (serial)"] == "2.00 ms"
+    assert row["kind"] == "one core; threads stay on one (the GIL is held, or per-task overhead)"
+    assert row["recommended"] == "ray with 2 workers" and row["speedup over serial"] == "3.00× [2.60–3.50×]"
+    assert row["peak memory"] == "700 MiB"
+    assert row["not clearly different"] == "multiprocessing-shared with 2 workers", "dask is clearly slower; serial is the baseline"
+
+
+def test_summary_row_when_serial_is_the_choice_and_when_nothing_is_clean():
+    stats = pd.concat(
+        [
+            frame(cell("serial", 2, 10, 9, 11, speedup=(1, 1, 1)), cell("ray", 2, 12, 9, 15, speedup=(1.2, 0.8, 1.6))),
+            frame(cell("serial", 2, 10, 9, 11, workload="ner", clean=False)),
+        ]
+    )
+    rows = claims.summary(stats, pd.DataFrame()).set_index("workload")
+    assert rows.loc["matmul", "recommended"] == "serial" and rows.loc["matmul", "speedup over serial"] == "1 (is serial)"
+    assert rows.loc["matmul", "not clearly different"] == "ray with 2 workers"
+    assert rows.loc["ner", "recommended"] == "No cell ran cleanly: nothing to recommend."
+
+
+def test_one_trial_makes_no_claim():
+    """An interval from one process cannot rank: with one clean trial per cell nothing is claimed."""
+    stats = frame(
+        cell("serial", 2, 10, 9.9, 10.1, n_clean=1, n_runs=1, speedup=(1, 1, 1)),
+        cell("ray", 2, 30, 29.9, 30.1, n_clean=1, n_runs=1, speedup=(3, 2.9, 3.1)),
+    )
+    assert claims.recommendation(stats)[0].startswith("Not enough repeats to rank")
+    assert claims.per_workers(stats) == [] and claims.least_memory(stats) == [] and claims.scaling(stats) == []
+    assert claims.excluded(stats) == ["Not enough repeats to rank (fewer than 2 clean trials): serial at 2 workers; ray at 2 workers."]
+    assert "clearly" not in " ".join(claims.summary(stats, pd.DataFrame()).astype(str).to_numpy().ravel())
+
+
+def test_state_built_in_timed_batches_is_flagged_unless_by_design():
+    runs = pd.DataFrame(
+        [
+            {"backend": "multiprocessing", "workers": 2, "status": "ok", "state_builds_timed": 6, "tasks_per_batch": 2, "n_batches": 3},
+            {"backend": "joblib", "workers": 2, "status": "ok", "state_builds_timed": 2, "tasks_per_batch": 2, "n_batches": 3},
+            {"backend": "ray", "workers": 2, "status": "ok", "state_builds_timed": 0, "tasks_per_batch": 2, "n_batches": 3},
+        ]
+    )
+    distorted, by_design = claims.state_in_timed_batches(runs)  # by backend name
+    assert by_design.startswith("multiprocessing at 2 workers: every task builds its state (by design)")
+    assert distorted.startswith("joblib at 2 workers: 2 state builds fell in the timed batches") and "warmup_batches" in distorted

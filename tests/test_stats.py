@@ -10,7 +10,16 @@ CORES = 2
 
 
 def record(
-    backend="serial", workers=1, trial=1, batch_s=(1.0, 1.0), workload="matmul", status="ok", verified=True, cores=CORES, tasks=None
+    backend="serial",
+    workers=1,
+    trial=1,
+    batch_s=(1.0, 1.0),
+    workload="matmul",
+    status="ok",
+    verified=True,
+    cores=CORES,
+    tasks=None,
+    chunk=1,
 ):
     """A run record with the fields parbench.stats reads."""
     tasks = tasks or workers
@@ -26,6 +35,10 @@ def record(
         "verified": verified,
         "params": {},
         "tasks_per_batch": tasks,
+        "items_per_task": chunk,
+        "items_per_batch": tasks * chunk,
+        "cpu": {"driver_batch_s": [0.5 * s for s in batch_s]},
+        "gil_enabled": True,
         "timings": {
             "startup_s": 0.5,
             "setup_s": 0.25,
@@ -45,7 +58,7 @@ def record(
         "started_at": 1000.0 * trial,
         "finished_at": 1000.0 * trial + 10,
         "environment": {"host": "h", "cpu_model": "c", "physical_cores": cores, "git_commit": "0" * 40, "config_hash": "x"},
-        "workload_info": {"flops_per_task": 1e9},
+        "workload_info": {"flops_per_item": 1e9, "data_bytes": 1000},
     }
 
 
@@ -75,7 +88,17 @@ def sweep():
 def test_tables_have_a_row_per_run_and_per_batch(sweep):
     runs, batches, out = sweep
     assert len(runs) == 18 and len(batches) == 18 * 5 and len(out) == 9
-    assert np.allclose(batches.throughput, batches.tasks / batches.seconds)
+    assert np.allclose(batches.throughput, batches["items"] / batches.seconds)
+
+
+def test_throughput_counts_items_when_tasks_are_chunked():
+    """Chunked runs are compared with unchunked ones by items per second, not tasks per second."""
+    runs, batches, out = table([record("ray", 2, t, (2.0, 2.0), tasks=2, chunk=8) for t in (1, 2)])
+    assert (batches["items"] == 16).all() and np.allclose(batches.throughput, 8.0)
+    assert runs.items_per_task.eq(8).all() and runs.throughput.eq(8.0).all()
+    assert row(out, "ray", 2).throughput_median == pytest.approx(8.0) and row(out, "ray", 2).items_per_task == 8
+    assert row(out, "ray", 2).batch_s_median == pytest.approx(2.0)
+    assert row(out, "ray", 2).driver_cores_busy_median == pytest.approx(0.5)
 
 
 def test_serial_speedup_is_exactly_one(sweep):

@@ -14,7 +14,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from parbench import backends  # noqa: E402
+from parbench import backends, claims  # noqa: E402
+from parbench.text import UNIT, workers_text  # noqa: E402
 
 MIB = 1024**2
 COLUMN_IN = 3.5  # a paper column; the report shows the PNGs at about this size too
@@ -32,10 +33,6 @@ PHASE_STYLE = {
 }
 
 sns.set_theme(context="paper", style="whitegrid", font_scale=0.95, rc={"axes.titlesize": 9, "legend.fontsize": 7.5})
-
-
-def workers_label(n) -> str:
-    return f"{int(n)} worker" if int(n) == 1 else f"{int(n)} workers"
 
 
 def _order(data: pd.DataFrame) -> list[str]:
@@ -98,16 +95,15 @@ def _lines(data: pd.DataFrame, y: str, low: str, high: str, ylabel: str, title: 
 
 
 def throughput(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload: str):
-    """Tasks per second in the timed batches (log-log: ideal scaling is a straight line)."""
-    ideal = _ideal(stats, runs, machine)
-    label = f"ideal ({machine.get('physical_cores', '?')} cores)"
+    """Items per second in the timed batches (log-log: ideal scaling is a straight line)."""
+    ideal, label = _ideal(stats, runs, machine)
     extra = [Line2D([], [], color="0.3", ls="--", lw=1, label=label)] if ideal is not None else []
     grid, ax = _lines(
         stats,
         "throughput_median",
         "throughput_ci_low",
         "throughput_ci_high",
-        "tasks per second",
+        UNIT.replace("/s", " per second"),
         f"{workload}: throughput, steady state",
         extra,
     )
@@ -116,21 +112,24 @@ def throughput(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload:
     return grid.figure
 
 
-def _ideal(stats, runs, machine) -> pd.Series | None:
-    """Ideal throughput: linear in workers up to the physical cores, flat after. Per core: the
-    machine's single-core GEMM rate where a task's FLOP count is known (matmul), else serial's
-    throughput (tasks run one at a time on one core)."""
+def _ideal(stats, runs, machine) -> tuple[pd.Series | None, str]:
+    """Ideal throughput and its legend label: linear in workers up to the physical cores, flat after.
+    Per core: the machine's single-core GEMM rate where an item's FLOP count is known (matmul), else
+    serial's throughput (items one at a time). Work that mostly waits is not bounded by the cores."""
     workers = np.array(sorted(stats.workers.unique()))
     cores = machine.get("physical_cores") or 1
-    flops = runs.flops_per_task.dropna() if "flops_per_task" in runs else pd.Series(dtype=float)
+    flops = runs.flops_per_item.dropna() if "flops_per_item" in runs else pd.Series(dtype=float)
+    serial = stats[stats.backend == "serial"]
     if len(flops) and machine.get("blas_gflops_single"):
         per_core = machine["blas_gflops_single"] * 1e9 / flops.median()
+    elif serial.throughput_median.notna().any() and len(workers):
+        per_core = serial.throughput_median.median()
     else:
-        serial = stats.loc[stats.backend == "serial", "throughput_median"].dropna()
-        if serial.empty or not len(workers):
-            return None
-        per_core = serial.median()
-    return pd.Series(per_core * np.minimum(workers, cores), index=workers)
+        return None, ""
+    busy = serial.driver_cores_busy_median.median() if "driver_cores_busy_median" in serial else np.nan
+    if busy < claims.BUSY_WAITS:
+        return pd.Series(per_core * workers, index=workers), "ideal (serial × workers: the work waits)"
+    return pd.Series(per_core * np.minimum(workers, cores), index=workers), f"ideal ({cores} cores)"
 
 
 def speedup(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload: str):
@@ -154,7 +153,7 @@ def _facets(workers: list, rows_per_facet: int, xlabel: str):
     height = 0.45 + 0.2 * rows_per_facet
     fig, axes = plt.subplots(len(workers), 1, figsize=(COLUMN_IN, height * len(workers) + 0.5), sharex=True, squeeze=False)
     for ax, w in zip(axes[:, 0], workers):
-        ax.set_title(workers_label(w), loc="left", fontsize=8)
+        ax.set_title(workers_text(w), loc="left", fontsize=8)
         ax.grid(axis="y", visible=False)
     axes[-1, 0].set_xlabel(xlabel)
     return fig, axes[:, 0]

@@ -13,16 +13,19 @@ def run_row(r: dict) -> dict:
     """One run record as one flat row."""
     t, m, env = r.get("timings") or {}, r.get("memory") or {}, r.get("environment") or {}
     batch_s = t.get("batch_s") or []
-    tasks = r.get("tasks_per_batch") or r["workers"]
-    flops = (r.get("workload_info") or {}).get("flops_per_task")
-    model = (r.get("workload_info") or {}).get("model") or {}
+    items = items_per_batch(r)
+    info = r.get("workload_info") or {}
+    flops, model, module = info.get("flops_per_item"), info.get("model") or {}, info.get("module") or {}
     busy = sum(batch_s)
+    driver_cpu = sum((r.get("cpu") or {}).get("driver_batch_s") or [])
     return {
         **{k: r[k] for k in ("workload", "backend", "workers", "trial")},
         "status": r.get("status"),
         "reason": r.get("reason"),
         "verified": bool(r.get("verified")),
-        "tasks_per_batch": tasks,
+        "tasks_per_batch": r.get("tasks_per_batch") or r["workers"],
+        "items_per_task": r.get("items_per_task") or 1,
+        "items_per_batch": items,
         "n_batches": len(batch_s),
         "startup_s": t.get("startup_s"),
         "setup_s": t.get("setup_s"),
@@ -31,9 +34,12 @@ def run_row(r: dict) -> dict:
         "batch_median_s": float(np.median(batch_s)) if batch_s else None,
         "teardown_s": t.get("teardown_s"),
         "end_to_end_s": t.get("end_to_end_s"),
-        "throughput": tasks * len(batch_s) / busy if busy else None,
-        "flops_per_task": flops,
-        "gflops": flops * tasks * len(batch_s) / busy / 1e9 if busy and flops else None,
+        "throughput": items * len(batch_s) / busy if busy else None,
+        "flops_per_item": flops,
+        "gflops": flops * items * len(batch_s) / busy / 1e9 if busy and flops else None,
+        # CPU cores the driver kept busy in the timed batches: all the work of serial and threads.
+        "driver_cores_busy": driver_cpu / busy if busy else None,
+        "data_bytes": info.get("data_bytes"),
         "peak_tree_pss_bytes": m.get("peak_tree_pss_bytes"),
         "peak_tree_rss_bytes": m.get("peak_tree_rss_bytes"),
         "peak_shm_bytes": m.get("peak_shm_bytes"),
@@ -43,6 +49,9 @@ def run_row(r: dict) -> dict:
         "workers_seen": (r.get("workers_seen") or {}).get("batches"),
         "state_builds_timed": (r.get("state_builds") or {}).get("batches"),
         "model": f"{model['pipeline']} {model['version']}" if model else None,
+        "module": module.get("source"),
+        "module_sha256": module.get("sha256"),
+        "gil_enabled": r.get("gil_enabled"),
         "started_at": r.get("started_at"),
         "finished_at": r.get("finished_at"),
         "host": env.get("host"),
@@ -53,16 +62,21 @@ def run_row(r: dict) -> dict:
     }
 
 
+def items_per_batch(r: dict) -> int:
+    """Items of one timed batch: tasks per batch times items per task (one task per worker by default)."""
+    return r.get("items_per_batch") or r.get("tasks_per_batch") or r["workers"]
+
+
 def batch_rows(r: dict) -> list[dict]:
     """One row per timed batch of a run (long form, for intervals and plots)."""
-    tasks = r.get("tasks_per_batch") or r["workers"]
+    items = items_per_batch(r)
     return [
         {
             **{k: r[k] for k in ("workload", "backend", "workers", "trial")},
             "batch": i,
             "seconds": s,
-            "tasks": tasks,
-            "throughput": tasks / s,
+            "items": items,
+            "throughput": items / s,
         }
         for i, s in enumerate((r.get("timings") or {}).get("batch_s") or [])
         if s > 0
@@ -72,7 +86,7 @@ def batch_rows(r: dict) -> list[dict]:
 def tables(records: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs = pd.DataFrame([run_row(r) for r in records])
     batches = pd.DataFrame(
-        [row for r in records for row in batch_rows(r)], columns=[*KEYS, "trial", "batch", "seconds", "tasks", "throughput"]
+        [row for r in records for row in batch_rows(r)], columns=[*KEYS, "trial", "batch", "seconds", "items", "throughput"]
     )
     return runs.sort_values([*KEYS, "trial"]).reset_index(drop=True), batches
 
@@ -96,7 +110,7 @@ def _interval(samples: np.ndarray) -> tuple[float, float]:
 def stats(runs: pd.DataFrame, batches: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """One row per workload x backend x workers over its clean runs (ok and verified).
 
-    throughput_*: tasks/s, median over all timed batches of all clean trials, with a 95 %
+    throughput_*: items/s, median over all timed batches of all clean trials, with a 95 %
     two-level bootstrap interval. speedup_vs_serial: against serial at the same worker count
     (the same batches, serial using every core for BLAS), so serial's own speedup is 1.
     """
@@ -121,7 +135,7 @@ def stats(runs: pd.DataFrame, batches: pd.DataFrame, seed: int = 0) -> pd.DataFr
                 throughput_median=float(np.median(np.concatenate(groups))),
                 throughput_ci_low=low,
                 throughput_ci_high=high,
-                batch_s_median=float(np.median(1 / np.concatenate(groups) * ok.tasks_per_batch.iloc[0])),
+                batch_s_median=float(np.median(1 / np.concatenate(groups) * ok.items_per_batch.iloc[0])),
             )
         for column in (
             "startup_s",
@@ -134,8 +148,12 @@ def stats(runs: pd.DataFrame, batches: pd.DataFrame, seed: int = 0) -> pd.DataFr
             "peak_shm_bytes",
             "steady_tree_pss_bytes",
             "driver_peak_rss_bytes",
+            "driver_cores_busy",
+            "data_bytes",
         ):
             row[f"{column}_median"] = ok[column].median() if len(ok) else np.nan
+        row["items_per_task"] = cell.items_per_task.iloc[0]
+        row["gil_enabled"] = bool(ok.gil_enabled.all()) if len(ok) and ok.gil_enabled.notna().all() else np.nan
         row["blas_threads"] = ok.blas_threads.mode().iloc[0] if len(ok) and ok.blas_threads.notna().any() else np.nan
         row["physical_cores"] = cell.physical_cores.dropna().iloc[0] if cell.physical_cores.notna().any() else np.nan
         rows.append(row)

@@ -38,7 +38,7 @@ rule plot:
     conda:
         "../../environment.yml"
     params:
-        code=parbench_environment.code_hash("plots"),
+        code=parbench_environment.code_hash("plots", "claims", "text", "figures"),
     script:
         "../scripts/plot.py"
 
@@ -62,6 +62,6 @@ rule report:
         "../../environment.yml"
     params:
         config=json.dumps(config, sort_keys=True),
-        code=parbench_environment.code_hash("report"),
+        code=parbench_environment.code_hash(*parbench_environment.REPORT_CODE),
     script:
         "../scripts/report.py"
