@@ -6,6 +6,7 @@ facts from inside its workers: process id, BLAS threads seen, and whether the ta
 """
 
 import os
+import socket
 from typing import NamedTuple
 
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -21,6 +22,7 @@ class Seen(NamedTuple):
     pid: int
     blas_threads: int | None
     built_state: bool
+    node: str = socket.gethostname()  # a backend whose nodes can share a host (Ray) names them itself
 
 
 def blas_threads_now() -> int | None:
