@@ -39,16 +39,14 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 60) -> No
     raise TimeoutError(f"nothing listens on {host}:{port}")
 
 
-def stop(procs: list[subprocess.Popen]) -> None:
-    """SIGTERM each process group (last started first), then SIGKILL what is left after 30 s."""
+def stop(procs: list[subprocess.Popen], grace_s: float = 10) -> None:
+    """Stop each process group, last started first: SIGTERM, then SIGKILL after `grace_s`."""
     for proc in reversed(procs):
         try:
             os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=grace_s)
         except ProcessLookupError:
             pass
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
