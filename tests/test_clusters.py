@@ -1,5 +1,7 @@
-"""The pipeline against clusters started outside it: a real Ray head and a real Dask scheduler
-with workers, on loopback. Records must say where they ran and stay verified."""
+"""The pipeline against clusters started outside it, as on several machines: a Ray head with a
+second node joining it, and a Dask scheduler with two workers started separately. Each node has
+a loopback address of its own (127.0.0.2, 127.0.0.3), so nodes are told apart as on a network.
+Records must say where they ran, on which nodes, and stay verified."""
 
 import os
 import shutil
@@ -17,6 +19,8 @@ from conftest import TEXTS, read_records, scratch_workflow, snakemake, snakemake
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
+NODE_ADDRESSES = ["127.0.0.2", "127.0.0.3"]  # one per node; all of 127.0.0.0/8 is this machine's loopback
+RAY_STORE_BYTES = 100 * 1000**2  # each Ray node's object store
 
 
 def free_port() -> int:
@@ -25,45 +29,61 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 60) -> None:
+def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+            if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+    raise TimeoutError(f"nothing listens on {host}:{port}")
+
+
+def stop(procs: list[subprocess.Popen], grace_s: float = 10) -> None:
+    """Stop each process group, last started first: SIGTERM, then SIGKILL after `grace_s`."""
+    for proc in reversed(procs):
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=grace_s)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def ray_env() -> dict:
+    env = {**snakemake_env(), "RAY_USAGE_STATS_ENABLED": "0"}
+    # As parbench.backends.ray does: with a token file, `ray start --head` requires the token from
+    # every node and driver, and a joining node sends it only in token mode.
+    if (Path.home() / ".ray" / "auth_token").exists():
+        env["RAY_AUTH_MODE"] = "token"
+    return env
 
 
 @pytest.fixture(scope="module")
-def ray_head():
-    """A Ray head of its own (own session, own temp dir): stopping it must not touch other Ray instances."""
+def ray_cluster():
+    """A Ray head and a second node joining it, one CPU each (own session, own temp dir: stopping
+    them must not touch other Ray instances). Yields the head's address."""
+    head_ip, node_ip = NODE_ADDRESSES
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="rayh", dir="/tmp")  # short: Ray's socket paths live under it
-    env = {**snakemake_env(), "RAY_USAGE_STATS_ENABLED": "0"}
-    start = [
-        str(BIN / "ray"),
-        "start",
-        "--head",
-        "--block",
-        "--node-ip-address",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--num-cpus",
-        "2",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-        f"--temp-dir={temp_dir}",
-    ]
-    head = subprocess.Popen(start, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    procs = []
+
+    def start(*args):
+        command = [str(BIN / "ray"), "start", *args, "--block", "--num-cpus", "1", f"--object-store-memory={RAY_STORE_BYTES}"]
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        procs.append(subprocess.Popen([*command, "--disable-usage-stats"], env=ray_env(), start_new_session=True, **quiet))
+
     try:
-        wait_for_port(port, timeout=120)
-        yield f"127.0.0.1:{port}"
+        start("--head", "--node-ip-address", head_ip, "--port", str(port), "--include-dashboard=false", f"--temp-dir={temp_dir}")
+        wait_for_port(port, head_ip, timeout=120)
+        start("--address", f"{head_ip}:{port}", "--node-ip-address", node_ip)
+        wait_for_ray_nodes(f"{head_ip}:{port}", 2)
+        yield f"{head_ip}:{port}"
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        head.wait(timeout=60)
-        # Whatever of this head's session remains (its workers run in process groups of their own).
+        stop(procs)
+        # Whatever of this cluster's session remains (its workers run in process groups of their own).
         rest = [p for p in psutil.process_iter(["cmdline"]) if temp_dir in " ".join(p.info["cmdline"] or [])]
         for proc in rest:
             proc.kill()
@@ -71,41 +91,44 @@ def ray_head():
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def wait_for_ray_nodes(address: str, count: int, timeout: float = 120) -> None:
+    """Until the cluster at `address` counts `count` live nodes (a joining node takes seconds)."""
+    probe = f"import ray; ray.init(address={address!r}, log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run([sys.executable, "-c", probe], env=ray_env(), capture_output=True, text=True, timeout=120)
+        if out.stdout.strip() == str(count):
+            return
+        time.sleep(1)
+    raise TimeoutError(f"the Ray cluster at {address} did not reach {count} nodes: {out.stdout} {out.stderr[-2000:]}")
+
+
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory):
+    """`dask scheduler` and two `dask worker` processes, each worker on a node address of its own."""
     port = free_port()
     logs = tmp_path_factory.mktemp("dask")
     env = snakemake_env()
-    procs = [
-        subprocess.Popen(
-            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            env=env,
-            stdout=open(logs / "scheduler.log", "w"),
-            stderr=subprocess.STDOUT,
-        )
-    ]
-    try:
-        wait_for_port(port)
+    procs = []
+
+    def start(name, command):
         procs.append(
-            subprocess.Popen(
-                [str(BIN / "dask"), "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
-                env=env,
-                stdout=open(logs / "workers.log", "w"),
-                stderr=subprocess.STDOUT,
-            )
+            subprocess.Popen(command, env=env, stdout=open(logs / f"{name}.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
         )
+
+    try:
+        start("scheduler", [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"])
+        wait_for_port(port)
+        for i, host in enumerate(NODE_ADDRESSES):
+            start(f"worker-{i}", [str(BIN / "dask"), "worker", f"tcp://127.0.0.1:{port}", "--host", host, "--nthreads=1", "--no-dashboard"])
         yield f"tcp://127.0.0.1:{port}"
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(procs)
 
 
-def test_pipeline_runs_against_external_clusters(tmp_path, ray_head, dask_cluster):
+@pytest.fixture(scope="module")
+def external_sweep(tmp_path_factory, ray_cluster, dask_cluster):
+    """One pipeline run with Ray and Dask pointed at the clusters above; returns (config, records)."""
     config = {
         "backends": ["ray", "dask"],
         "workers": [2],
@@ -114,27 +137,55 @@ def test_pipeline_runs_against_external_clusters(tmp_path, ray_head, dask_cluste
             "matmul": {"n": 256, "k": 8, "batches": 2, "warmup_batches": 1},
             "ner": {"texts": TEXTS, "batches": 2, "warmup_batches": 1},
         },
-        "ray": {"address": ray_head},
+        "ray": {"address": ray_cluster},
         "dask": {"address": dask_cluster},
         "limits": {"timeout_s": 300},
     }
-    work = scratch_workflow(tmp_path, config)
+    work = scratch_workflow(tmp_path_factory.mktemp("external"), config)
     result = snakemake(work, "--cores", "2", timeout=900)
     assert result.returncode == 0, result.stdout[-3000:]
-
     records = read_records(work)
     assert len(records) == 4
-    for r in records:
-        where = f"{r['workload']}/{r['backend']}"
-        assert r["status"] == "ok" and r["verified"], (where, r["reason"])
-        address = config[r["backend"]]["address"]
-        assert r["cluster"] == {"kind": "external", "address": address, "workers_in_memory_tree": False}, where
-        # The workers' memory is outside the driver's tree: what the cluster reports stands beside it.
-        assert r["memory"]["cluster_reported"], where
-        assert r["cleanup"]["processes_stopped"] == 0, where
-    dask_ner = next(r for r in records if r["backend"] == "dask" and r["workload"] == "ner")
-    assert dask_ner["memory"]["cluster_reported"]["workers"] == 2
-    assert dask_ner["memory"]["cluster_reported"]["workers_pss_bytes"] > 0
     # The clusters outlive the runs that joined them: the supervisor stops only the run's own processes.
-    for address in (ray_head, dask_cluster):
-        wait_for_port(int(address.rsplit(":", 1)[1]), timeout=5)
+    for address in (ray_cluster, dask_cluster):
+        host, port = address.removeprefix("tcp://").rsplit(":", 1)
+        wait_for_port(int(port), host, timeout=5)
+    return config, records
+
+
+def check_external(config: dict, records: list[dict], backend: str) -> list[dict]:
+    """The checks both clusters share; returns the backend's records."""
+    ours = [r for r in records if r["backend"] == backend]
+    assert {r["workload"] for r in ours} == {"matmul", "ner"}
+    for r in ours:
+        where = f"{r['workload']}/{backend}"
+        assert r["status"] == "ok" and r["verified"], (where, r["reason"])
+        cluster = r["cluster"]
+        assert cluster["kind"] == "external" and cluster["address"] == config[backend]["address"], where
+        # The workers' memory is outside the driver's tree: what the cluster reports stands beside it.
+        assert cluster["workers_in_memory_tree"] is False and r["memory"]["cluster_reported"], where
+        assert cluster["slurm_job_id"] is None, where
+        # Tasks ran on both nodes, and the record says so.
+        assert cluster["nodes_used"] == 2, (where, cluster)
+        assert sum(cluster["tasks_per_node"].values()) == 3 * r["tasks_per_batch"], (where, cluster)
+        assert r["cleanup"]["processes_stopped"] == 0, where
+    return ours
+
+
+def test_ray_runs_on_two_nodes(external_sweep):
+    config, records = external_sweep
+    for r in check_external(config, records, "ray"):
+        # Ray names a node by its id; the object store is both nodes' stores together.
+        assert all(len(node) == 56 for node in r["cluster"]["tasks_per_node"]), r["cluster"]
+        reported = r["memory"]["cluster_reported"]
+        assert reported["object_store_capacity_bytes"] == 2 * RAY_STORE_BYTES, reported
+        assert 0 <= reported["object_store_used_bytes"] <= reported["object_store_capacity_bytes"]
+
+
+def test_dask_runs_on_separately_started_workers(external_sweep):
+    config, records = external_sweep
+    for r in check_external(config, records, "dask"):
+        # Dask names a node by its worker's host; each worker reports its own memory.
+        assert set(r["cluster"]["tasks_per_node"]) == set(NODE_ADDRESSES), r["cluster"]
+        reported = r["memory"]["cluster_reported"]
+        assert reported["workers"] == 2 and reported["workers_pss_bytes"] > 0, reported

@@ -130,6 +130,8 @@ def collect(start_method: str | None = None, settings: dict | None = None) -> di
         "cpu_model": cpu_model(),
         "physical_cores": psutil.cpu_count(logical=False),
         "logical_cores": psutil.cpu_count(logical=True),
+        # CPUs this run may use: fewer than the machine's where a scheduler binds it (srun, taskset, cgroups).
+        "cpus_allowed": len(os.sched_getaffinity(0)),
         "memory_bytes": psutil.virtual_memory().total,
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),

@@ -166,6 +166,9 @@ def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) 
     record["cluster"] = cluster = backend.cluster()
     # On an external cluster the workers are not the driver's descendants: the tree figures miss them.
     cluster["workers_in_memory_tree"] = cluster["kind"] == "local"
+    # The nodes whose workers ran tasks (as each backend names its nodes), and how many tasks each ran.
+    cluster["tasks_per_node"] = dict(collections.Counter(s.node for ss in seen.values() for s in ss))
+    cluster["nodes_used"] = len(cluster["tasks_per_node"])
     record["finished_at"] = time.time()
     progress(record)
 
@@ -257,7 +260,7 @@ def _seen(seen: dict, stateful: bool | None) -> dict:
     return {
         "blas_threads": counts.most_common(1)[0][0] if counts else None,
         "blas_threads_seen": sorted(counts, key=str),
-        "workers_seen": {label: len({(s.pid, s.thread) for s in ss}) for label, ss in seen.items()},
+        "workers_seen": {label: len({(s.node, s.pid, s.thread) for s in ss}) for label, ss in seen.items()},
         # Model loads inside tasks: the blog's pattern loads per task; others should show none when timed.
         "state_builds": {label: sum(s.built_state for s in ss) for label, ss in seen.items()} if stateful else None,
     }

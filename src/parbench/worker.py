@@ -8,6 +8,7 @@ plain-text reason, the same on every backend.
 """
 
 import os
+import socket
 import threading
 import traceback
 from typing import NamedTuple
@@ -27,6 +28,7 @@ class Seen(NamedTuple):
     thread: int
     blas_threads: int | None
     built_state: bool
+    node: str = socket.gethostname()  # a backend whose nodes can share a host (Ray) names them itself
 
 
 class TaskError(Exception):

@@ -1,5 +1,6 @@
 """The backend interface: bring workers up, place shared state, run batches, tear down."""
 
+import os
 from abc import ABC, abstractmethod
 
 from parbench.worker import Seen
@@ -54,7 +55,8 @@ class BaseBackend(ABC):
         """Where the workers run: started by this run in the driver's process tree, or an external
         cluster named by the backend's `address` option."""
         address = self.options.get("address")
-        return {"kind": "external" if address else "local", "address": address}
+        # Set by SLURM in every job: which job ran this run (null outside SLURM).
+        return {"kind": "external" if address else "local", "address": address, "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
 
     def cluster_memory(self) -> dict | None:
         """What an external cluster reports about its memory, read after the timed batches (None: nothing)."""

@@ -7,6 +7,7 @@ import uuid
 import distributed
 import psutil
 from distributed import Client, LocalCluster
+from distributed.comm import get_address_host
 
 from parbench import worker
 from parbench.backends.base import BackendError, BaseBackend
@@ -32,7 +33,7 @@ class Backend(BaseBackend):
 
     def run(self, items):
         if self.stateful:
-            futures = [self.client.submit(worker.call_kept, self.task, self.key, i, self.blas_threads, pure=False) for i in items]
+            futures = [self.client.submit(_call_kept, self.task, self.key, i, self.blas_threads, pure=False) for i in items]
         else:
             futures = [
                 self.client.submit(_call, self.task, self.build, self.keys, i, self.blas_threads, *self.futures, pure=False) for i in items
@@ -67,5 +68,15 @@ def _own_memory() -> dict:
     return {"pss": info.pss, "rss": info.rss}
 
 
+def _on_node(result):
+    """The task's result, its Seen naming the host of the Dask worker that ran it."""
+    value, seen = result
+    return value, seen._replace(node=get_address_host(distributed.get_worker().address))
+
+
 def _call(task, build, keys, item, blas_threads, *values):
-    return worker.call(task, build, dict(zip(keys, values)), item, blas_threads)
+    return _on_node(worker.call(task, build, dict(zip(keys, values)), item, blas_threads))
+
+
+def _call_kept(task, key, item, blas_threads):
+    return _on_node(worker.call_kept(task, key, item, blas_threads))

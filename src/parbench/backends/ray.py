@@ -17,13 +17,21 @@ from parbench import worker  # noqa: E402
 from parbench.backends.base import BackendError, BaseBackend  # noqa: E402
 
 
+def _on_node(result):
+    """The task's result, its Seen naming the Ray node that ran it (nodes can share a host and its address)."""
+    value, seen = result
+    return value, seen._replace(node=ray.get_runtime_context().get_node_id())
+
+
 @ray.remote
 def _call(task, build, keys, item, blas_threads, *values):
     # Top-level ObjectRef arguments arrive resolved: numpy arrays as read-only views of the store.
-    return worker.call(task, build, dict(zip(keys, values)), item, blas_threads)
+    return _on_node(worker.call(task, build, dict(zip(keys, values)), item, blas_threads))
 
 
-@ray.remote
+# One CPU each, held while the actor lives: otherwise every actor lands on the driver's node, which
+# never looks busy (a default actor holds no CPU), and a cluster of several nodes runs on one.
+@ray.remote(num_cpus=1, scheduling_strategy="SPREAD")
 class _Keeper:
     """An actor that builds the state once and runs tasks on it."""
 
@@ -40,7 +48,7 @@ class _Keeper:
         return True
 
     def call(self, task, key, item, blas_threads):
-        return worker.call_kept(task, key, item, blas_threads)
+        return _on_node(worker.call_kept(task, key, item, blas_threads))
 
 
 class Backend(BaseBackend):
@@ -60,6 +68,9 @@ class Backend(BaseBackend):
     def place(self, work):
         self.task, self.key = work.task, uuid.uuid4().hex
         if work.stateful:
+            cpus = ray.cluster_resources().get("CPU", 0)
+            if cpus < self.workers:  # the surplus actors would wait for a CPU until the time limit
+                raise BackendError(f"{self.workers} actors need {self.workers} CPUs; the Ray cluster has {cpus:g}")
             self.actors = [_Keeper.remote(self.key, work.build, work.data, self.blas_threads) for _ in range(self.workers)]
             ray.get([a.ready.remote() for a in self.actors])  # setup ends when every actor holds its state
         else:
