@@ -61,6 +61,7 @@ def test_backend_runs_and_verifies(run_cell, backend, workload):
     assert records.read(path) == record, "the record written is the record returned"
 
     assert missing_fields(record) == []
+    assert records.problems(record) == [], "the record schema holds"
 
     assert record["schema_version"] == records.SCHEMA_VERSION
     assert (record["workload"], record["backend"], record["workers"], record["trial"]) == (workload, backend, WORKERS, 1)

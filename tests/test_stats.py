@@ -1,10 +1,13 @@
 """parbench.stats on hand-made records: speedup, efficiency, intervals, and unclean runs."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from parbench import stats
+from parbench import records, stats
 
 CORES = 2
 
@@ -52,7 +55,7 @@ def record(
             "peak_tree_rss_bytes": 200 * workers,
             "peak_shm_bytes": 0,
             "driver_peak_rss_bytes": 50,
-            "phases": {"batches": {"peak_pss_bytes": 90 * workers}},
+            "phases": {"batch": {"peak_pss_bytes": 90 * workers}},
         },
         "blas_threads": cores if backend == "serial" else max(1, cores // workers),
         "started_at": 1000.0 * trial,
@@ -211,3 +214,57 @@ def test_stats_are_reproducible_with_a_seed(sweep):
     runs, batches, out = sweep
     again = stats.stats(runs, batches, seed=0)
     pd.testing.assert_frame_equal(out, again)
+
+
+# ---------------------------------------------------------------------------------------------
+# Records that cannot be used are named, moved aside and redone
+
+
+def write_cell(root, rec):
+    path = root / "runs" / rec["workload"] / rec["backend"] / f"workers-{rec['workers']}" / f"trial-{rec['trial']}.json"
+    records.write(path, rec)
+    return path
+
+
+def full(**kw):
+    """A complete record of the current schema."""
+    return records.new(
+        {"workload": "matmul", "backend": "serial", "workers": 1, "trial": 1, "params": {}, "settings": {}, **kw},
+        {"host": "h", "cpu_model": "c", "physical_cores": 2, "logical_cores": 2, "memory_bytes": 1, "python": "3.11",
+         "packages": {}, "start_method": None, "git_commit": None},
+        status="ok", finished_at=2.0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda p: p.write_text(p.read_text()[:200]), "not a complete JSON record"),
+        (lambda p: p.write_text("{}"), "field schema_version: missing"),
+        (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "memory": {"peak_tree_pss_bytes": "a lot"}})), "field memory"),
+        (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "schema_version": 99})), "newer than this parbench reads"),
+        (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "status": "running"})), "never finished"),
+    ],
+    ids=["truncated", "empty", "wrong-type", "newer-schema", "unfinished"],
+)
+def test_a_damaged_record_is_named_and_moved_aside(tmp_path, damage, message):
+    good, bad = write_cell(tmp_path, full()), write_cell(tmp_path, full(trial=2))
+    damage(bad)
+    with pytest.raises(records.RecordError) as raised:
+        records.read_all([good, bad])
+    assert str(bad) in str(raised.value) and message in str(raised.value), raised.value
+    assert good.exists() and not bad.exists() and Path(f"{bad}.invalid").exists(), "moved aside: the next snakemake redoes it"
+
+
+def test_a_record_copied_over_another_cells_path_is_refused(tmp_path):
+    a = write_cell(tmp_path, full(trial=1))
+    b = write_cell(tmp_path, full(trial=2))
+    b.write_text(a.read_text())  # trial 1's record at trial 2's path
+    with pytest.raises(records.RecordError, match=r"trial-2\.json: field trial: 1, but its path names 2"):
+        records.read_all([a, b])
+    assert a.exists() and not b.exists()
+
+
+def test_a_valid_record_passes_the_schema():
+    assert records.problems(full()) == []
+    assert records.problems({**full(), "gil_enabled": "yes"}) == ["field gil_enabled: 'yes' is not of type 'boolean', 'null'"]

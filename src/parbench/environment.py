@@ -142,3 +142,12 @@ def collect(start_method: str | None = None, settings: dict | None = None) -> di
         "config_hash": config_hash(settings or {}),
         "env": {k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS")},
     }
+
+
+def of_run(cell: dict) -> dict:
+    """The environment section of a run's record: the machine and software, with the run's config and code hashes."""
+    options = cell["settings"].get("options", {})
+    return {
+        **collect(options.get("start_method"), {"params": cell["params"], "settings": cell["settings"]}),
+        "code_hash": cell.get("code"),
+    }

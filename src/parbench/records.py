@@ -1,21 +1,102 @@
-"""Run records: one JSON object per run, written atomically.
+"""Run records: one JSON object per run, written atomically, made by one constructor (`new`) and
+checked against schemas/record.schema.json. docs/record.md describes every field."""
 
-Fields (schema_version 1; see DESIGN.md and README.md for their meaning):
-schema_version, workload, backend, workers, trial, status (ok|failed|timeout|oom|skipped),
-reason, params, settings, tasks_per_batch, timings{startup_s, setup_s, warmup_s[], batch_s[],
-teardown_s, end_to_end_s, harness_s}, memory{peak_tree_pss_bytes, peak_tree_rss_bytes,
-peak_shm_bytes, driver_peak_rss_bytes, phases{...}, samples, period_s, sampling_busy_s},
-verified, verification, blas_threads, blas_threads_seen, blas_threads_policy, workers_seen,
-state_builds, workload_info, backend_info, cluster, started_at, finished_at, environment.
-"""
-
+import functools
 import json
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "record.schema.json"
 STATUSES = ("ok", "failed", "timeout", "oom", "skipped")
+CELL = ("workload", "backend", "workers", "trial")
+# Where a record lives; its fields must name the same cell.
+PATH = re.compile(r"(?:^|/)runs/(?P<workload>[^/]+)/(?P<backend>[^/]+)/workers-(?P<workers>\d+)/trial-(?P<trial>\d+)\.json$")
+
+
+class RecordError(ValueError):
+    """A record that cannot be used as it is; the message names its file and the field."""
+
+
+def new(cell: dict, environment: dict, **fields) -> dict:
+    """A run's record, with every field every record has: null (or empty) until the run knows it.
+
+    `cell` is what the driver runs ({workload, backend, workers, trial, params, settings});
+    `fields` override the defaults."""
+    params = cell["params"]
+    tasks, chunk = params.get("tasks_per_batch") or cell["workers"], params.get("items_per_task") or 1
+    return {
+        "schema_version": SCHEMA_VERSION,
+        **{k: cell[k] for k in CELL},
+        "status": "running",
+        "reason": None,
+        "params": params,
+        "settings": cell["settings"],
+        "tasks_per_batch": tasks,
+        "items_per_task": chunk,
+        "items_per_batch": tasks * chunk,
+        "timings": {"startup_s": None, "setup_s": None, "warmup_s": [], "batch_s": [], "teardown_s": None, "end_to_end_s": None},
+        "memory": dict.fromkeys(("peak_tree_pss_bytes", "peak_tree_rss_bytes", "peak_shm_bytes", "driver_peak_rss_bytes")),
+        "cpu": {"driver_warmup_s": [], "driver_batch_s": []},
+        "verified": False,
+        "blas_threads": None,
+        "gil_enabled": None,
+        "started_at": time.time(),
+        "finished_at": None,
+        "environment": environment,
+        **fields,
+    }
+
+
+@functools.cache
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+
+
+def problems(record) -> list[str]:
+    """What is wrong with `record` by the schema, one message per field ('field memory.peak_tree_pss_bytes: ...')."""
+    if not isinstance(record, dict):
+        return [f"not a JSON object but {type(record).__name__}"]
+    if isinstance(record.get("schema_version"), int) and record["schema_version"] > SCHEMA_VERSION:
+        return [f"field schema_version: {record['schema_version']} is newer than this parbench reads ({SCHEMA_VERSION}); update parbench"]
+    found = []
+    for error in sorted(_validator().iter_errors(record), key=lambda e: list(map(str, e.absolute_path))):
+        where = ".".join(map(str, error.absolute_path))
+        missing = re.match(r"'(.+)' is a required property", error.message) if error.validator == "required" else None
+        if missing:
+            where = f"{where}.{missing.group(1)}" if where else missing.group(1)
+            found.append(f"field {where}: missing")
+        else:
+            found.append(f"field {where or '(top level)'}: {error.message[:200]}")
+    return found
+
+
+def read(path, *, check: bool = False) -> dict:
+    """The record at `path`. With `check`, a record that is not valid JSON, breaks the schema, is
+    still running, or names another cell than its path raises RecordError naming file and field."""
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except json.JSONDecodeError as error:
+        raise RecordError(f"{path}: not a complete JSON record ({error.msg} at line {error.lineno})") from None
+    if not check:
+        return record
+    found = problems(record)
+    if not found and record["status"] == "running":
+        found = ["field status: 'running' (the run never finished)"]
+    where = PATH.search(str(path))
+    if not found and where:
+        expected = {k: (int(v) if k in ("workers", "trial") else v) for k, v in where.groupdict().items()}
+        wrong = [f"field {k}: {record[k]!r}, but its path names {expected[k]!r}" for k in CELL if record[k] != expected[k]]
+        found = [*wrong[:1], "(a record of another cell)"] if wrong else []
+    if found:
+        raise RecordError(f"{path}: {'; '.join(found)}")
+    return record
 
 
 def write(path, record: dict) -> None:
@@ -34,9 +115,22 @@ def write(path, record: dict) -> None:
         raise
 
 
-def read(path) -> dict:
-    with open(path) as f:
-        return json.load(f)
+def read_all(paths) -> list[dict]:
+    """Every record of `paths`, checked. Invalid ones are moved aside (`*.invalid`) so that the next
+    `snakemake` redoes their runs, and one RecordError names them all."""
+    good, bad = [], []
+    for path in paths:
+        try:
+            good.append(read(path, check=True))
+        except RecordError as error:
+            bad.append(str(error))
+            Path(path).replace(f"{path}.invalid")
+    if bad:
+        raise RecordError(
+            f"{len(bad)} run record(s) cannot be used; each was moved aside to <record>.invalid, so the next "
+            "snakemake redoes its run:\n  " + "\n  ".join(bad)
+        )
+    return good
 
 
 def _plain(value):

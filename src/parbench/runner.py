@@ -14,9 +14,8 @@ import time
 import numpy as np
 import psutil
 
-from parbench import backends, environment, worker, workloads
+from parbench import backends, environment, records, worker, workloads
 from parbench.measure import TreeSampler
-from parbench.records import SCHEMA_VERSION
 from parbench.worker import TaskError
 from parbench.workloads.base import RUN_KEYS, Work, WorkloadError
 
@@ -83,27 +82,13 @@ def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) 
     Backend = backends.load(cell["backend"])
     threads = blas_threads(settings["blas_threads"], Backend.in_driver, cell["workers"], psutil.cpu_count(logical=False))
     memory_gb = limits.get("memory_gb") or DEFAULT_MEMORY_SHARE * psutil.virtual_memory().total / GIB
-    tasks, chunk = params.get("tasks_per_batch") or cell["workers"], params.get("items_per_task") or 1
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        **{k: cell[k] for k in ("workload", "backend", "workers", "trial")},
-        "status": "running",
-        "reason": None,
-        "params": params,
-        "settings": settings,
-        "limits": {**limits, "memory_gb": memory_gb},
-        "tasks_per_batch": tasks,
-        "items_per_task": chunk,
-        "items_per_batch": tasks * chunk,
-        "blas_threads_policy": {"policy": settings["blas_threads"], "per_worker": threads},
-        "timings": {"startup_s": None, "setup_s": None, "warmup_s": [], "batch_s": [], "teardown_s": None},
-        "cpu": {"driver_warmup_s": [], "driver_batch_s": []},
-        "started_at": time.time(),
-        "environment": {
-            **environment.collect(options.get("start_method"), {"params": params, "settings": settings}),
-            "code_hash": cell.get("code"),
-        },
-    }
+    record = records.new(
+        cell,
+        environment.of_run(cell),
+        limits={**limits, "memory_gb": memory_gb},
+        blas_threads_policy={"policy": settings["blas_threads"], "per_worker": threads},
+    )
+    tasks, chunk = record["tasks_per_batch"], record["items_per_task"]
     # Loaded before the backend starts: a user's module puts its folder on the path its workers inherit.
     Workload = workloads.load(cell["workload"], params.get("module"))
     workload = Workload({k: v for k, v in params.items() if k not in RUN_KEYS}, cell["trial"])
@@ -133,11 +118,11 @@ def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) 
             record["workload_info"] = {"data_bytes": data_bytes(work.data)}
             work = chunked(work) if chunk > 1 else work
         with clock.timed("setup_s", "setup"):
-            backend.place(work)
+            backend.setup(work)
         del work  # from here the driver holds the shared data only if the backend keeps it
         report()
         for b in range(warmups + batches):
-            key, label = ("warmup_s", "warmup") if b < warmups else ("batch_s", "batches")
+            key, label = ("warmup_s", "warmup") if b < warmups else ("batch_s", "batch")
             with clock.harness("inputs"):
                 items = workload.items(b, tasks * chunk)
                 inputs = [items[i : i + chunk] for i in range(0, len(items), chunk)] if chunk > 1 else items

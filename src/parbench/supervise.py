@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from parbench import records
+from parbench import environment, records
 from parbench.driver import SUPERVISOR, kill_tree
 
 SHM = Path("/dev/shm")
@@ -195,13 +195,7 @@ def _final(cell, record, code, timed_out, timeout, started, log_path, output: st
     """The run's record, whatever its end; raises DriverError if parbench itself failed (a
     Python traceback in the driver's output). A driver that exits without one was ended by a
     library beneath it (Ray exits the process when it loses its GCS): a failed run."""
-    base = record or {
-        "schema_version": records.SCHEMA_VERSION,
-        **{k: cell[k] for k in ("workload", "backend", "workers", "trial")},
-        "params": cell["params"],
-        "settings": cell["settings"],
-        "started_at": started,
-    }
+    base = record or records.new(cell, environment.of_run(cell), started_at=started)
     if timed_out:
         record = {**base, "status": "timeout", "reason": f"passed limits.timeout_s = {timeout} s {progress_of(base)}"}
     elif record and (record["status"] == "oom" or (code == 0 and record["status"] != "running")):
@@ -215,6 +209,6 @@ def _final(cell, record, code, timed_out, timeout, started, log_path, output: st
     else:
         last = next((line for line in reversed(output.splitlines()) if line.strip()), "no output")
         record = {**base, "status": "failed", "reason": f"driver exited with code {code} {progress_of(base)}: {last[-300:]}"}
-    record.setdefault("finished_at", time.time())
-    record.setdefault("verified", False)
+    if record.get("finished_at") is None:
+        record["finished_at"] = time.time()
     return record

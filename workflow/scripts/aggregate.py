@@ -6,7 +6,11 @@ sys.stderr = open(snakemake.log[0], "w")
 
 from parbench import records, stats  # noqa: E402
 
-runs, batches = stats.tables([records.read(path) for path in snakemake.input])
+try:
+    found = records.read_all(snakemake.input)
+except records.RecordError as error:
+    sys.exit(f"parbench: {error}")
+runs, batches = stats.tables(found)
 runs.to_csv(snakemake.output.runs, index=False)
 batches.to_csv(snakemake.output.batches, index=False)
 stats.stats(runs, batches).to_csv(snakemake.output.stats, index=False)
