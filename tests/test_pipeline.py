@@ -3,6 +3,7 @@ invocation does after the config changes (dry runs)."""
 
 import copy
 import itertools
+import json
 import re
 
 import pandas as pd
@@ -19,9 +20,10 @@ from conftest import (
     write_config,
 )
 
-pytestmark = pytest.mark.slow
+from parbench import plots, records
+from parbench.figures import FIGURES
 
-FIGURES = ["throughput", "speedup", "memory", "time_breakdown"]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,7 @@ def test_every_record_is_complete_and_verified(done):
         assert r["status"] == "ok", f"{where}: {r['reason']}"
         assert r["verified"] is True, where
         assert missing_fields(r) == [], where
+        assert records.problems(r) == [], where
         assert len(r["timings"]["batch_s"]) == config["workloads"][r["workload"]]["batches"], where
         assert r["tasks_per_batch"] == r["workers"], where
 
@@ -139,3 +142,34 @@ def test_benchmark_slot_stays_one_with_other_resources(tmp_path):
     assert out.count("Execute 1 jobs") == 2 and "Execute 2 jobs" not in out, "two runs were started together"
     recs = read_records(work)
     assert len(recs) == 2 and overlaps(recs) == []
+
+
+def boxes_overlap(boxes) -> list:
+    return [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+
+
+@pytest.mark.parametrize("figure", list(FIGURES))
+def test_tick_labels_never_overlap(done, figure):
+    """Every figure of the tests' sweep, drawn as the pipeline draws it: no two tick labels of an
+    axis touch (matplotlib gives each label's box in the window)."""
+    runs = pd.read_csv(done.results / "tables" / "runs.csv")
+    stats = pd.read_csv(done.results / "tables" / "stats.csv")
+    machine = json.loads((done.results / "machine.json").read_text())
+    for workload in done.config["workloads"]:
+        fig = plots.figure(figure, stats[stats.workload == workload], runs[runs.workload == workload], machine, workload)
+        fig.set_dpi(plots.DPI)
+        for axis_boxes in plots.visible_labels(fig):
+            assert boxes_overlap(axis_boxes) == [], f"{workload} {figure}: tick labels overlap"
+        plots.plt.close(fig)
+
+
+def test_tick_labels_overlap_is_seen_without_declutter(done):
+    """The check above can fail: the raw throughput figure of a narrow log axis labels every minor tick."""
+    stats = pd.DataFrame(
+        [{"workload": "w", "backend": "serial", "workers": w, "throughput_median": v, "throughput_ci_low": v * 0.99,
+          "throughput_ci_high": v * 1.01, "all_clean": True} for w, v in ((1, 0.03), (2, 0.9))]
+    )  # fmt: skip
+    fig = plots.DRAW["throughput"](stats, pd.DataFrame({"flops_per_item": []}), {"physical_cores": 2}, "w")
+    raw = sum(len(boxes_overlap(b)) for b in plots.visible_labels(fig))
+    plots.declutter(fig)
+    assert raw > 0 and sum(len(boxes_overlap(b)) for b in plots.visible_labels(fig)) == 0

@@ -120,9 +120,9 @@ def test_user_workload_runs_and_verifies_on_every_backend(user_project, tmp_path
     assert info["source"] == module and Path(info["file"]).is_file()
     assert info["sha256"] == _user.digest(module)
     if module == "bench/table.py" and backend not in ("multiprocessing", "serial", "threads"):
-        assert record["state_builds"]["batches"] == 0, "STATEFUL: built once per worker, before the timed batches"
+        assert record["state_builds"]["batch"] == 0, "STATEFUL: built once per worker, before the timed batches"
     if module == "bench/table.py" and backend == "multiprocessing":
-        assert record["state_builds"]["batches"] == 4 * 2, "the blog's pattern builds the state in every task"
+        assert record["state_builds"]["batch"] == 4 * 2, "the blog's pattern builds the state in every task"
 
 
 WRONG_OFF_MAIN_THREAD = SUMS.replace(

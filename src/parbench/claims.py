@@ -5,6 +5,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from parbench.stats import clean
 from parbench.text import UNIT, interval_text, mib, num, seconds_text, size_text, workers_text
 
 KEYS = ["workload", "backend", "workers"]
@@ -201,9 +202,9 @@ def scaling(stats: pd.DataFrame) -> list[str]:
 
 def memory_ranges(runs: pd.DataFrame) -> pd.DataFrame:
     """Per cell, the lowest and highest peak tree PSS over its clean runs (the interval memory claims use)."""
-    clean = runs[(runs.status == "ok") & runs.verified.astype(bool)]
     return (
-        clean.groupby(KEYS)
+        clean(runs)
+        .groupby(KEYS)
         .peak_tree_pss_bytes.agg(["min", "max"])
         .rename(columns={"min": "peak_tree_pss_bytes_low", "max": "peak_tree_pss_bytes_high"})
         .reset_index()
@@ -278,7 +279,7 @@ def state_in_timed_batches(runs: pd.DataFrame) -> list[str]:
     if "state_builds_timed" not in runs:
         return []
     out = []
-    built = runs[(runs.status == "ok") & (runs.state_builds_timed.fillna(0) > 0)]
+    built = clean(runs)[lambda r: r.state_builds_timed.fillna(0) > 0]
     for (backend, workers), cell in built.groupby(["backend", "workers"]):
         builds, tasks = int(cell.state_builds_timed.max()), int((cell.tasks_per_batch * cell.n_batches).max())
         if builds >= tasks:

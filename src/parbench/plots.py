@@ -15,6 +15,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from parbench import backends, claims  # noqa: E402
+from parbench.stats import clean  # noqa: E402
 from parbench.text import UNIT, workers_text  # noqa: E402
 
 MIB = 1024**2
@@ -22,7 +23,7 @@ COLUMN_IN = 3.5  # a paper column; the report shows the PNGs at about this size 
 DPI = 200
 # A fixed colour per backend, whatever subset a sweep runs.
 PALETTE = dict(zip(backends.names(), sns.color_palette("colorblind", len(backends.names()))))
-PHASES = {"startup_s": "startup", "setup_s": "setup", "warmup_s": "warm-up", "batches_s": "timed batches", "teardown_s": "teardown"}
+PHASES = {"startup_s": "startup", "setup_s": "setup", "warmup_s": "warm-up", "batch_s_total": "timed batches", "teardown_s": "teardown"}
 # Greys, never a backend's colour; the timed batches (what throughput measures) darkest, teardown hatched.
 PHASE_STYLE = {
     "startup": ("#d4d4d4", ""),
@@ -37,10 +38,6 @@ sns.set_theme(context="paper", style="whitegrid", font_scale=0.95, rc={"axes.tit
 
 def _order(data: pd.DataFrame) -> list[str]:
     return [b for b in PALETTE if b in set(data.backend)]
-
-
-def _clean(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[(runs.status == "ok") & runs.verified.astype(bool)]
 
 
 def _plain_numbers(axis) -> None:
@@ -204,7 +201,7 @@ def memory(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload: str
 
 def time_breakdown(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload: str):
     """Where a run's time goes, median over clean trials: start-up, setup, warm-up, timed batches, teardown."""
-    table = _clean(runs).groupby(["workers", "backend"])[list(PHASES)].median().rename(columns=PHASES)
+    table = clean(runs).groupby(["workers", "backend"])[list(PHASES)].median().rename(columns=PHASES)
     workers = sorted(table.index.get_level_values(0).unique())
     order = _order(table.reset_index())
     fig, axes = _facets(workers or [0], len(order), "seconds per run (median of clean trials)")
@@ -230,6 +227,44 @@ def time_breakdown(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workl
 DRAW = {"throughput": throughput, "speedup": speedup, "memory": memory, "time_breakdown": time_breakdown}
 
 
+def visible_labels(fig) -> list[list]:
+    """Per axis of every panel, the window extents of the tick labels that show (after a draw)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return [
+        [label.get_window_extent(renderer) for label in axis.get_ticklabels(minor=minor) if label.get_visible() and label.get_text()]
+        for ax in fig.axes
+        for axis in (ax.xaxis, ax.yaxis)
+        for minor in (False, True)
+    ]
+
+
+def declutter(fig) -> None:
+    """Label only the ticks that fit: hide each minor tick label that would touch a label already kept
+    (major labels first). Log axes label minor ticks so that a span under a decade still has numbers."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            kept = [label.get_window_extent(renderer) for label in axis.get_ticklabels() if label.get_visible() and label.get_text()]
+            for label in axis.get_ticklabels(minor=True):
+                if not (label.get_visible() and label.get_text()):
+                    continue
+                box = label.get_window_extent(renderer)
+                padded = box.expanded(1.15, 1.3)  # a little air between neighbours
+                if any(padded.overlaps(other) for other in kept):
+                    label.set_visible(False)
+                else:
+                    kept.append(box)
+
+
+def figure(name: str, stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload: str):
+    """Figure `name` of one workload, ready to save."""
+    fig = DRAW[name](stats, runs, machine, workload)
+    declutter(fig)
+    return fig
+
+
 def draw_all(workload: str, runs_csv, stats_csv, machine_json, png: list, svg: list) -> None:
     """Draw every figure of `workload`; output paths end in `{workload}_{figure}.png|svg`."""
     runs = pd.read_csv(runs_csv).query("workload == @workload")
@@ -238,7 +273,7 @@ def draw_all(workload: str, runs_csv, stats_csv, machine_json, png: list, svg: l
         machine = json.load(f)
     for png_path, svg_path in zip(png, svg):
         name = str(png_path).rsplit(f"{workload}_", 1)[1].removesuffix(".png")
-        fig = DRAW[name](stats, runs, machine, workload)
+        fig = figure(name, stats, runs, machine, workload)
         fig.savefig(png_path, dpi=DPI, bbox_inches="tight")
         fig.savefig(svg_path, bbox_inches="tight")
         plt.close(fig)

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from parbench import blog, claims, workloads
 from parbench.figures import FIGURES, split_name
+from parbench.stats import is_clean
 from parbench.text import MIB, UNIT, num
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -118,7 +119,7 @@ def figures(paths: list) -> list[dict]:
 
 
 def unclean(runs: pd.DataFrame) -> Markup | None:
-    bad = runs[(runs.status != "ok") | ~runs.verified.astype(bool)]
+    bad = runs[~is_clean(runs)]
     if bad.empty:
         return None
     shown = bad[["workload", "backend", "workers", "trial", "status", "verified", "reason"]].fillna(
@@ -168,7 +169,7 @@ def gil_text(runs: pd.DataFrame) -> str:
 def context(runs: pd.DataFrame, stats: pd.DataFrame, machine: dict, figure_paths: list, config: dict) -> dict:
     """Everything the template shows, computed from the tables."""
     env = machine.get("environment", {})
-    clean = int(((runs.status == "ok") & runs.verified.astype(bool)).sum())
+    clean = int(is_clean(runs).sum())
     policy = config.get("blas_threads", "auto")
     period = 1000 * ((config.get("sampler") or {}).get("period_s") or 0.05)
     threads = (

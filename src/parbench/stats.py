@@ -9,6 +9,15 @@ N_BOOT = 2000
 CONFIDENCE = 0.95
 
 
+def is_clean(runs: pd.DataFrame) -> pd.Series:
+    """Runs a statistic may use: status ok and every result verified."""
+    return (runs.status == "ok") & runs.verified.astype(bool)
+
+
+def clean(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[is_clean(runs)]
+
+
 def run_row(r: dict) -> dict:
     """One run record as one flat row."""
     t, m, env = r.get("timings") or {}, r.get("memory") or {}, r.get("environment") or {}
@@ -30,8 +39,8 @@ def run_row(r: dict) -> dict:
         "startup_s": t.get("startup_s"),
         "setup_s": t.get("setup_s"),
         "warmup_s": sum(t.get("warmup_s") or []),
-        "batches_s": busy,
-        "batch_median_s": float(np.median(batch_s)) if batch_s else None,
+        "batch_s_total": busy,
+        "batch_s_median": float(np.median(batch_s)) if batch_s else None,
         "teardown_s": t.get("teardown_s"),
         "end_to_end_s": t.get("end_to_end_s"),
         "throughput": items * len(batch_s) / busy if busy else None,
@@ -44,10 +53,10 @@ def run_row(r: dict) -> dict:
         "peak_tree_rss_bytes": m.get("peak_tree_rss_bytes"),
         "peak_shm_bytes": m.get("peak_shm_bytes"),
         "driver_peak_rss_bytes": m.get("driver_peak_rss_bytes"),
-        "steady_tree_pss_bytes": ((m.get("phases") or {}).get("batches") or {}).get("peak_pss_bytes"),
+        "steady_tree_pss_bytes": (timed_phase(m.get("phases")) or {}).get("peak_pss_bytes"),
         "blas_threads": r.get("blas_threads"),
-        "workers_seen": (r.get("workers_seen") or {}).get("batches"),
-        "state_builds_timed": (r.get("state_builds") or {}).get("batches"),
+        "workers_seen": timed_phase(r.get("workers_seen")),
+        "state_builds_timed": timed_phase(r.get("state_builds")),
         "model": f"{model['pipeline']} {model['version']}" if model else None,
         "module": module.get("source"),
         "module_sha256": module.get("sha256"),
@@ -60,6 +69,12 @@ def run_row(r: dict) -> dict:
         "git_commit": env.get("git_commit"),
         "config_hash": env.get("config_hash"),
     }
+
+
+def timed_phase(by_phase: dict | None):
+    """The timed batches' entry of a per-phase mapping ('batch'; records of schema 1 said 'batches')."""
+    by_phase = by_phase or {}
+    return by_phase.get("batch", by_phase.get("batches"))
 
 
 def items_per_batch(r: dict) -> int:
@@ -115,11 +130,11 @@ def stats(runs: pd.DataFrame, batches: pd.DataFrame, seed: int = 0) -> pd.DataFr
     (the same batches, serial using every core for BLAS), so serial's own speedup is 1.
     """
     rng = np.random.default_rng(seed)
-    clean = runs[(runs.status == "ok") & runs.verified]
-    good = batches.merge(clean[[*KEYS, "trial"]], on=[*KEYS, "trial"])
+    ok_runs = clean(runs)
+    good = batches.merge(ok_runs[[*KEYS, "trial"]], on=[*KEYS, "trial"])
     rows, boots = [], {}
     for key, cell in runs.groupby(KEYS, sort=True):
-        ok = clean.merge(pd.DataFrame([dict(zip(KEYS, key))]), on=KEYS)
+        ok = ok_runs.merge(pd.DataFrame([dict(zip(KEYS, key))]), on=KEYS)
         groups = [g.throughput.to_numpy() for _, g in good.merge(ok[[*KEYS, "trial"]]).groupby("trial")]
         row = dict(zip(KEYS, key))
         row.update(

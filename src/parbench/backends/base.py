@@ -18,8 +18,8 @@ class WorkersDied(BackendError):
 class BaseBackend(ABC):
     """How tasks and their shared state reach workers.
 
-    The runner times each method as its own phase: `start` (startup), `place` (setup), each
-    `run` (one batch), `stop` (teardown). After `place` the runner drops its own reference to
+    The runner times each method as its own phase: `start` (startup), `setup` (setup), each
+    `run` (one batch), `stop` (teardown). After `setup` the runner drops its own reference to
     the work's data, so a backend that keeps no driver-side copy of it holds none.
     """
 
@@ -37,7 +37,7 @@ class BaseBackend(ABC):
         """Bring the workers up, ready to take tasks."""
 
     @abstractmethod
-    def place(self, work: Work) -> None:
+    def setup(self, work: Work) -> None:
         """Make the work's shared state available to the workers."""
 
     @abstractmethod

@@ -23,7 +23,7 @@ class Backend(BaseBackend):
         self.client.wait_for_workers(self.workers)
         self.client.run(worker.prepare, self.blas_threads)
 
-    def place(self, work):
+    def setup(self, work):
         self.task, self.key, self.stateful = work.task, uuid.uuid4().hex, work.stateful
         if work.stateful:
             self.client.run(worker.keep, self.key, work.build, work.data, self.blas_threads)

@@ -21,7 +21,7 @@ class Backend(BaseBackend):
         self.parallel.__enter__()  # one pool (and one set of memory maps) for the whole run
         self.parallel(delayed(worker.prepare)(self.blas_threads) for _ in range(self.workers))
 
-    def place(self, work):
+    def setup(self, work):
         self.work, self.key = work, uuid.uuid4().hex  # nothing moves yet: joblib maps arrays at first use
 
     def run(self, items):

@@ -18,7 +18,7 @@ class Backend(BaseBackend):
         ctx = multiprocessing.get_context(self.options["start_method"])
         self.pool = _pool.start_pool(ctx, self.workers, _up, (self.blas_threads,))
 
-    def place(self, work):
+    def setup(self, work):
         self.work = work  # nothing is placed: every task carries the shared data, as in the blog
 
     def run(self, items):

@@ -51,7 +51,7 @@ class Backend(BaseBackend):
         self.pool = _pool.start_pool(ctx, self.workers, _up, (self.blas_threads, self.recipes, self.placed, self.problems))
         self.blocks = []
 
-    def place(self, work):
+    def setup(self, work):
         self.task, self.key = work.task, uuid.uuid4().hex
         spec = {k: self._share(v) for k, v in work.data.items()}
         for _ in range(self.workers):

@@ -65,7 +65,7 @@ class Backend(BaseBackend):
         except Exception as error:  # Ray raises bare Exception when its node times out at start-up
             raise BackendError(f"ray.init failed: {error}") from error
 
-    def place(self, work):
+    def setup(self, work):
         self.task, self.key = work.task, uuid.uuid4().hex
         if work.stateful:
             cpus = ray.cluster_resources().get("CPU", 0)

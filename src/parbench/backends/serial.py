@@ -10,7 +10,7 @@ class Backend(BaseBackend):
     def start(self):
         worker.prepare(self.blas_threads)
 
-    def place(self, work):
+    def setup(self, work):
         self.task = work.task
         self.state = worker.guarded("building the state", work.build, **work.data)
 

@@ -16,7 +16,7 @@ class Backend(BaseBackend):
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="parbench-worker")
         list(self.pool.map(lambda _: worker.prepare(self.blas_threads), range(self.workers)))  # every thread up
 
-    def place(self, work):
+    def setup(self, work):
         self.task = work.task
         self.state = worker.guarded("building the state", work.build, **work.data)
 

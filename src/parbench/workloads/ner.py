@@ -74,7 +74,9 @@ class Workload(BaseWorkload):
 
     @classmethod
     def explain(cls, stats, runs, machine: dict, params: dict) -> list[str]:
-        ok = runs[(runs.status == "ok") & runs.state_builds_timed.notna()] if "state_builds_timed" in runs else runs.iloc[:0]
+        from parbench.stats import clean
+
+        ok = clean(runs).dropna(subset=["state_builds_timed"])
         per_task = ok.state_builds_timed / (ok.tasks_per_batch * ok.n_batches)
         naive = per_task[ok.backend == "multiprocessing"]
         loads = f" (model loads per task in the timed batches here: {naive.median():.2g})" if len(naive) else ""
