@@ -2,13 +2,38 @@
 loudly. A bug in parbench is told apart from a failed run by the driver's exit code."""
 
 import os
+import socket
 import textwrap
+import time
 
 import pytest
 from conftest import Leftovers, make_cell, scratch_workflow, snakemake
 
 from parbench.driver import BUG_EXIT
 from parbench.supervise import DriverError, NotWritable, supervise
+
+
+def free_port() -> int:
+    """A loopback port where nothing listens (it was free a moment ago)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("backend,address", [("ray", "127.0.0.1:{port}"), ("dask", "tcp://127.0.0.1:{port}")])
+def test_unreachable_cluster_is_a_failed_run_naming_it(tmp_path, backend, address):
+    """Ray retried until the run's time limit (a `timeout` record, 30 minutes by default) and Dask
+    raised after 30 s as if parbench had a bug. Both are `failed` runs that say what they could not reach."""
+    address = address.format(port=free_port())
+    cell = make_cell(backend, "matmul", 2, options={"address": address}, limits={"timeout_s": 240})
+    t0 = time.monotonic()
+    with Leftovers() as left:
+        record = supervise(cell, tmp_path / "record.json", tmp_path / "run.log")
+    print(f"{backend} at {address}: {record['status']} after {time.monotonic() - t0:.1f} s: {record['reason']}")
+    assert record["status"] == "failed", record["reason"]
+    assert "could not connect" in record["reason"] and address in record["reason"], record["reason"]
+    assert record["cluster"]["kind"] == "external"
+    assert left.problems() == {}
 
 
 def test_unwritable_record_fails_before_the_run(tmp_path):
