@@ -11,6 +11,7 @@ import fcntl
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -132,17 +133,24 @@ def remove_stale() -> dict:
 
 
 def _open_lock() -> int:
-    """The lock file, opened for reading and, where we may, writing (another user may own it)."""
-    for flags in (os.O_RDWR, os.O_RDONLY, os.O_RDWR | os.O_CREAT | os.O_EXCL):
+    """The lock file, opened for reading and, where we may, writing (another user may own it).
+    Never through a symlink: in a world-writable /tmp that could make us write elsewhere."""
+    for _ in range(3):  # another run may create it between our tries
+        for flags in (os.O_RDWR, os.O_RDONLY):
+            try:
+                return os.open(LOCK, flags | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                break
+            except OSError:
+                continue  # not ours to write, or not a plain file
+        else:
+            break  # there, but neither way opens it
         try:
-            fd = os.open(LOCK, flags, 0o666)
+            fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
         except FileExistsError:
-            return _open_lock()  # created meanwhile by another run
-        except OSError:
             continue
-        if flags & os.O_CREAT:
-            with contextlib.suppress(OSError):
-                os.fchmod(fd, 0o666)  # every user's runs share it
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o666)  # every user's runs share it
         return fd
     raise OSError(f"cannot open the machine's lock of timed runs, {LOCK}")
 
@@ -173,9 +181,10 @@ def timed_slot(say=print, give_up=lambda: False, poll_s: float = 0.2):
                 if give_up():
                     raise Abandoned("Snakemake ended while the run waited for the machine's lock of timed runs") from None
                 time.sleep(poll_s)
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} in {os.getcwd()}\n".encode(), 0)
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()} in {os.getcwd()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock
