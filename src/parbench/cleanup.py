@@ -103,14 +103,6 @@ def temp_folder():
         os.close(lock)
 
 
-def confined_env(tmp: Path) -> dict:
-    """The environment for a run's processes: their libraries' temporary files (multiprocessing's
-    pymp-*, Dask's scratch space) go into the run's own folder and go with it; Ray keeps its usual
-    folder (its socket paths there must stay short)."""
-    ray = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"  # where Ray would look on Linux
-    return {**os.environ, "TMPDIR": str(tmp), "RAY_TMPDIR": ray}
-
-
 def stale_temp_folders() -> list[Path]:
     """Temporary folders of supervisors that are gone (folders without our lock file are not ours to judge)."""
     stale = []

@@ -164,7 +164,7 @@ def supervise(cell: dict, out_path, log_path) -> dict:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**cleanup.confined_env(tmp), SUPERVISOR: str(os.getpid())},
+            env={**os.environ, SUPERVISOR: str(os.getpid())},
         )
         code, timed_out = _contained(driver, spare, before, lambda: _wait(driver, timeout, ancestors))
         stopped = reap(spare)
@@ -186,8 +186,8 @@ def run_alone(command: list[str], log) -> int:
     become_subreaper()
     ancestors = snakemake_and_below()
     spare = {p.pid for p in psutil.Process().children(recursive=True)}
-    with stop_signals_raise(), alone(log, ancestors) as before, cleanup.temp_folder() as tmp:
-        env = {**cleanup.confined_env(tmp), SUPERVISOR: str(os.getpid())}  # it ends if we do
+    with stop_signals_raise(), alone(log, ancestors) as before:
+        env = {**os.environ, SUPERVISOR: str(os.getpid())}  # it ends if we do
         proc = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, env=env)
         code = _contained(proc, spare, before, proc.wait)
         reap(spare)
