@@ -24,16 +24,16 @@ LOCK = Path("/tmp/parbench-timed-run.lock")
 TEMP_PREFIX = "parbench-"
 TEMP_LOCK = ".lock"  # held by the supervisor that owns the temporary folder
 
-# What the backends' libraries create in /dev/shm: multiprocessing's semaphores and shared
-# memory, joblib's memory-map folders, loky's semaphores. Anything else (an external Ray
-# cluster's store, another program) is left alone.
-OURS = ("sem.", "psm_", "joblib_memmapping_folder_", "loky-")
+# What the backends' libraries create in /dev/shm: multiprocessing's semaphores (Dask's too) and
+# shared memory, joblib's memory-map folders, loky's semaphores. Anything else (an external Ray
+# cluster's store, another program's semaphores) is left alone.
+OURS = ("sem.mp-", "sem.loky-", "psm_", "joblib_memmapping_folder_", "loky-")
 # Names that carry their creator's pid: while it lives the entry is not a leftover, mapped or not.
 CREATOR = re.compile(r"^(?:joblib_memmapping_folder_|sem\.loky-|loky-)(\d+)[_-]")
 
 
 class Abandoned(RuntimeError):
-    """The run was given up while it waited for the machine's lock of timed runs."""
+    """Snakemake ended while the run waited for the machine's lock or ran: it is given up (and redone as incomplete)."""
 
 
 def shm_entries() -> set[str]:

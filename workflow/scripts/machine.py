@@ -5,6 +5,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
+from parbench.cleanup import Abandoned  # noqa: E402
 from parbench.supervise import Interrupted, run_alone  # noqa: E402
 
 # Alone on the machine, like a timed run, and cleaned up after like one. A module of its own as
@@ -13,5 +14,5 @@ command = [sys.executable, "-m", "parbench.machine", snakemake.output[0]]
 try:
     if code := run_alone(command, sys.stderr):
         raise subprocess.CalledProcessError(code, command)
-except Interrupted as stop:
+except (Interrupted, Abandoned) as stop:
     sys.exit(f"parbench: {stop}")
