@@ -4,6 +4,7 @@ workflow, and one tiny end-to-end pipeline run per session."""
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -264,9 +265,13 @@ def _inodes_held(pid: int) -> set[int]:
     return held
 
 
+CREATOR = re.compile(r"^(?:joblib_memmapping_folder_|sem\.loky-|loky-)(\d+)[_-]")
+
+
 def held_by_others(names: set[str], ours: set[int]) -> set[str]:
-    """Those of the /dev/shm `names` that a live process outside `ours` maps or has open
-    (someone else's run on this shared machine, not a leftover of ours)."""
+    """Those of the /dev/shm `names` that a live process outside `ours` maps or has open, or
+    created (joblib and loky name theirs after it): someone else's run on this shared machine,
+    not a leftover of ours."""
     if not names:
         return set()
     inodes = {name: _inodes(SHM / name) for name in names}
@@ -274,7 +279,8 @@ def held_by_others(names: set[str], ours: set[int]) -> set[str]:
     for pid in psutil.pids():
         if pid not in ours:
             held |= _inodes_held(pid)
-    return {name for name, ino in inodes.items() if ino & held}
+    created = {n for n in names if (m := CREATOR.match(n)) and int(m.group(1)) not in ours and psutil.pid_exists(int(m.group(1)))}
+    return created | {name for name, ino in inodes.items() if ino & held}
 
 
 def processes_with_token(token: str) -> list[psutil.Process]:

@@ -5,7 +5,7 @@ import copy
 from pathlib import Path
 
 import pytest
-from conftest import SCHEMA, TEXTS, schema, scratch_workflow, snakemake
+from conftest import SCHEMA, TEXTS, scheduled_outputs, schema, scratch_workflow, snakemake
 
 from parbench import backends, workloads
 from parbench.config import ConfigError, complete, validate
@@ -177,3 +177,36 @@ def test_snakemake_accepts_the_minimal_config(tmp_path):
     result = snakemake(work, "-n", "--cores", "2", timeout=300)
     assert result.returncode == 0, result.stdout
     assert "Job stats" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# From the command line: Snakemake's --config hands list items and nested values over as strings
+
+
+def test_strings_from_the_command_line_become_the_types_the_schema_asks_for():
+    config = changed("workers", ["1", "2"])
+    config.update(trials="2", blas_threads="3", limits={"timeout_s": "60", "memory_gb": "null"}, sampler={"period_s": "0.01"})
+    config["workloads"]["matmul"]["n"] = "512"
+    config["ray"] = {"address": "null"}
+    config["workloads"]["ner"]["texts"] = ["42", "true"]  # texts are strings: they stay strings
+    got = validate(config, SCHEMA)
+    assert got["workers"] == [1, 2] and got["trials"] == 2 and got["blas_threads"] == 3
+    assert got["limits"] == {"timeout_s": 60, "memory_gb": None} and got["sampler"] == {"period_s": 0.01}
+    assert got["workloads"]["matmul"]["n"] == 512 and got["ray"] == {"address": None}
+    assert got["workloads"]["ner"]["texts"] == ["42", "true"]
+    assert validate(changed("blas_threads", "auto"), SCHEMA)["blas_threads"] == "auto"
+
+
+@pytest.mark.parametrize("workers", [["x"], ["1.5"], ["0"], ["true"]])
+def test_bad_strings_from_the_command_line_are_still_refused(workers):
+    with pytest.raises(ConfigError, match=r"workers\[0\]"):
+        validate(changed("workers", workers), SCHEMA)
+
+
+def test_snakemake_config_option_with_a_list_of_workers(tmp_path):
+    """The README's way to adjust the default sweep: `--config 'workers=[1,2]'`."""
+    work = scratch_workflow(tmp_path, changed("workers", [4]))
+    result = snakemake(work, "-n", "--cores", "2", "--config", "workers=[1,2]", "trials=1", timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    runs = scheduled_outputs(result.stdout, "run")
+    assert {Path(r).parent.name for r in runs} == {"workers-1", "workers-2"}, runs

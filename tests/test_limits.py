@@ -210,9 +210,9 @@ def test_shm_cleanup_spares_entries_in_use(kind):
     import multiprocessing
     from multiprocessing.shared_memory import SharedMemory
 
-    from parbench import supervise as supervise_module
+    from parbench import cleanup
 
-    before = supervise_module.shm_entries()
+    before = cleanup.shm_entries()
     if kind == "semaphore":
         held = multiprocessing.get_context("forkserver").Semaphore(0)  # a named POSIX semaphore, kept open
         name = "sem." + held._semlock.name.lstrip("/")
@@ -220,9 +220,9 @@ def test_shm_cleanup_spares_entries_in_use(kind):
         held = SharedMemory(create=True, size=1 << 20)
         name = held.name
     try:
-        assert name in supervise_module.shm_entries()
-        removed = supervise_module.remove_shm(before)
-        assert name not in removed and name in supervise_module.shm_entries(), f"{name}, in use here, was removed"
+        assert name in cleanup.shm_entries()
+        removed = cleanup.remove_shm(before)
+        assert name not in removed and name in cleanup.shm_entries(), f"{name}, in use here, was removed"
     finally:
         if kind == "shared_memory":
             held.close()
@@ -231,7 +231,7 @@ def test_shm_cleanup_spares_entries_in_use(kind):
     if kind == "shared_memory":
         leftover = SharedMemory(create=True, size=1 << 20)
         leftover.close()
-        assert leftover.name in supervise_module.remove_shm(before)
+        assert leftover.name in cleanup.remove_shm(before)
         from multiprocessing import resource_tracker
 
         resource_tracker.unregister(leftover._name, "shared_memory")

@@ -1,5 +1,6 @@
 """A sweep killed with SIGKILL (Snakemake's whole process group) resumes with the same plain
-command: finished runs are kept as they are, the rest are done, nothing of the killed sweep lingers."""
+command: finished runs are kept as they are, the rest are done, nothing of the killed sweep lingers:
+no process, and after the resume no /dev/shm entry and no temporary folder of the killed run."""
 
 import json
 import os
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import SNAKEMAKE, TEXTS, Leftovers, overlaps, processes_with_token, read_records, scratch_workflow, snakemake, snakemake_env
+from conftest import SNAKEMAKE, TEXTS, Leftovers, overlaps, processes_with_token, read_records, scratch_workflow, snakemake_env
 
 pytestmark = pytest.mark.slow
 
@@ -25,15 +26,20 @@ CONFIG = {
 N_RUNS = 2 * 2 * 2
 
 
-def drivers(token: str, work) -> dict:
-    """The sweep's live driver processes, each with the path of its partial record (its last argument)."""
+def drivers(token: str, work, backend: str | None = None) -> dict:
+    """The sweep's live driver processes (of `backend` with its workers up, if given), each with
+    the path of its partial record (its last argument)."""
     found = {}
     for proc in processes_with_token(token):
         try:
             cmdline = proc.cmdline()
-            if "parbench.driver" in " ".join(cmdline) and proc.cwd() == str(work):
+            if "parbench.driver" not in " ".join(cmdline) or proc.cwd() != str(work):
+                continue
+            if backend is None:
                 found[proc] = cmdline[-1]
-        except psutil.Error:
+            elif json.loads(Path(cmdline[-2]).read_text())["backend"] == backend and _started(cmdline[-1]):
+                found[proc] = cmdline[-1]
+        except (psutil.Error, OSError, ValueError):
             pass
     return found
 
@@ -45,19 +51,23 @@ def snapshot(work) -> dict:
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory):
     work = scratch_workflow(tmp_path_factory.mktemp("resume"), CONFIG)
+    tmpdir = work.parent / "tmp"  # the sweeps' own temporary folder, so that what their runs leave there is seen
+    tmpdir.mkdir()
     log = open(work / "first.log", "w")
     with Leftovers() as left:
+        env = {**snakemake_env(), "TMPDIR": str(tmpdir)}
         first = subprocess.Popen(
-            [str(SNAKEMAKE), "--cores", "2"], cwd=work, env=snakemake_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [str(SNAKEMAKE), "--cores", "2"], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        # Kill once two runs have finished and another is under way.
+        # Kill once two runs have finished and a multiprocessing Pool (its semaphores in /dev/shm) is up.
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and first.poll() is None:
-            if len(snapshot(work)) >= 2 and drivers(left.token, work):
+            if len(snapshot(work)) >= 2 and drivers(left.token, work, "multiprocessing") and left.shm():
                 break
             time.sleep(0.1)
         assert first.poll() is None, "the sweep ended before it could be killed"
         under_way = drivers(left.token, work)
+        shm_at_kill = left.shm()
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         finished = snapshot(work)
@@ -69,10 +79,27 @@ def resumed(tmp_path_factory):
         lingering = left.processes(settle_s=15)
         for proc in processes_with_token(left.token):  # do not let them disturb the resumed sweep
             proc.kill()
-    log.close()
-    second = snakemake(work, "--cores", "2", timeout=900)
-    (work / "second.log").write_text(second.stdout)
-    return {"work": work, "finished": finished, "in_progress": len(under_way), "ran_on": ran_on, "lingering": lingering, "second": second}
+        log.close()
+        second = subprocess.run(
+            [str(SNAKEMAKE), "--cores", "2"], cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900
+        )
+        (work / "second.log").write_text(second.stdout)
+        shm_after = left.shm()
+    return {
+        "work": work,
+        "finished": finished,
+        "in_progress": len(under_way),
+        "ran_on": ran_on,
+        "lingering": lingering,
+        "second": second,
+        "shm_at_kill": shm_at_kill,
+        "shm_after": shm_after,
+        "temp_folders_after": sorted(p.name for p in tmpdir.glob("parbench-*")),
+    }
+
+
+def _started(path) -> bool:
+    return json.loads(Path(path).read_text())["timings"]["startup_s"] is not None
 
 
 def _status(path):
@@ -96,6 +123,14 @@ def test_run_under_way_is_abandoned(resumed):
 
 def test_killed_sweep_leaves_no_run_processes(resumed):
     assert resumed["lingering"] == []
+
+
+def test_resume_removes_what_the_killed_run_left(resumed):
+    """The killed Pool's semaphores and the killed supervisor's temporary folder: the resumed
+    sweep removes them (nothing of its own remains either)."""
+    assert resumed["shm_at_kill"], "the killed run had nothing in /dev/shm: nothing was tested"
+    assert resumed["shm_after"] == []
+    assert resumed["temp_folders_after"] == []
 
 
 def test_same_command_completes_the_sweep(resumed):

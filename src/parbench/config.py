@@ -56,6 +56,46 @@ def _message(error) -> str:
     return f"config key {key}: {error.message}" + (f"; allowed: {allowed}" if allowed else "")
 
 
+JSON_TYPES = {bool: "boolean", int: "integer", float: "number", type(None): "null"}
+
+
+def _types(schema: dict, root: dict) -> set[str]:
+    """The JSON types `schema` allows, through $ref, oneOf and anyOf."""
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    allowed = schema.get("type", [])
+    allowed = {allowed} if isinstance(allowed, str) else set(allowed)
+    for branch in schema.get("oneOf", []) + schema.get("anyOf", []):
+        allowed |= _types(branch, root)
+    return allowed
+
+
+def typed(value, schema: dict, root: dict):
+    """`value` with strings turned into the numbers, booleans and nulls its schema asks for.
+
+    Snakemake's --config reads values as YAML without types below the top level, so
+    `--config 'workers=[1,2]'` gives ['1', '2']."""
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    if isinstance(value, dict):
+        props, others = schema.get("properties", {}), schema.get("additionalProperties")
+        rule = {k: props.get(k, others if isinstance(others, dict) else None) for k in value}
+        return {k: typed(v, rule[k], root) if rule[k] else v for k, v in value.items()}
+    if isinstance(value, list) and "items" in schema:
+        return [typed(v, schema["items"], root) for v in value]
+    if not isinstance(value, str):
+        return value
+    allowed = _types(schema, root)
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    kind = JSON_TYPES.get(type(parsed))
+    fits = kind in allowed or (kind == "integer" and "number" in allowed)
+    # A string stays a string where one is allowed ('null' aside: no address or model is called that).
+    return parsed if fits and (parsed is None or "string" not in allowed) else value
+
+
 def complete(schema: dict) -> dict:
     """The config schema with what the plugins define: the backend names, and each built-in
     workload's entry (run keys with its own defaults, then its parameters)."""
@@ -85,7 +125,7 @@ def validate(config: dict, schema_path) -> dict:
     A user workload (a name that is not built in) is checked too: its module imports, has its
     functions and accepts its parameters (see parbench.workloads._user.problems)."""
     schema = complete(yaml.safe_load(Path(schema_path).read_text()))
-    config = copy.deepcopy(dict(config))
+    config = typed(copy.deepcopy(dict(config)), schema, schema)
     entries = config.get("workloads") if isinstance(config.get("workloads"), dict) else {}
     # A built-in name with `module:` would fail the schema with a less helpful message.
     problems = [

@@ -1,9 +1,10 @@
 """The driver: the fresh process in which one run happens (`python -m parbench.driver CELL OUT`,
 with the supervisor's pid in $PARBENCH_SUPERVISOR_PID).
 
-It writes the record so far to OUT after every phase, and the finished record at the end. When
-the memory limit is passed it writes an `oom` record and kills its whole process tree itself,
-so the supervisor finds the record and nothing keeps eating memory.
+It writes the record so far to OUT after every phase, and the finished record at the end. An
+exception the runner lets through (a bug in parbench) exits with BUG_EXIT. When the memory
+limit is passed it writes an `oom` record and kills its whole process tree itself, so the
+supervisor finds the record and nothing keeps eating memory.
 """
 
 import json
@@ -12,12 +13,16 @@ import signal
 import sys
 import threading
 import time
+import traceback
 
 import psutil
 
 from parbench import records, runner
 
 SUPERVISOR = "PARBENCH_SUPERVISOR_PID"
+# The driver's exit code for a bug in parbench (an exception the runner did not turn into a record);
+# any other unfinished end (a library that exits, a signal) is a failed run. 70 is EX_SOFTWARE.
+BUG_EXIT = 70
 
 
 def kill_tree(root: psutil.Process, include_root: bool = True) -> int:
@@ -60,4 +65,8 @@ def main(cell_path: str, out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    try:
+        main(*sys.argv[1:3])
+    except Exception:
+        traceback.print_exc()
+        sys.exit(BUG_EXIT)

@@ -78,6 +78,7 @@ RUN_CODE = [
     "worker",
     "driver",
     "supervise",
+    "cleanup",
     "records",
     "environment",
     "plugins",

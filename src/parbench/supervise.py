@@ -1,34 +1,69 @@
 """The supervisor: runs one cell in a fresh driver process and makes sure the run ends as a record.
 
-It enforces the time limit, turns a driver killed from outside into a `failed` record, and after
-every run kills whatever processes of the run remain and removes the shared-memory files the run
-left in /dev/shm. A driver that exits with an error (a bug in parbench) fails loudly instead.
+It holds the machine-wide lock of timed runs, enforces the time limit, turns a driver killed
+from outside into a `failed` record, and after every run, and when a signal stops it, kills
+whatever processes of the run remain and removes the files the run left in /dev/shm and its
+temporary folder. A driver that reports a bug in parbench (BUG_EXIT) fails loudly instead.
 """
 
+import contextlib
 import ctypes
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import psutil
 
-from parbench import environment, records
-from parbench.driver import SUPERVISOR, kill_tree
+from parbench import cleanup, environment, records
+from parbench.driver import BUG_EXIT, SUPERVISOR, kill_tree
 
-SHM = Path("/dev/shm")
 PR_SET_CHILD_SUBREAPER = 36
 DEFAULT_TIMEOUT_S = 1800
 POLL_S = 0.2
+# Ctrl-C reaches the whole foreground process group; SIGTERM and SIGHUP come from kill or a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class DriverError(RuntimeError):
     """The driver raised: a bug in parbench, not a result."""
+
+
+class NotWritable(RuntimeError):
+    """The run's record could not be written: found before the run, not after it."""
+
+
+class Interrupted(BaseException):
+    """A signal stopped the supervisor; the run's tree and files are gone, and no record is written."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"run stopped by {signal.Signals(signum).name}; its processes and files are removed, the next sweep redoes it")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals_raise():
+    """Inside, SIGINT, SIGTERM and SIGHUP raise Interrupted (so that cleanup runs); handlers are restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set in the main thread
+        return
+
+    def handler(signum, frame):
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the cleanup short
+        raise Interrupted(signum)
+
+    saved = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
 
 
 def become_subreaper() -> None:
@@ -39,55 +74,16 @@ def become_subreaper() -> None:
         pass  # not Linux: leftovers are still found while the driver lives
 
 
-def shm_entries() -> set[str]:
+def check_writable(path) -> None:
+    """Raise NotWritable unless a record can be written at `path` (so a run is not wasted)."""
+    folder = Path(path).parent
     try:
-        return {p.name for p in SHM.iterdir() if p.stat().st_uid == os.getuid()}
-    except OSError:
-        return set()
-
-
-# What the backends' libraries create in /dev/shm: multiprocessing's semaphores and shared
-# memory, joblib's memory-map folders, loky's semaphores. Anything else (an external Ray
-# cluster's store, another program) is left alone.
-OURS = ("sem.", "psm_", "joblib_memmapping_folder_", "loky-")
-
-
-def in_use(names: set[str]) -> set[str]:
-    """Those of `names` (in /dev/shm) that a living process still maps or holds open. Matched by
-    inode: glibc maps a named semaphore under the temporary name it was created with."""
-    by_inode = {}
-    for name in names:
-        try:
-            by_inode[(SHM / name).stat().st_ino] = name
-        except OSError:
-            pass
-    used = set()
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            for line in (proc / "maps").read_text().splitlines():
-                fields = line.split(maxsplit=5)
-                if len(fields) == 6 and fields[5].startswith("/dev/shm/"):
-                    used.add(by_inode.get(int(fields[4])))
-            for fd in (proc / "fd").iterdir():
-                if os.readlink(fd).startswith("/dev/shm/"):
-                    used.add(by_inode.get(os.stat(fd).st_ino))
-        except OSError:
-            continue  # ended meanwhile, or not ours to read
-    return used & names
-
-
-def remove_shm(before: set[str]) -> list[str]:
-    """Remove what the run's libraries left in /dev/shm and nobody uses any more."""
-    removed = []
-    new = {n for n in shm_entries() - before if n.startswith(OURS)}
-    for name in sorted(new - in_use(new)):
-        path = SHM / name
-        try:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-            removed.append(name)
-        except OSError:
-            pass
-    return removed
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{Path(path).name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise NotWritable(f"cannot write the run's record {path}: {error}") from error
 
 
 def reap(spare: set[int] = frozenset(), grace_s: float = 2.0) -> int:
@@ -147,14 +143,18 @@ def _orphaned(ancestors: list[psutil.Process]) -> bool:
 
 
 def supervise(cell: dict, out_path, log_path) -> dict:
-    """Run `cell` in a fresh driver process; write and return its record."""
+    """Run `cell` in a fresh driver process; write and return its record.
+
+    Raises NotWritable before the run if the record could not be written, Interrupted after
+    cleaning up if a signal stops it, cleanup.Abandoned if Snakemake ends first, DriverError on
+    a bug in parbench."""
     become_subreaper()
+    check_writable(out_path)
     ancestors = snakemake_and_below()
-    before = shm_entries()
     spare = {p.pid for p in psutil.Process().children(recursive=True)}  # not the run's: a caller's own helpers
     timeout = cell["settings"].get("limits", {}).get("timeout_s") or DEFAULT_TIMEOUT_S
-    started = time.time()
-    with tempfile.TemporaryDirectory(prefix="parbench-") as tmp, open(log_path, "a") as log:
+    with stop_signals_raise(), open(log_path, "a") as log, alone(log, ancestors) as before, cleanup.temp_folder() as tmp:
+        started = time.time()
         log.flush()
         log_start = log.tell()
         cell_path, partial = Path(tmp, "cell.json"), Path(tmp, "record.json")
@@ -166,20 +166,9 @@ def supervise(cell: dict, out_path, log_path) -> dict:
             start_new_session=True,
             env={**os.environ, SUPERVISOR: str(os.getpid())},
         )
-        deadline, timed_out = time.monotonic() + timeout, False
-        while (code := driver.poll()) is None:
-            if _orphaned(ancestors):
-                kill_tree(psutil.Process(driver.pid))
-                reap(spare)
-                remove_shm(before)
-                sys.exit("Snakemake ended; run abandoned (it will be redone as incomplete)")
-            if time.monotonic() > deadline:
-                kill_tree(psutil.Process(driver.pid))
-                code, timed_out = driver.wait(), True
-                break
-            time.sleep(POLL_S)
+        code, timed_out = _contained(driver, spare, before, lambda: _wait(driver, timeout, ancestors))
         stopped = reap(spare)
-        removed = remove_shm(before)
+        removed = cleanup.remove_shm(before)
         partial_record = records.read(partial) if partial.exists() else None
 
     with open(log_path, errors="replace") as log:
@@ -191,9 +180,71 @@ def supervise(cell: dict, out_path, log_path) -> dict:
     return record
 
 
+def run_alone(command: list[str], log) -> int:
+    """Run `command` as a timed run is run (alone on the machine, cleaned up after, also when a
+    signal stops it: then Interrupted is raised); returns its exit code. For the machine's measurement."""
+    become_subreaper()
+    ancestors = snakemake_and_below()
+    spare = {p.pid for p in psutil.Process().children(recursive=True)}
+    with stop_signals_raise(), alone(log, ancestors) as before:
+        env = {**os.environ, SUPERVISOR: str(os.getpid())}  # it ends if we do
+        proc = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, env=env)
+        code = _contained(proc, spare, before, proc.wait)
+        reap(spare)
+        cleanup.remove_shm(before)
+    return code
+
+
+@contextlib.contextmanager
+def alone(log, ancestors):
+    """Hold the machine's lock of timed runs, remove what killed runs left, and yield the /dev/shm
+    entries there before this run (the rest is the run's). Waiting is said in the log and on the terminal."""
+
+    def say(message: str) -> None:
+        print(message, file=log, flush=True)
+        if sys.__stderr__ is not None and sys.__stderr__ is not log:
+            print(message, file=sys.__stderr__, flush=True)  # the terminal, where Snakemake's own output goes
+
+    with cleanup.timed_slot(say, give_up=lambda: _orphaned(ancestors)):
+        earlier = cleanup.remove_stale()
+        if any(earlier.values()):
+            print(f"parbench: removed what earlier, killed runs left: {earlier}", file=log, flush=True)
+        yield cleanup.shm_entries()
+
+
+def _contained(proc: subprocess.Popen, spare: set[int], before: set[str], wait):
+    """`wait()`; if it raises (a signal, Snakemake gone), nothing of `proc`'s tree may remain."""
+    try:
+        return wait()
+    except BaseException:
+        _kill(proc)
+        reap(spare, grace_s=0)
+        cleanup.remove_shm(before)
+        raise
+
+
+def _wait(driver: subprocess.Popen, timeout: float, ancestors) -> tuple[int, bool]:
+    """The driver's exit code, and whether it passed the time limit (then it is killed)."""
+    deadline = time.monotonic() + timeout
+    while (code := driver.poll()) is None:
+        if _orphaned(ancestors):
+            raise cleanup.Abandoned("Snakemake ended; run abandoned (it will be redone as incomplete)")
+        if time.monotonic() > deadline:
+            _kill(driver)
+            return driver.wait(), True
+        time.sleep(POLL_S)
+    return code, False
+
+
+def _kill(driver: subprocess.Popen) -> None:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        kill_tree(psutil.Process(driver.pid))
+    driver.wait()
+
+
 def _final(cell, record, code, timed_out, timeout, started, log_path, output: str) -> dict:
-    """The run's record, whatever its end; raises DriverError if parbench itself failed (a
-    Python traceback in the driver's output). A driver that exits without one was ended by a
+    """The run's record, whatever its end; raises DriverError if parbench itself failed (the
+    driver says so by exiting with BUG_EXIT). A driver that exits otherwise was ended by a
     library beneath it (Ray exits the process when it loses its GCS): a failed run."""
     base = record or records.new(cell, environment.of_run(cell), started_at=started)
     if timed_out:
@@ -204,8 +255,8 @@ def _final(cell, record, code, timed_out, timeout, started, log_path, output: st
         name = signal.Signals(-code).name
         hint = " (SIGKILL from outside: often the kernel's OOM killer)" if name == "SIGKILL" else ""
         record = {**base, "status": "failed", "reason": f"driver killed by {name}{hint} {progress_of(base)}"}
-    elif "Traceback (most recent call last)" in output:
-        raise DriverError(f"the parbench driver exited with code {code}; its traceback is in {log_path}")
+    elif code == BUG_EXIT:
+        raise DriverError(f"the parbench driver exited with code {code} (a bug in parbench); its traceback is in {log_path}")
     else:
         last = next((line for line in reversed(output.splitlines()) if line.strip()), "no output")
         record = {**base, "status": "failed", "reason": f"driver exited with code {code} {progress_of(base)}: {last[-300:]}"}

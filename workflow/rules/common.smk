@@ -18,16 +18,33 @@ except parbench_config.ConfigError as error:
     sys.exit(f"parbench: {error}")
 
 
-# A sweep killed with SIGKILL left its lock: the same plain command resumes it.
-if stale := parbench_sweep.clear_stale_locks(Path.cwd()):
-    print(
-        f"parbench: removed stale Snakemake locks {stale} (no other Snakemake runs here)"
-    )
+# Only in the main Snakemake process: a job's own Snakemake (SLURM's, with --nolock) parses this
+# file again on its node, where it sees no other Snakemake and would take the sweep's locks for stale.
+if workflow.is_main_process:
+    # A sweep killed with SIGKILL left its lock: the same plain command resumes it.
+    if stale := parbench_sweep.clear_stale_locks(Path.cwd()):
+        print(
+            f"parbench: removed stale Snakemake locks {stale} (no other Snakemake runs here)"
+        )
+    # Snakemake's scheduler would otherwise spin beside the timed runs (see the function).
+    if not parbench_sweep.one_reevaluation_timer():
+        print(
+            "parbench: warning: could not calm Snakemake's scheduler; timings may suffer"
+        )
+    # Ctrl-C to Snakemake alone would otherwise throw away the run it waited for.
+    if not parbench_sweep.keep_finished_on_interrupt():
+        print(
+            "parbench: warning: a run that finishes after an interrupt will be redone"
+        )
 
 
-# Snakemake's scheduler would otherwise spin beside the timed runs (see the function).
-if not parbench_sweep.one_reevaluation_timer():
-    print("parbench: warning: could not calm Snakemake's scheduler; timings may suffer")
+# One sweep at a time in a folder (Snakemake's own lock lets two through if started together).
+onstart:
+    if holder := parbench_sweep.one_sweep_here(Path.cwd()):
+        sys.exit(
+            f"parbench: another sweep runs in this folder ({holder}); this one stops. "
+            "Let it finish, or stop it and run the same command again."
+        )
 
 
 RUN = "results/runs/{workload}/{backend}/workers-{workers}/trial-{trial}.json"

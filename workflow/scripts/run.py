@@ -3,9 +3,13 @@
 import json
 import sys
 
-sys.stderr = open(snakemake.log[0], "w")
+# Truncate, then append: the driver appends its output to the same log, and a second handle
+# opened with "w" would write over the head of it (its traceback).
+open(snakemake.log[0], "w").close()
+sys.stderr = open(snakemake.log[0], "a", buffering=1)
 
-from parbench.supervise import supervise  # noqa: E402
+from parbench.cleanup import Abandoned  # noqa: E402
+from parbench.supervise import Interrupted, NotWritable, supervise  # noqa: E402
 
 wildcards = snakemake.wildcards
 cell = {
@@ -15,4 +19,7 @@ cell = {
     "trial": int(wildcards.trial),
     **json.loads(snakemake.params.cell),
 }
-supervise(cell, snakemake.output[0], snakemake.log[0])
+try:
+    supervise(cell, snakemake.output[0], snakemake.log[0])
+except (Interrupted, NotWritable, Abandoned) as stop:
+    sys.exit(f"parbench: {stop}")

@@ -1,6 +1,7 @@
 """The backend interface: bring workers up, place shared state, run batches, tear down."""
 
 import os
+import socket
 from abc import ABC, abstractmethod
 
 from parbench.worker import Seen
@@ -13,6 +14,18 @@ class BackendError(RuntimeError):
 
 class WorkersDied(BackendError):
     """A worker process ended while the run needed it."""
+
+
+def check_reachable(what: str, address: str, timeout_s: float = 10.0) -> None:
+    """Raise BackendError at once if nothing accepts connections at `address` ([scheme://]host:port),
+    where the library itself would retry for minutes (Ray) or as if parbench had a bug (Dask)."""
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return  # no host:port here (Ray's `auto`): the library finds the cluster itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise BackendError(f"could not connect to the {what} at {address}: {error}") from error
 
 
 class BaseBackend(ABC):

@@ -10,7 +10,7 @@ from distributed import Client, LocalCluster
 from distributed.comm import get_address_host
 
 from parbench import worker
-from parbench.backends.base import BackendError, BaseBackend
+from parbench.backends.base import BackendError, BaseBackend, check_reachable
 
 
 class Backend(BaseBackend):
@@ -19,7 +19,12 @@ class Backend(BaseBackend):
     def start(self):
         address = self.options.get("address")
         self.local = None if address else LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        self.client = Client(address or self.local)
+        if address:
+            check_reachable("Dask scheduler", address)  # else Client retries for 30 s, then raises OSError
+        try:
+            self.client = Client(address or self.local)
+        except OSError as error:  # reachable, but not a Dask scheduler that answers
+            raise BackendError(f"could not connect to the Dask scheduler at {address or 'its local cluster'}: {error}") from error
         self.client.wait_for_workers(self.workers)
         self.client.run(worker.prepare, self.blas_threads)
 

@@ -14,7 +14,7 @@ if (Path.home() / ".ray" / "auth_token").exists():
 import ray  # noqa: E402
 
 from parbench import worker  # noqa: E402
-from parbench.backends.base import BackendError, BaseBackend  # noqa: E402
+from parbench.backends.base import BackendError, BaseBackend, check_reachable  # noqa: E402
 
 
 def _on_node(result):
@@ -56,6 +56,8 @@ class Backend(BaseBackend):
 
     def start(self):
         address = self.options.get("address")
+        if address:
+            check_reachable("Ray cluster", address)  # else ray.init retries until the run's time limit
         # "local" starts a fresh instance even when a `ray start` cluster runs on this machine.
         where = {"address": address} if address else {"address": "local", "num_cpus": self.workers, "include_dashboard": False}
         try:

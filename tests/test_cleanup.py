@@ -1,0 +1,69 @@
+"""What `parbench.cleanup` may remove and what it must leave: another live program's entries in
+/dev/shm and temporary folders stay; the machine's lock is never opened through a symlink."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from parbench import cleanup
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.fixture
+def joblib_folder():
+    """A joblib memory-map folder in /dev/shm, named after its creator (given), with a file nobody maps."""
+    made = []
+
+    def make(creator: int) -> str:
+        name = f"joblib_memmapping_folder_{creator}_{os.urandom(4).hex()}_test"
+        (cleanup.SHM / name).mkdir()
+        (cleanup.SHM / name / "x.pkl").write_bytes(b"\0" * 1024)
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        shutil.rmtree(cleanup.SHM / name, ignore_errors=True)
+
+
+def test_a_live_creators_joblib_folder_stays(joblib_folder):
+    """joblib creates its folder before it maps anything in it: unmapped is not enough to be a leftover."""
+    live, dead = joblib_folder(os.getpid()), joblib_folder(dead_pid())
+    removed = cleanup.remove_shm()
+    assert live not in removed and (cleanup.SHM / live).exists()
+    assert dead in removed and not (cleanup.SHM / dead).exists()
+
+
+def test_only_temporary_folders_of_gone_supervisors_go(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = tmp_path / "parbench-gone"
+    gone.mkdir()
+    (gone / cleanup.TEMP_LOCK).write_text("")  # its supervisor was killed: nobody holds the lock
+    foreign = tmp_path / "parbench-foreign"  # made by something else (or older code): not ours to judge
+    foreign.mkdir()
+    with cleanup.temp_folder() as live:
+        assert cleanup.remove_stale()["temp_folders"] == ["parbench-gone"]
+        assert live.exists() and foreign.exists() and not gone.exists()
+    assert not live.exists()
+
+
+def test_machine_lock_is_not_opened_through_a_symlink(tmp_path, monkeypatch):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    monkeypatch.setattr(cleanup, "LOCK", tmp_path / "lock")
+    (tmp_path / "lock").symlink_to(victim)
+    with pytest.raises(OSError, match="cannot open"):
+        with cleanup.timed_slot():
+            pass
+    assert victim.read_text() == "precious\n"
+    (tmp_path / "lock").unlink()
+    with cleanup.timed_slot():
+        assert f"pid {os.getpid()}" in cleanup.holder()
