@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from parbench import compare
+
 MIB = 1024**2
 KEYS = ["workload", "backend", "workers"]
 SECTIONS = {
@@ -623,9 +625,11 @@ def header(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict) -> str:
     )
     where = f"{env.get('host')}, {env.get('cpu_model')}, {machine.get('physical_cores')} physical cores"
     nav = "".join(f'<a href="#{k}">{esc(v)}</a>' for k, v in SECTIONS.items())
+    mixed = compare.mixed_provenance_text(runs)  # records of several hosts, CPU models or commits: say so first
     return (
         f"<h1>parbench: which parallel backend, how many workers?</h1>"
         f"<p class=sub>{esc(where)} · {esc(sweep)} · generated {esc(time.strftime('%Y-%m-%d %H:%M'))}</p><nav>{nav}</nav>"
+        + (f"<p class=note><strong>{esc(mixed)}</strong></p>" if mixed else "")
     )
 
 
