@@ -17,6 +17,17 @@ except parbench_config.ConfigError as error:
     sys.exit(f"parbench: {error}")
 
 
+# So does a compare_with folder that cannot serve as a baseline, naming the folder.
+BASELINES = {}  # folder as given -> the files of it that rule compare reads
+if config.get("compare_with"):
+    from parbench import compare as parbench_compare
+
+    try:
+        BASELINES = parbench_compare.baselines(config["compare_with"], here="results")
+    except parbench_compare.BaselineError as error:
+        sys.exit(f"parbench: {error}")
+
+
 # A sweep killed with SIGKILL left its lock: the same plain command resumes it.
 if stale := parbench_sweep.clear_stale_locks(Path.cwd()):
     print(
@@ -84,6 +95,26 @@ def figures(workload, ext="png"):
     )
 
 
+def comparison_figures(ext):
+    return expand(
+        "results/figures/comparison_{workload}.{ext}",
+        workload=list(config["workloads"]),
+        ext=ext,
+    )
+
+
+def comparison_targets():
+    """What rule compare makes when compare_with names a baseline; nothing otherwise."""
+    if not BASELINES:
+        return []
+    return [
+        "results/tables/comparison.csv",
+        "results/comparison.html",
+        *comparison_figures("png"),
+        *comparison_figures("svg"),
+    ]
+
+
 def all_targets():
     workloads = list(config["workloads"])
     return [
@@ -94,4 +125,5 @@ def all_targets():
         *figures(workloads, "png"),
         *figures(workloads, "svg"),
         "results/report.html",
+        *comparison_targets(),
     ]

@@ -62,6 +62,6 @@ rule report:
         "../../environment.yml"
     params:
         config=json.dumps(config, sort_keys=True),
-        code=parbench_environment.code_hash("report"),
+        code=parbench_environment.code_hash("report", "compare"),
     script:
         "../scripts/report.py"
