@@ -31,7 +31,7 @@ ONLY_HERE, ONLY_BASELINE, NOT_COMPARABLE = "only here", "only in baseline", "not
 MEMORY_TOLERANCE = 0.05
 # Workload parameters that change how many batches run, or the random data, but not what one task costs.
 SAME_TASK_KEYS = ("batches", "warmup_batches", "seed")
-FINISHED = ("runs", "tables/runs.csv", "machine.json")
+FINISHED = ("runs/", "tables/runs.csv", "machine.json")
 CSS = (Path(__file__).parent / "templates" / "report.css").read_text()
 
 
@@ -52,7 +52,8 @@ def baseline_problems(folder, here="results") -> list[str]:
     name = f"compare_with: {folder}"
     path = Path(folder).expanduser()
     if not path.is_dir():
-        return [f"{name} is not a folder (looked for {path.resolve()})"]
+        where = f" (looked for {path.resolve()})" if str(path.resolve()) != str(folder) else ""
+        return [f"{name} is not a folder{where}"]
     if path.resolve() == Path(here).resolve():
         return [f"{name} is this sweep's own results folder; copy a finished sweep's results/ elsewhere and name the copy"]
     absent = [part for part in FINISHED if not (path / part).exists()]
