@@ -46,7 +46,7 @@ def record(
         "settings": {"blas_threads": blas_threads, "options": {}, "limits": {"timeout_s": 60}, "sampler": {"period_s": 0.05}},
         "tasks_per_batch": workers,
         "timings": {"startup_s": 0.5, "setup_s": 0.1, "warmup_s": [1.0], "batch_s": [float(s) for s in batch_s], "teardown_s": 0.1},
-        "memory": {"peak_tree_pss_bytes": pss, "peak_tree_rss_bytes": pss, "peak_shm_bytes": 0, "driver_peak_rss_bytes": pss},
+        "memory": {"peak_tree_pss_bytes": pss, "peak_tree_rss_bytes": 2 * pss, "peak_shm_bytes": 0, "driver_peak_rss_bytes": pss},
         "blas_threads": 2,
         "started_at": 1000.0 * trial,
         "finished_at": 1000.0 * trial + 10,
@@ -171,15 +171,24 @@ def test_a_large_known_change_is_always_found(coverage):
     assert coverage[1] == 0
 
 
-def test_aa_false_positives_on_synthetic_sweeps_are_rare():
-    """Specificity: sweeps drawn alike (ratio 1) are judged no clear difference in about 95 % of cells."""
+def test_only_the_touched_cell_is_called_different():
+    """Specificity: sweeps drawn alike except one cell at half speed; that cell is slower every time,
+    the untouched cells are no clear difference in about 95 % of cases."""
     cells = [("matmul", b, w) for b in ("serial", "ray", "dask", "joblib") for w in (1, 2)]
-    verdicts = []
-    for seed in range(12):
+    touched, untouched = [], []
+    for seed in range(8):
         rng = np.random.default_rng(1000 + seed)
-        verdicts += list(versus(synthetic(rng, cells=cells), synthetic(rng, cells=cells), seed=seed, n_boot=400).verdict)
-    share = np.mean([v == "no clear difference" for v in verdicts])
-    print(f"A/A on synthetic sweeps: {share:.1%} of {len(verdicts)} cells no clear difference")
+        base, here = synthetic(rng, cells=cells), synthetic(rng, cells=cells)
+        for r in here:
+            if r["backend"] == "ray" and r["workers"] == 2:
+                r["timings"]["batch_s"] = [2 * s for s in r["timings"]["batch_s"]]
+        table = versus(here, base, seed=seed, n_boot=400)
+        hit = (table.backend == "ray") & (table.workers == 2)
+        touched += list(table[hit].verdict)
+        untouched += list(table[~hit].verdict)
+    share = np.mean([v == "no clear difference" for v in untouched])
+    print(f"untouched cells: {share:.1%} of {len(untouched)} no clear difference")
+    assert touched == ["slower"] * 8
     assert share >= 0.88, share
 
 
@@ -373,6 +382,7 @@ def test_write_makes_the_table_figures_and_a_self_contained_page(tmp_path):
     cells = [("matmul", b, w) for b in ("serial", "ray", "multiprocessing-shared") for w in (1, 2, 4, 8)] + [("ner", "serial", 1)]
     base = Sweep("old/results", synthetic(rng, cells=cells), {"blas_gflops_all": 105.0})
     here_recs = synthetic(rng, speed=1.3, cells=cells[:-1] + [("ner", "dask", 2)], host="h2")
+    here_recs[0]["environment"]["git_commit"] = "b" * 40  # one run of serial at 1 worker from another commit
     here = Sweep("this sweep", here_recs, {"blas_gflops_all": 193.0})
     png = [tmp_path / "comparison_matmul.png", tmp_path / "comparison_ner.png"]
     table = compare.write(
@@ -386,4 +396,5 @@ def test_write_makes_the_table_figures_and_a_self_contained_page(tmp_path):
     assert page.count("data:image/png;base64,") == 2
     assert "src='http" not in page and 'src="http' not in page and "<link" not in page
     assert "Different machines" in page and "only here" in page and "only in baseline" in page
+    assert "Not one machine" in page and "matmul serial at 1 worker (" in page
     assert page.index("What differs") < page.index("Verdicts") < page.index("Cells not compared")

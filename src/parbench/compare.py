@@ -163,6 +163,10 @@ def mixed_provenance(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*KEYS, "field", "values", "usual"])
 
 
+def _workers(n) -> str:
+    return f"{int(n)} worker" if int(n) == 1 else f"{int(n)} workers"
+
+
 def mixed_provenance_text(runs: pd.DataFrame) -> str:
     """One sentence for the top of a page naming the cells of mixed provenance, or '' if there are none."""
     mixed = mixed_provenance(runs)
@@ -170,7 +174,7 @@ def mixed_provenance_text(runs: pd.DataFrame) -> str:
         return ""
     parts = []
     for (label, usual), rows in mixed.groupby(["field", "usual"], sort=False):
-        cells = "; ".join(f"{r.workload} {r.backend} at {int(r.workers)} workers ({r['values']})" for _, r in rows.iterrows())
+        cells = "; ".join(f"{r.workload} {r.backend} at {_workers(r.workers)} ({r['values']})" for _, r in rows.iterrows())
         parts.append(f"{label}: most runs {usual}, but {cells}")
     return (
         "Not one machine and one code: this sweep's records mix " + ". ".join(parts) + ". Comparisons between these cells and "
@@ -563,7 +567,7 @@ def figure(table: pd.DataFrame, workload: str):
         ax.grid(axis="x", color="0.88", lw=0.6)
         ax.grid(axis="y", visible=False)
         ax.set_axisbelow(True)
-    axes[0].set_yticks(range(len(rows)), labels=[f"{b} · {w} worker{'s' if int(w) != 1 else ''}" for b, w in rows])
+    axes[0].set_yticks(range(len(rows)), labels=[f"{b} · {_workers(w)}" for b, w in rows])
     axes[0].set_ylim(max(len(rows), 1) - 0.5, -0.5)
     line = {"marker": "o", "ms": 4, "lw": 1.6}
     handles = [
