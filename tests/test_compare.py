@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SCHEMA
 
-from parbench import compare, records, report, stats
+from parbench import compare, config, records, report, stats
 from parbench.compare import Sweep
 
 MIB = 2**20
@@ -372,6 +373,26 @@ def test_every_bad_folder_of_a_list_is_named(good, tmp_path):
         compare.baselines([str(good), str(tmp_path / "a"), str(tmp_path / "b")], here=tmp_path / "results")
     assert str(tmp_path / "a") in str(error.value) and str(tmp_path / "b") in str(error.value) and str(good) not in str(error.value)
     assert list(compare.baselines(str(good), here=tmp_path / "results")) == [str(good)]
+
+
+# ---------------------------------------------------------------- the config key
+
+MINIMAL = {"backends": ["serial"], "workers": [1], "trials": 1, "workloads": {"matmul": {"n": 256, "k": 8}}}
+
+
+@pytest.mark.parametrize("value", [None, "old/results", ["a/results", "b/results"]], ids=["null", "folder", "list"])
+def test_compare_with_takes_a_folder_or_a_list(value):
+    assert config.validate({**MINIMAL, "compare_with": value}, SCHEMA)["compare_with"] == value
+
+
+def test_compare_with_defaults_to_no_comparison():
+    assert config.validate(MINIMAL, SCHEMA)["compare_with"] is None
+
+
+@pytest.mark.parametrize("value", [3, "", [], ["a", "a"]], ids=["number", "empty-string", "empty-list", "repeated"])
+def test_compare_with_refuses_anything_else(value):
+    with pytest.raises(config.ConfigError, match=r"config key compare_with: .*allowed: null, or another sweep's results/ folder"):
+        config.validate({**MINIMAL, "compare_with": value}, SCHEMA)
 
 
 # ---------------------------------------------------------------- the page
