@@ -43,7 +43,7 @@ class BaselineError(ValueError):
 
 
 def record_path(folder, workload, backend, workers, trial) -> Path:
-    return Path(folder) / "runs" / str(workload) / str(backend) / f"workers-{int(workers)}" / f"trial-{int(trial)}.json"
+    return Path(folder) / "runs" / str(workload) / str(backend) / f"workers-{int(float(workers))}" / f"trial-{int(float(trial))}.json"
 
 
 def baseline_problems(folder, here="results") -> list[str]:
@@ -318,7 +318,7 @@ class Cell:
     statuses: str
     groups: list  # per clean trial: its batches' throughputs (what bootstrap_medians resamples)
     peaks: np.ndarray  # per clean trial: peak tree PSS, bytes
-    task: str  # what one task is: workload parameters beyond SAME_TASK_KEYS, and tasks per batch
+    task: dict  # what one task is: workload parameters beyond SAME_TASK_KEYS, and tasks per batch
     memory_scope: str  # what the tree PSS covers: 'local' or 'driver only' (an external cluster)
 
 
@@ -346,7 +346,7 @@ def cells(sweep: Sweep) -> dict[tuple, Cell]:
             statuses=", ".join(f"{s} ×{n}" for s, n in cell.status.value_counts().sort_index().items()),
             groups=[g.throughput.to_numpy() for _, g in good.groupby("trial") if len(g)],
             peaks=ok.peak_tree_pss_bytes.dropna().to_numpy(dtype=float),
-            task=json.dumps({**params, "tasks_per_batch": first.get("tasks_per_batch")}, sort_keys=True),
+            task={**params, "tasks_per_batch": first.get("tasks_per_batch")},
             memory_scope="local" if in_tree else "driver only",
         )
     return out
@@ -386,8 +386,12 @@ def _why_not(here: Cell, base: Cell) -> str | None:
         return f"no clean run here ({here.statuses})"
     if not base.groups:
         return f"no clean run in the baseline ({base.statuses})"
-    if here.task != base.task:
-        return f"not the same task: here {here.task}, baseline {base.task}"
+    # A key only one side has is a parameter one parbench version lacks: not a difference of task.
+    differ = [k for k in sorted(here.task.keys() & base.task.keys()) if here.task[k] != base.task[k]]
+    if differ:
+        return "not the same task: " + "; ".join(
+            f"{k} {json.dumps(here.task[k])} here, {json.dumps(base.task[k])} in the baseline" for k in differ
+        )
     return None
 
 
