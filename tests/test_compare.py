@@ -302,8 +302,12 @@ def test_what_differs_lists_machine_software_config_and_commit_first():
 def test_same_machine_framing_names_what_else_differs():
     rng = np.random.default_rng(13)
     base, here = Sweep("base", synthetic(rng)), Sweep("this sweep", synthetic(rng, blas_threads=1))
-    text = compare.framing(compare.differences([base, here]), here, base)
-    assert text.startswith("Same machine") and "blas_threads" in text and "do not cover" in text
+    for load, r in enumerate(here.records):  # a newer record field: shown, but a measurement, not a setting
+        r["system"] = {"loadavg_1m_start": float(load)}
+    diff = compare.differences([base, here])
+    text = compare.framing(diff, here, base)
+    assert text.startswith("Same machine") and "What differs: blas_threads." in text and "do not cover" in text
+    assert diff.set_index("fact").loc["load average at run starts, median (records)", "this sweep"] == "1"
 
 
 def test_a_mixed_sweep_shows_its_values_with_counts():
