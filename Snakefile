@@ -32,6 +32,7 @@ workflow.global_resources.setdefault("benchmark_slot", 1)
 include: "workflow/rules/common.smk"
 include: "workflow/rules/run.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/compare.smk"
 
 
 rule all:

@@ -30,7 +30,7 @@ TINY = {
     "tinytasks": {"rounds": 10, "batches": 2, "warmup_batches": 1, "tasks_per_batch": 20},
     "http": {"latency_ms": 1, "requests": 2, "response_bytes": 1000, "batches": 2, "warmup_batches": 1, "tasks_per_batch": None},
 }
-# Every field DESIGN.md promises in a run record.
+# Every field the contract promises in a run record (docs/record.md).
 RECORD_FIELDS = [
     "schema_version",
     "workload",
@@ -69,7 +69,7 @@ ENVIRONMENT_FIELDS = [
 
 
 def missing_fields(record: dict) -> list[str]:
-    """The DESIGN.md record fields that `record` lacks (dotted for nested ones)."""
+    """The promised record fields that `record` lacks (dotted for nested ones)."""
     missing = [f for f in RECORD_FIELDS if f not in record]
     for section, fields in (("timings", TIMING_FIELDS), ("memory", MEMORY_FIELDS), ("environment", ENVIRONMENT_FIELDS)):
         missing += [f"{section}.{f}" for f in fields if f not in (record.get(section) or {})]

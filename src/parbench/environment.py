@@ -101,7 +101,7 @@ def code_hash(*modules: str) -> str:
 
 # What the report is made from, beyond the tables: its sentences, the workloads' explanations, the page.
 REPORT_CODE = [
-    "report", "claims", "blog", "text", "figures", "templates/report.html.j2", "templates/report.css", "workloads/base",
+    "report", "claims", "blog", "compare", "text", "figures", "templates/report.html.j2", "templates/report.css", "workloads/base",
     *(f"workloads/{p.stem}" for p in sorted((SOURCE / "workloads").glob("[a-z]*.py")) if p.stem != "base"),
 ]  # fmt: skip
 

@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 from markupsafe import Markup
 
-from parbench import blog, claims, workloads
+from parbench import blog, claims, compare, workloads
 from parbench.figures import FIGURES, split_name
 from parbench.stats import is_clean
 from parbench.text import MIB, UNIT, num
@@ -186,7 +186,8 @@ def context(runs: pd.DataFrame, stats: pd.DataFrame, machine: dict, figure_paths
         "sweep": f"{runs.workload.nunique()} workloads × {runs.backend.nunique()} backends × worker counts "
         f"{', '.join(map(str, sorted(runs.workers.unique())))}; {len(runs)} runs, {clean} clean",
         "generated": time.strftime("%Y-%m-%d %H:%M"),
-        "warnings": [],
+        # Records of several hosts, CPU models or commits: said first.
+        "warnings": [w for w in [compare.mixed_provenance_text(runs)] if w],
         "summary": table(claims.summary(stats, runs), "summary"),
         "findings": findings(stats, runs, machine, config),
         "unit": UNIT,

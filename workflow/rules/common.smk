@@ -18,6 +18,17 @@ except parbench_config.ConfigError as error:
     sys.exit(f"parbench: {error}")
 
 
+# So does a compare_with folder that cannot serve as a baseline, naming the folder.
+BASELINES = {}  # folder as given -> the files of it that rule compare reads
+if config.get("compare_with"):
+    from parbench import compare as parbench_compare
+
+    try:
+        BASELINES = parbench_compare.baselines(config["compare_with"], here="results")
+    except parbench_compare.BaselineError as error:
+        sys.exit(f"parbench: {error}")
+
+
 # Only in the main Snakemake process: a job's own Snakemake (SLURM's, with --nolock) parses this
 # file again on its node, where it sees no other Snakemake and would take the sweep's locks for stale.
 if workflow.is_main_process:
@@ -109,6 +120,26 @@ def figures(workload, ext="png"):
     )
 
 
+def comparison_figures(ext):
+    return expand(
+        "results/figures/comparison_{workload}.{ext}",
+        workload=list(config["workloads"]),
+        ext=ext,
+    )
+
+
+def comparison_targets():
+    """What rule compare makes when compare_with names a baseline; nothing otherwise."""
+    if not BASELINES:
+        return []
+    return [
+        "results/tables/comparison.csv",
+        "results/comparison.html",
+        *comparison_figures("png"),
+        *comparison_figures("svg"),
+    ]
+
+
 def all_targets():
     workloads = list(config["workloads"])
     return [
@@ -119,4 +150,5 @@ def all_targets():
         *figures(workloads, "png"),
         *figures(workloads, "svg"),
         "results/report.html",
+        *comparison_targets(),
     ]

@@ -1,0 +1,457 @@
+"""parbench.compare on hand-made records: verdicts, the interval's coverage on synthetic sweeps of
+known ratio, cells that cannot be compared, mixed provenance within a sweep, what differs between
+sweeps, bad baselines, and the page."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SCHEMA
+
+from parbench import compare, config, records, report, stats
+from parbench.compare import Sweep
+
+MIB = 2**20
+
+
+def record(
+    workload="matmul",
+    backend="serial",
+    workers=1,
+    trial=1,
+    batch_s=(1.0, 1.0, 1.0),
+    pss=100 * MIB,
+    status="ok",
+    verified=True,
+    params=None,
+    blas_threads="auto",
+    host="h1",
+    cpu="EPYC",
+    commit="a" * 40,
+    numpy="2.0.0",
+    schema_version=1,
+):
+    """A run record with the fields parbench.stats and parbench.compare read."""
+    params = params or ({"n": 1024, "k": 64, "seed": 1, "batches": len(batch_s), "warmup_batches": 1, "tasks_per_batch": None})
+    return {
+        "schema_version": schema_version,
+        "workload": workload,
+        "backend": backend,
+        "workers": workers,
+        "trial": trial,
+        "status": status,
+        "reason": None if status == "ok" else "made up",
+        "verified": verified,
+        "params": params,
+        "settings": {"blas_threads": blas_threads, "options": {}, "limits": {"timeout_s": 60}, "sampler": {"period_s": 0.05}},
+        "tasks_per_batch": workers,
+        "timings": {"startup_s": 0.5, "setup_s": 0.1, "warmup_s": [1.0], "batch_s": [float(s) for s in batch_s], "teardown_s": 0.1},
+        "memory": {"peak_tree_pss_bytes": pss, "peak_tree_rss_bytes": 2 * pss, "peak_shm_bytes": 0, "driver_peak_rss_bytes": pss},
+        "blas_threads": 2,
+        "started_at": 1000.0 * trial,
+        "finished_at": 1000.0 * trial + 10,
+        "cluster": {"kind": "local", "workers_in_memory_tree": True},
+        "environment": {
+            "host": host,
+            "cpu_model": cpu,
+            "physical_cores": 2,
+            "logical_cores": 2,
+            "memory_bytes": 24 * 2**30,
+            "platform": "Linux",
+            "python": "3.11.2",
+            "packages": {"numpy": numpy, "ray": "2.9.0"},
+            "blas": [{"internal_api": "openblas", "version": "0.3.27", "threading_layer": "pthreads", "architecture": "Zen"}],
+            "git_commit": commit,
+            "git_dirty": False,
+            "code_hash": "c0de",
+        },
+    }
+
+
+def synthetic(rng, speed=1.0, trials=3, batches=10, trial_sd=0.03, batch_sd=0.05, cells=(("matmul", "serial", 1),), pss=100 * MIB, **kw):
+    """A sweep whose batch throughput is `speed` × a lognormal trial effect × lognormal batch noise."""
+    recs = []
+    for workload, backend, workers in cells:
+        for t in range(1, trials + 1):
+            effect = np.exp(rng.normal(0, trial_sd))
+            throughput = speed * effect * np.exp(rng.normal(0, batch_sd, batches))
+            recs.append(record(workload, backend, workers, t, batch_s=workers / throughput, pss=pss, **kw))
+    return recs
+
+
+def row(table, backend="serial", workers=1, workload="matmul"):
+    found = table[(table.workload == workload) & (table.backend == backend) & (table.workers == workers)]
+    assert len(found) == 1, table
+    return found.iloc[0]
+
+
+def versus(here, base, **kw):
+    return compare.compare(Sweep("this sweep", here), [Sweep("base", base)], **kw)
+
+
+# ---------------------------------------------------------------- verdicts
+
+
+def test_throughput_verdict_comes_from_the_interval():
+    assert compare.throughput_verdict(1.01, 1.4) == "faster"
+    assert compare.throughput_verdict(0.6, 0.99) == "slower"
+    assert compare.throughput_verdict(0.9, 1.1) == "no clear difference"
+    assert compare.throughput_verdict(1.0, 1.2) == "no clear difference"  # touching 1 is not clear
+
+
+def test_memory_verdict_needs_the_interval_and_more_than_the_tolerance():
+    assert compare.memory_verdict(1.5, 1.4, 1.6) == "more memory"
+    assert compare.memory_verdict(0.5, 0.4, 0.6) == "less memory"
+    assert compare.memory_verdict(1.03, 1.02, 1.04) == "no clear difference"  # clear, but within 5 %
+    assert compare.memory_verdict(1.5, 0.9, 2.0) == "no clear difference"
+
+
+def test_a_sweep_against_itself_is_no_clear_difference_everywhere():
+    recs = synthetic(np.random.default_rng(0), cells=[("matmul", "serial", 1), ("matmul", "ray", 2), ("ner", "joblib", 2)])
+    table = versus(recs, recs)
+    assert (table.verdict == "no clear difference").all() and (table.memory_verdict == "no clear difference").all()
+    assert np.allclose(table.throughput_ratio, 1) and np.allclose(table.memory_ratio, 1)
+    assert (table.throughput_ratio_ci_low < 1).all() and (table.throughput_ratio_ci_high > 1).all()
+
+
+def test_twice_as_fast_is_faster_and_half_as_fast_is_slower():
+    rng = np.random.default_rng(1)
+    base, quick = synthetic(rng, speed=1.0), synthetic(rng, speed=2.0)
+    faster = row(versus(quick, base))
+    assert faster.verdict == "faster" and 1.8 < faster.throughput_ratio < 2.2
+    assert faster.throughput_ratio_ci_low < 2 < faster.throughput_ratio_ci_high
+    slower = row(versus(base, quick))
+    assert slower.verdict == "slower" and 0.45 < slower.throughput_ratio < 0.55
+    assert slower.throughput_here < slower.throughput_baseline
+
+
+def test_memory_is_compared_on_peak_tree_pss():
+    rng = np.random.default_rng(2)
+    base = synthetic(rng, pss=100 * MIB)
+    more = row(versus(synthetic(rng, pss=200 * MIB), base))
+    assert more.memory_ratio == pytest.approx(2) and more.memory_verdict == "more memory"
+    assert more.peak_tree_pss_bytes_here == 200 * MIB and more.peak_tree_pss_bytes_baseline == 100 * MIB
+    assert row(versus(synthetic(rng, pss=50 * MIB), base)).memory_verdict == "less memory"
+    assert row(versus(synthetic(rng, pss=103 * MIB), base)).memory_verdict == "no clear difference"
+
+
+def test_the_table_has_the_contract_columns():
+    table = versus(synthetic(np.random.default_rng(3)), synthetic(np.random.default_rng(4)))
+    contract = ["workload", "backend", "workers", "throughput_ratio", "throughput_ratio_ci_low", "throughput_ratio_ci_high", "memory_ratio"]
+    assert set(contract + ["verdict", "memory_verdict"]) <= set(table.columns)
+
+
+# ---------------------------------------------------------------- coverage on synthetic sweeps of known ratio
+
+# A cell of 3 trials x 10 batches; between processes 3 % (lognormal sd), between batches 5 %: the spread
+# parbench's matmul and ner cells show on a quiet machine. The true ratio is 1.5 by construction.
+COVERAGE_SEEDS = 150
+TRUE_RATIO = 1.5
+
+
+@pytest.fixture(scope="module")
+def coverage():
+    hits, wrong = 0, 0
+    for seed in range(COVERAGE_SEEDS):
+        rng = np.random.default_rng(seed)
+        base, here = synthetic(rng, speed=1.0), synthetic(rng, speed=TRUE_RATIO)
+        r = row(versus(here, base, seed=seed, n_boot=400))
+        hits += r.throughput_ratio_ci_low <= TRUE_RATIO <= r.throughput_ratio_ci_high
+        wrong += r.verdict != "faster"
+    return hits / COVERAGE_SEEDS, wrong
+
+
+def test_the_ratio_interval_covers_the_true_ratio_about_95_percent_of_the_time(coverage):
+    share, _ = coverage
+    print(f"coverage of the 95 % throughput-ratio interval over {COVERAGE_SEEDS} synthetic comparisons: {share:.1%}")
+    assert 0.90 <= share <= 0.99, share
+
+
+def test_a_large_known_change_is_always_found(coverage):
+    assert coverage[1] == 0
+
+
+def test_only_the_touched_cell_is_called_different():
+    """Specificity: sweeps drawn alike except one cell at half speed; that cell is slower every time,
+    the untouched cells are no clear difference in about 95 % of cases."""
+    cells = [("matmul", b, w) for b in ("serial", "ray", "dask", "joblib") for w in (1, 2)]
+    touched, untouched = [], []
+    for seed in range(8):
+        rng = np.random.default_rng(1000 + seed)
+        base, here = synthetic(rng, cells=cells), synthetic(rng, cells=cells)
+        for r in here:
+            if r["backend"] == "ray" and r["workers"] == 2:
+                r["timings"]["batch_s"] = [2 * s for s in r["timings"]["batch_s"]]
+        table = versus(here, base, seed=seed, n_boot=400)
+        hit = (table.backend == "ray") & (table.workers == 2)
+        touched += list(table[hit].verdict)
+        untouched += list(table[~hit].verdict)
+    share = np.mean([v == "no clear difference" for v in untouched])
+    print(f"untouched cells: {share:.1%} of {len(untouched)} no clear difference")
+    assert touched == ["slower"] * 8
+    assert share >= 0.88, share
+
+
+# ---------------------------------------------------------------- cells that cannot be compared
+
+
+def test_cells_in_one_sweep_only_unclean_or_doing_another_task_are_not_compared():
+    rng = np.random.default_rng(5)
+    base = synthetic(rng, cells=[("matmul", "serial", 1), ("matmul", "ray", 2), ("matmul", "dask", 2), ("ner", "serial", 1)])
+    here = synthetic(rng, cells=[("matmul", "serial", 1), ("matmul", "ray", 2), ("matmul", "dask", 2), ("matmul", "joblib", 2)])
+    for r in here:
+        if r["backend"] == "ray":
+            r.update(status="timeout")
+        if r["backend"] == "dask":
+            r["params"] = {**r["params"], "n": 2048}
+        if r["backend"] == "serial":  # run keys, the seed and a key the baseline's parbench lacked do not change what a task is
+            r["params"] = {**r["params"], "batches": 7, "seed": 99, "items_per_task": 1}
+    table = versus(here, base)
+    assert row(table).verdict in compare.THROUGHPUT_VERDICTS
+    assert row(table, "joblib", 2).verdict == "only here"
+    assert row(table, "serial", 1, "ner").verdict == "only in baseline"
+    ray, dask = row(table, "ray", 2), row(table, "dask", 2)
+    assert ray.verdict == "not comparable" and "no clean run here" in ray.reason and "timeout" in ray.reason
+    assert dask.verdict == "not comparable" and "not the same task: n 2048 here, 1024 in the baseline" == dask.reason
+    skipped = compare.not_comparable(table)
+    assert set(skipped.backend) == {"joblib", "ray", "dask", "serial"} and len(skipped) == 4
+    assert skipped.reason.str.len().gt(0).all()
+
+
+def test_memory_of_an_external_cluster_is_not_compared_with_a_local_one():
+    rng = np.random.default_rng(6)
+    base, here = synthetic(rng), synthetic(rng)
+    for r in here:
+        r["cluster"] = {"kind": "external", "workers_in_memory_tree": False}
+    r = row(versus(here, base))
+    assert r.verdict in compare.THROUGHPUT_VERDICTS and r.memory_verdict == "not comparable" and "driver only" in r.reason
+
+
+def test_several_baselines_give_one_row_each():
+    rng = np.random.default_rng(7)
+    here = synthetic(rng, speed=2.0)
+    table = compare.compare(Sweep("this sweep", here), [Sweep("old", synthetic(rng)), Sweep("same", synthetic(rng, speed=2.0))])
+    assert list(table.baseline) == ["old", "same"]
+    assert list(table.verdict) == ["faster", "no clear difference"]
+
+
+# ---------------------------------------------------------------- provenance within one sweep
+
+
+def runs_of(recs):
+    return stats.tables(recs)[0]
+
+
+def test_a_uniform_sweep_is_not_mixed():
+    recs = synthetic(np.random.default_rng(8), cells=[("matmul", "serial", 1), ("matmul", "ray", 2)])
+    assert compare.mixed_provenance(runs_of(recs)).empty
+    assert compare.mixed_provenance_text(runs_of(recs)) == ""
+
+
+def test_cells_from_another_host_or_commit_are_named():
+    recs = synthetic(np.random.default_rng(9), cells=[("matmul", "serial", 1), ("matmul", "ray", 2), ("ner", "dask", 4)])
+    for r in recs:
+        if r["backend"] == "ray":
+            r["environment"]["host"] = "h2"
+        if r["backend"] == "dask" and r["trial"] == 3:
+            r["environment"]["git_commit"] = "b" * 40
+    mixed = compare.mixed_provenance(runs_of(recs))
+    assert set(map(tuple, mixed[["backend", "field"]].values.tolist())) == {("ray", "host"), ("dask", "commit")}
+    assert mixed.set_index("backend").loc["dask", "values"] == f"{'a' * 12} ×2, {'b' * 12} ×1"
+    text = compare.mixed_provenance_text(runs_of(recs))
+    assert "matmul ray at 2 workers (h2 ×3)" in text and "ner dask at 4 workers" in text and "serial" not in text
+
+
+def test_a_record_outside_git_counts_as_an_unknown_commit():
+    recs = synthetic(np.random.default_rng(10), cells=[("matmul", "serial", 1), ("matmul", "ray", 2), ("ner", "serial", 1)])
+    for r in recs:
+        if r["backend"] == "ray":
+            r["environment"]["git_commit"] = None
+    mixed = compare.mixed_provenance(runs_of(recs))
+    assert list(mixed.backend) == ["ray"] and "unknown ×3" in mixed["values"].iloc[0]
+
+
+def test_the_report_says_so_at_the_top():
+    recs = synthetic(np.random.default_rng(11), cells=[("matmul", "serial", 1), ("matmul", "ray", 2)])
+    recs[-1]["environment"]["cpu_model"] = "Xeon"
+    runs, batches = stats.tables(recs)
+    top = report.header(stats.stats(runs, batches), runs, {"environment": {}})
+    assert "Not one machine" in top and "matmul ray at 2 workers" in top and "Xeon" in top
+    uniform = runs_of(synthetic(np.random.default_rng(11)))
+    assert "Not one machine" not in report.header(stats.stats(uniform, stats.tables(synthetic(np.random.default_rng(11)))[1]), uniform, {})
+
+
+# ---------------------------------------------------------------- what differs between two sweeps
+
+
+def test_what_differs_lists_machine_software_config_and_commit_first():
+    rng = np.random.default_rng(12)
+    base = Sweep("base", synthetic(rng), {"blas_gflops_single": 53.0, "blas_gflops_all": 105.0})
+    here = Sweep("this sweep", synthetic(rng, host="h2", numpy="2.1.0", blas_threads=1, commit="b" * 40), {"blas_gflops_all": 193.0})
+    diff = compare.differences([base, here])
+    differing = list(diff[diff.differs].fact)
+    assert {"host", "numpy", "blas_threads", "commit", "GEMM GFLOP/s, 1 core / all cores (machine.json)"} <= set(differing)
+    assert {"CPU model", "Python", "BLAS", "ray"}.isdisjoint(differing)
+    assert diff.differs.iloc[: len(differing)].all(), "differing facts come first"
+    text = compare.framing(diff, here, base)
+    assert text.startswith("Different machines (host differ)") and "mixes the machine" in text and "numpy" in text
+    assert "105 GFLOP/s there and 193 here" in text
+
+
+def test_same_machine_framing_names_what_else_differs():
+    rng = np.random.default_rng(13)
+    base, here = Sweep("base", synthetic(rng)), Sweep("this sweep", synthetic(rng, blas_threads=1))
+    for load, r in enumerate(here.records):  # a newer record field: shown, but a measurement, not a setting
+        r["system"] = {"loadavg_1m_start": float(load)}
+    diff = compare.differences([base, here])
+    text = compare.framing(diff, here, base)
+    assert text.startswith("Same machine") and "What differs: blas_threads." in text and "do not cover" in text
+    assert diff.set_index("fact").loc["load average at run starts, median (records)", "this sweep"] == "1"
+
+
+def test_a_mixed_sweep_shows_its_values_with_counts():
+    recs = synthetic(np.random.default_rng(14), trials=3)
+    recs[0]["environment"]["packages"]["numpy"] = "1.26.4"
+    assert compare.facts(Sweep("s", recs))[("software", "numpy")] == "2.0.0 (2 runs) | 1.26.4 (1 runs) (mixed)"
+
+
+# ---------------------------------------------------------------- baselines on disk
+
+
+def finished_sweep(folder, recs, machine=True):
+    """A results/ folder as the pipeline leaves it: records, tables, machine.json."""
+    for r in recs:
+        records.write(compare.record_path(folder, r["workload"], r["backend"], r["workers"], r["trial"]), r)
+    runs, batches = stats.tables(recs)
+    (folder / "tables").mkdir(parents=True, exist_ok=True)
+    runs.to_csv(folder / "tables" / "runs.csv", index=False)
+    batches.to_csv(folder / "tables" / "batches.csv", index=False)
+    if machine:
+        (folder / "machine.json").write_text(json.dumps({"blas_gflops_all": 100.0}))
+    return folder
+
+
+@pytest.fixture
+def good(tmp_path):
+    return finished_sweep(tmp_path / "good", synthetic(np.random.default_rng(15), cells=[("matmul", "serial", 1), ("ner", "ray", 2)]))
+
+
+def test_a_finished_sweep_is_a_baseline(good, tmp_path):
+    assert compare.baseline_problems(good, here=tmp_path / "results") == []
+    files = compare.baseline_files(good)
+    assert len(files) == 6 + 2 and all(f.is_file() for f in files)
+    assert len(compare.load_baseline(good).records) == 6
+
+
+def test_bad_baselines_are_named_with_what_is_wrong(good, tmp_path):
+    here = tmp_path / "results"
+    assert "is not a folder" in compare.baseline_problems(tmp_path / "nowhere", here)[0]
+    (tmp_path / "empty").mkdir()
+    (msg,) = compare.baseline_problems(tmp_path / "empty", here)
+    assert str(tmp_path / "empty") in msg and "not a parbench results folder" in msg and "tables/runs.csv" in msg
+    assert "own results folder" in compare.baseline_problems(good, here=good)[0]
+
+
+def test_a_baseline_missing_records_is_refused(good):
+    next((good / "runs" / "ner").rglob("trial-2.json")).unlink()
+    (msg,) = compare.baseline_problems(good)
+    assert str(good) in msg and "misses 1 of the 6 records" in msg and "runs/ner/ray/workers-2/trial-2.json" in msg
+
+
+def test_a_baseline_of_a_newer_schema_is_refused(good):
+    path = compare.record_path(good, "matmul", "serial", 1, 1)
+    records.write(path, {**records.read(path), "schema_version": records.SCHEMA_VERSION + 1})
+    (msg,) = compare.baseline_problems(good)
+    assert str(good) in msg and f"schema_version {records.SCHEMA_VERSION + 1}" in msg and "newer" in msg
+
+
+def test_a_baseline_with_a_broken_record_is_refused(good):
+    compare.record_path(good, "matmul", "serial", 1, 1).write_text("{not json")
+    (msg,) = compare.baseline_problems(good)
+    assert "runs/matmul/serial/workers-1/trial-1.json is not a readable run record" in msg
+
+
+def test_every_bad_folder_of_a_list_is_named(good, tmp_path):
+    with pytest.raises(compare.BaselineError) as error:
+        compare.baselines([str(good), str(tmp_path / "a"), str(tmp_path / "b")], here=tmp_path / "results")
+    assert str(tmp_path / "a") in str(error.value) and str(tmp_path / "b") in str(error.value) and str(good) not in str(error.value)
+    assert list(compare.baselines(str(good), here=tmp_path / "results")) == [str(good)]
+
+
+# ---------------------------------------------------------------- the config key
+
+MINIMAL = {"backends": ["serial"], "workers": [1], "trials": 1, "workloads": {"matmul": {"n": 256, "k": 8}}}
+
+
+@pytest.mark.parametrize("value", [None, "old/results", ["a/results", "b/results"]], ids=["null", "folder", "list"])
+def test_compare_with_takes_a_folder_or_a_list(value):
+    assert config.validate({**MINIMAL, "compare_with": value}, SCHEMA)["compare_with"] == value
+
+
+def test_compare_with_defaults_to_no_comparison():
+    assert config.validate(MINIMAL, SCHEMA)["compare_with"] is None
+
+
+@pytest.mark.parametrize("value", [3, "", [], ["a", "a"]], ids=["number", "empty-string", "empty-list", "repeated"])
+def test_compare_with_refuses_anything_else(value):
+    with pytest.raises(config.ConfigError, match=r"config key compare_with: .*allowed: null, or another sweep's results/ folder"):
+        config.validate({**MINIMAL, "compare_with": value}, SCHEMA)
+
+
+# ---------------------------------------------------------------- the page
+
+
+def test_write_makes_the_table_figures_and_a_self_contained_page(tmp_path):
+    rng = np.random.default_rng(16)
+    cells = [("matmul", b, w) for b in ("serial", "ray", "multiprocessing-shared") for w in (1, 2, 4, 8)] + [("ner", "serial", 1)]
+    base = Sweep("old/results", synthetic(rng, cells=cells), {"blas_gflops_all": 105.0})
+    here_recs = synthetic(rng, speed=1.3, cells=cells[:-1] + [("ner", "dask", 2)], host="h2")
+    here_recs[0]["environment"]["git_commit"] = "b" * 40  # one run of serial at 1 worker from another commit
+    here = Sweep("this sweep", here_recs, {"blas_gflops_all": 193.0})
+    png = [tmp_path / "comparison_matmul.png", tmp_path / "comparison_ner.png"]
+    table = compare.write(
+        tmp_path / "comparison.csv", tmp_path / "comparison.html", png, [p.with_suffix(".svg") for p in png], here, [base]
+    )
+    assert pd.read_csv(tmp_path / "comparison.csv").shape == table.shape
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in png)
+    page = (tmp_path / "comparison.html").read_text()
+    sections = [page.index(f'id="{s}"') for s in compare.SECTIONS]
+    assert sections == sorted(sections)
+    assert page.count("data:image/png;base64,") == 2
+    assert "src='http" not in page and 'src="http' not in page and "<link" not in page
+    assert "Different machines" in page and "only here" in page and "only in baseline" in page
+    assert "Not one machine" in page and "matmul serial at 1 worker (" in page
+    assert page.index("What differs") < page.index("Verdicts") < page.index("Cells not compared")
+
+
+def test_the_page_renders_offline_in_chromium(tmp_path):
+    """Every figure loads and nothing is fetched from outside the page (as tests/test_browser.py does for the report)."""
+    from test_browser import ARGS, CHROMIUM, unavailable
+
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is missing: install Debian's chromium (make browser)")
+    from playwright.sync_api import sync_playwright
+
+    rng = np.random.default_rng(17)
+    cells = [("matmul", "serial", 1), ("matmul", "ray", 2), ("ner", "ray", 2)]
+    png = [tmp_path / "comparison_matmul.png", tmp_path / "comparison_ner.png"]
+    here, base = Sweep("this sweep", synthetic(rng, speed=0.5, cells=cells)), Sweep("old", synthetic(rng, cells=cells))
+    compare.write(tmp_path / "c.csv", tmp_path / "comparison.html", png, [p.with_suffix(".svg") for p in png], here, [base])
+    outside = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.route(
+                "**/*",
+                lambda r: r.continue_() if r.request.url.startswith(("file:", "data:")) else (outside.append(r.request.url), r.abort()),
+            )
+            page.goto((tmp_path / "comparison.html").as_uri(), wait_until="load")
+            images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
+            sections = page.eval_on_selector_all("section", "ss => ss.map(s => s.id)")
+            slower = page.locator("td.v-slower").count()
+        finally:
+            browser.close()
+    assert len(images) == 2 and all(done and width > 0 for done, width in images), images
+    assert sections == list(compare.SECTIONS) and slower == 3 and outside == []

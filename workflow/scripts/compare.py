@@ -1,0 +1,16 @@
+"""Rule compare: this sweep against its compare_with baselines -> comparison.csv, figures, comparison.html."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from parbench import compare  # noqa: E402
+
+compare.write(
+    snakemake.output.table,
+    snakemake.output.page,
+    png=snakemake.output.png,
+    svg=snakemake.output.svg,
+    here=compare.load("this sweep", snakemake.input.records, snakemake.input.machine),
+    bases=[compare.load_baseline(folder) for folder in snakemake.params.baselines],
+)
