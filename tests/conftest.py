@@ -102,7 +102,7 @@ def backend_options(backend: str) -> dict:
     return {k: v["default"] for k, v in section.get("properties", {}).items() if "default" in v}
 
 
-def make_cell(
+def make_spec(
     backend: str,
     workload: str,
     workers: int = 2,
@@ -114,7 +114,7 @@ def make_cell(
     period_s: float = 0.05,
     **params,
 ) -> dict:
-    """The cell dict that parbench.supervise.supervise / parbench.runner.run take; `params` override TINY's."""
+    """The spec dict that parbench.supervise.supervise / parbench.runner.run take; `params` override TINY's."""
     base = copy.deepcopy(TINY.get(workload, {"batches": 2, "warmup_batches": 1, "tasks_per_batch": None}))
     base.update(params)
     return {
@@ -135,8 +135,8 @@ def make_cell(
 
 
 @pytest.fixture
-def cell_factory():
-    return make_cell
+def spec_factory():
+    return make_spec
 
 
 # ---------------------------------------------------------------------------------------------

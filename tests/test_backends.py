@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import psutil
 import pytest
-from conftest import MEMORY_FIELDS, REPO, TEXTS, Leftovers, make_cell, missing_fields
+from conftest import MEMORY_FIELDS, REPO, TEXTS, Leftovers, make_spec, missing_fields
 
 from parbench import backends, records, runner, workloads
 from parbench.supervise import supervise
@@ -16,26 +16,26 @@ CELLS = [(b, w) for b in backends.names() for w in workloads.names()]
 
 
 @pytest.fixture(scope="module")
-def run_cell(tmp_path_factory):
-    """Run a cell (backend, workload) once per module through the supervisor; later calls reuse the record."""
+def run_once(tmp_path_factory):
+    """Run (backend, workload) once per module through the supervisor; later calls reuse the record."""
     done = {}
     out = tmp_path_factory.mktemp("backends")
 
     def get(backend, workload):
-        """(cell, record, record path, log path, leftovers after the run)."""
+        """(spec, record, record path, log path, leftovers after the run)."""
         if (backend, workload) not in done:
-            cell = make_cell(backend, workload, WORKERS)
+            spec = make_spec(backend, workload, WORKERS)
             path, log = out / f"{workload}-{backend}.json", out / f"{workload}-{backend}.log"
             with Leftovers() as left:
                 try:
-                    record = supervise(cell, path, log)
-                except Exception as error:  # noqa: BLE001  (reported by every test that needs this cell)
+                    record = supervise(spec, path, log)
+                except Exception as error:  # noqa: BLE001  (reported by every test that needs this spec)
                     record = error
-            done[backend, workload] = (cell, record, path, log, left.problems())
-        cell, record, path, log, left = done[backend, workload]
+            done[backend, workload] = (spec, record, path, log, left.problems())
+        spec, record, path, log, left = done[backend, workload]
         if isinstance(record, Exception):
             pytest.fail(f"{backend} x {workload} raised {record!r}; driver log:\n{log.read_text()[-3000:] if log.exists() else ''}")
-        return cell, record, path, log, left
+        return spec, record, path, log, left
 
     return get
 
@@ -53,8 +53,8 @@ def is_commit(sha) -> bool:
 
 
 @pytest.mark.parametrize("backend,workload", CELLS)
-def test_backend_runs_and_verifies(run_cell, backend, workload):
-    cell, record, path, log, _ = run_cell(backend, workload)
+def test_backend_runs_and_verifies(run_once, backend, workload):
+    spec, record, path, log, _ = run_once(backend, workload)
     assert record["status"] == "ok", f"{record['status']}: {record.get('reason')}\n{log.read_text()[-3000:]}"
     assert record["reason"] is None
     assert record["verified"] is True, record.get("verification")
@@ -65,15 +65,15 @@ def test_backend_runs_and_verifies(run_cell, backend, workload):
 
     assert record["schema_version"] == records.SCHEMA_VERSION
     assert (record["workload"], record["backend"], record["workers"], record["trial"]) == (workload, backend, WORKERS, 1)
-    assert record["params"] == cell["params"]
-    tasks = cell["params"]["tasks_per_batch"] or WORKERS
+    assert record["params"] == spec["params"]
+    tasks = spec["params"]["tasks_per_batch"] or WORKERS
     assert record["tasks_per_batch"] == tasks and record["items_per_batch"] == tasks
-    assert record["verification"]["items_checked"] == tasks * (cell["params"]["batches"] + cell["params"]["warmup_batches"])
+    assert record["verification"]["items_checked"] == tasks * (spec["params"]["batches"] + spec["params"]["warmup_batches"])
     assert record["gil_enabled"] is True, "a standard CPython"
 
     t = record["timings"]
-    assert len(t["batch_s"]) == cell["params"]["batches"]
-    assert len(t["warmup_s"]) == cell["params"]["warmup_batches"]
+    assert len(t["batch_s"]) == spec["params"]["batches"]
+    assert len(t["warmup_s"]) == spec["params"]["warmup_batches"]
     assert all(isinstance(s, float) and s > 0 for s in t["batch_s"] + t["warmup_s"])
     phases = t["startup_s"] + t["setup_s"] + sum(t["warmup_s"]) + sum(t["batch_s"]) + t["teardown_s"]
     assert all(t[k] >= 0 for k in ("startup_s", "setup_s", "teardown_s"))
@@ -91,23 +91,23 @@ def test_backend_runs_and_verifies(run_cell, backend, workload):
     assert env["logical_cores"] == psutil.cpu_count(logical=True)
     assert env["memory_bytes"] == psutil.virtual_memory().total
     assert env["packages"]["numpy"] == np.__version__
-    assert env["start_method"] == cell["settings"]["options"].get("start_method")
+    assert env["start_method"] == spec["settings"]["options"].get("start_method")
     if in_git():
         assert is_commit(env["git_commit"]), env["git_commit"]
 
 
 @pytest.mark.parametrize("backend,workload", CELLS)
-def test_backend_leaves_nothing_behind(run_cell, backend, workload):
+def test_backend_leaves_nothing_behind(run_once, backend, workload):
     """After a normal run no process of it remains, and nothing new in /dev/shm."""
-    assert run_cell(backend, workload)[4] == {}
+    assert run_once(backend, workload)[4] == {}
 
 
-def test_blas_threads_under_auto(run_cell):
+def test_blas_threads_under_auto(run_once):
     """Under `auto` every worker-based backend sees the same BLAS threads; serial gets every physical core."""
     cores = psutil.cpu_count(logical=False)
     seen = {}
     for backend, workload in CELLS:
-        _, record, _, _, _ = run_cell(backend, workload)
+        _, record, _, _, _ = run_once(backend, workload)
         assert record["settings"]["blas_threads"] == "auto"
         seen[backend, workload] = record["blas_threads"]
     serial = {k: v for k, v in seen.items() if k[0] == "serial"}
@@ -186,7 +186,7 @@ def test_runner_marks_wrong_results_unverified(monkeypatch):
     from parbench.workloads import matmul as matmul_module
 
     monkeypatch.setattr(matmul_module, "multiply", lambda x, y: np.matmul(x, y) * (1 + 1e-6))
-    record = runner.run(make_cell("serial", "matmul", 1, n=64, k=4))
+    record = runner.run(make_spec("serial", "matmul", 1, n=64, k=4))
     assert record["status"] == "ok"
     assert record["verified"] is False
     assert record["verification"]["problems"] and all("Freivalds" in p for p in record["verification"]["problems"])
@@ -215,8 +215,8 @@ def test_blog_multiprocessing_shows_its_copies_of_x(tmp_path):
     x_bytes = 8 * 4000**2
     peaks = {}
     for backend in ("multiprocessing", "multiprocessing-shared"):
-        cell = make_cell(backend, "matmul", 2, n=4000, k=64, batches=5, warmup_batches=1)
-        record = supervise(cell, tmp_path / f"{backend}.json", tmp_path / f"{backend}.log")
+        spec = make_spec(backend, "matmul", 2, n=4000, k=64, batches=5, warmup_batches=1)
+        record = supervise(spec, tmp_path / f"{backend}.json", tmp_path / f"{backend}.log")
         assert record["status"] == "ok" and record["verified"], record.get("reason")
         peaks[backend] = record["memory"]["peak_tree_pss_bytes"]
     assert peaks["multiprocessing"] - peaks["multiprocessing-shared"] >= x_bytes, peaks

@@ -7,7 +7,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import Leftovers, make_cell, scratch_workflow, snakemake
+from conftest import Leftovers, make_spec, scratch_workflow, snakemake
 
 from parbench.driver import BUG_EXIT
 from parbench.supervise import DriverError, NotWritable, supervise
@@ -25,10 +25,10 @@ def test_unreachable_cluster_is_a_failed_run_naming_it(tmp_path, backend, addres
     """Ray retried until the run's time limit (a `timeout` record, 30 minutes by default) and Dask
     raised after 30 s as if parbench had a bug. Both are `failed` runs that say what they could not reach."""
     address = address.format(port=free_port())
-    cell = make_cell(backend, "matmul", 2, options={"address": address}, limits={"timeout_s": 240})
+    spec = make_spec(backend, "matmul", 2, options={"address": address}, limits={"timeout_s": 240})
     t0 = time.monotonic()
     with Leftovers() as left:
-        record = supervise(cell, tmp_path / "record.json", tmp_path / "run.log")
+        record = supervise(spec, tmp_path / "record.json", tmp_path / "run.log")
     print(f"{backend} at {address}: {record['status']} after {time.monotonic() - t0:.1f} s: {record['reason']}")
     assert record["status"] == "failed", record["reason"]
     assert "could not connect" in record["reason"] and address in record["reason"], record["reason"]
@@ -41,10 +41,10 @@ def test_unwritable_record_fails_before_the_run(tmp_path):
     folder should be: not writable even for root, who ignores permission bits.)"""
     in_the_way = tmp_path / "runs"
     in_the_way.write_text("")
-    cell = make_cell("serial", "matmul", 1, batches=100_000, limits={"timeout_s": 120})
+    spec = make_spec("serial", "matmul", 1, batches=100_000, limits={"timeout_s": 120})
     log = tmp_path / "run.log"
     with Leftovers() as left, pytest.raises(NotWritable, match="cannot write the run's record"):
-        supervise(cell, in_the_way / "trial-1.json", log)
+        supervise(spec, in_the_way / "trial-1.json", log)
     assert not log.exists(), "a driver was started"
     assert left.problems() == {}
 
@@ -60,7 +60,7 @@ def test_library_that_prints_a_traceback_and_exits_is_a_failed_run(tmp_path, mon
             import sys, traceback
             import parbench.runner
 
-            def run(cell, *args, **kwargs):
+            def run(spec, *args, **kwargs):
                 try:
                     raise ConnectionError("lost the cluster")
                 except ConnectionError:
@@ -73,7 +73,7 @@ def test_library_that_prints_a_traceback_and_exits_is_a_failed_run(tmp_path, mon
     )
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])))
     with Leftovers() as left:
-        record = supervise(make_cell("serial", "matmul", 1), tmp_path / "record.json", tmp_path / "run.log")
+        record = supervise(make_spec("serial", "matmul", 1), tmp_path / "record.json", tmp_path / "run.log")
     assert record["status"] == "failed"
     assert "exited with code 1" in record["reason"] and "ConnectionError: lost the cluster" in record["reason"], record["reason"]
     assert left.problems() == {}
@@ -98,7 +98,7 @@ def test_driver_bug_fails_the_job_with_its_whole_traceback_in_the_log(tmp_path):
 
 
 def test_parbench_bug_is_told_by_the_exit_code(tmp_path):
-    cell = make_cell("serial", "matmul", 1)
-    cell["workload"] = "no-such-workload"
+    spec = make_spec("serial", "matmul", 1)
+    spec["workload"] = "no-such-workload"
     with pytest.raises(DriverError, match=f"code {BUG_EXIT}"):
-        supervise(cell, tmp_path / "record.json", tmp_path / "run.log")
+        supervise(spec, tmp_path / "record.json", tmp_path / "run.log")

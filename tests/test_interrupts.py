@@ -69,8 +69,8 @@ def run_in_batches(sweep: Sweep, left: Leftovers, after_records: int = 0, limit_
             except (OSError, ValueError, psutil.Error):  # not there yet, or ended meanwhile
                 continue
             if partial["timings"].get("setup_s") is not None and len(sweep.records()) >= after_records and left.shm():
-                cell = json.loads(Path(cmdline[-2]).read_text())
-                return Path(f"results/runs/{cell['workload']}/{cell['backend']}/workers-{cell['workers']}/trial-{cell['trial']}.json")
+                spec = json.loads(Path(cmdline[-2]).read_text())
+                return Path(f"results/runs/{spec['workload']}/{spec['backend']}/workers-{spec['workers']}/trial-{spec['trial']}.json")
         time.sleep(0.1)
     raise AssertionError(f"no run got to its batches: {sweep.output()[-3000:]}")
 

@@ -9,7 +9,7 @@ import time
 
 import psutil
 import pytest
-from conftest import Leftovers, make_cell
+from conftest import Leftovers, make_spec
 
 from parbench import records
 from parbench.supervise import DriverError, supervise
@@ -17,8 +17,8 @@ from parbench.supervise import DriverError, supervise
 GIB = 1024**3
 
 
-def run(tmp_path, cell, during=None):
-    """Supervise `cell`; `during(driver)` runs in a thread once the driver process exists.
+def run(tmp_path, spec, during=None):
+    """Supervise `spec`; `during(driver)` runs in a thread once the driver process exists.
     Returns (record, leftovers)."""
     out, log = tmp_path / "record.json", tmp_path / "run.log"
     errors = []
@@ -28,7 +28,7 @@ def run(tmp_path, cell, during=None):
             thread = threading.Thread(target=_guarded, args=(during, errors), daemon=True)
             thread.start()
         try:
-            record = supervise(cell, out, log)
+            record = supervise(spec, out, log)
         finally:
             if thread is not None:
                 thread.join(timeout=60)
@@ -99,20 +99,20 @@ def assert_clean(left: Leftovers) -> None:
 
 
 @pytest.mark.parametrize(
-    "cell",
+    "spec",
     [
         # the blog's ner: the model is loaded in every task, so 1000 batches take minutes
-        pytest.param(make_cell("multiprocessing", "ner", 2, batches=1000, limits={"timeout_s": 5}), id="multiprocessing-ner"),
+        pytest.param(make_spec("multiprocessing", "ner", 2, batches=1000, limits={"timeout_s": 5}), id="multiprocessing-ner"),
         # Ray: killed during start-up or early batches; its raylet and GCS server must not survive
-        pytest.param(make_cell("ray", "matmul", 2, batches=100_000, limits={"timeout_s": 5}), id="ray-matmul"),
+        pytest.param(make_spec("ray", "matmul", 2, batches=100_000, limits={"timeout_s": 5}), id="ray-matmul"),
     ],
 )
-def test_time_limit_gives_timeout(tmp_path, cell):
-    record, left, _ = run(tmp_path, cell)
+def test_time_limit_gives_timeout(tmp_path, spec):
+    record, left, _ = run(tmp_path, spec)
     assert record["status"] == "timeout"
     assert "timeout_s" in record["reason"]
     assert record["verified"] is False
-    assert len((record.get("timings") or {}).get("batch_s") or []) < cell["params"]["batches"]
+    assert len((record.get("timings") or {}).get("batch_s") or []) < spec["params"]["batches"]
     assert record["finished_at"] >= record["started_at"]
     assert_clean(left)
 
@@ -121,8 +121,8 @@ def test_memory_limit_gives_oom(tmp_path):
     """x is 4000 x 4000 float64 (122 MiB); pickled into every task and unpickled in two workers,
     the tree needs well over the 0.3 GiB limit, while the driver alone with x stays under it."""
     limit = 0.3
-    cell = make_cell("multiprocessing", "matmul", 2, n=4000, k=8, batches=3, limits={"memory_gb": limit})
-    record, left, _ = run(tmp_path, cell)
+    spec = make_spec("multiprocessing", "matmul", 2, n=4000, k=8, batches=3, limits={"memory_gb": limit})
+    record, left, _ = run(tmp_path, spec)
     assert record["status"] == "oom", record.get("reason")
     assert "memory_gb" in record["reason"]
     assert record["memory"]["peak_tree_pss_bytes"] > limit * GIB
@@ -141,8 +141,8 @@ def test_killed_worker_gives_failed(tmp_path, backend):
         assert len(workers) == 2, workers
         busy_worker(workers).send_signal(signal.SIGKILL)  # mid-task, as the OOM killer would
 
-    cell = make_cell(backend, "ner", 2, batches=1000, limits={"timeout_s": 30})
-    record, left, _ = run(tmp_path, cell, kill_a_worker)
+    spec = make_spec(backend, "ner", 2, batches=1000, limits={"timeout_s": 30})
+    record, left, _ = run(tmp_path, spec, kill_a_worker)
     assert record["status"] == "failed", record.get("reason")
     assert record["reason"] and "died" in record["reason"]
     assert record["verified"] is False
@@ -154,8 +154,8 @@ def test_killed_driver_gives_failed(tmp_path):
         wait_until_batches_run(driver)
         driver.send_signal(signal.SIGKILL)
 
-    cell = make_cell("multiprocessing-shared", "matmul", 2, batches=100_000, limits={"timeout_s": 240})
-    record, left, _ = run(tmp_path, cell, kill_driver)
+    spec = make_spec("multiprocessing-shared", "matmul", 2, batches=100_000, limits={"timeout_s": 240})
+    record, left, _ = run(tmp_path, spec, kill_driver)
     assert record["status"] == "failed"
     assert "SIGKILL" in record["reason"]
     assert record["verified"] is False
@@ -164,20 +164,20 @@ def test_killed_driver_gives_failed(tmp_path):
 
 
 def test_normal_run_leaves_nothing(tmp_path):
-    record, left, _ = run(tmp_path, make_cell("multiprocessing-shared", "matmul", 2))
+    record, left, _ = run(tmp_path, make_spec("multiprocessing-shared", "matmul", 2))
     assert record["status"] == "ok" and record["verified"] is True
     assert_clean(left)
 
 
 def test_parbench_bug_raises_instead_of_a_record(tmp_path):
-    """A cell that config validation would have refused (unknown workload) makes the driver raise:
+    """A spec that config validation would have refused (unknown workload) makes the driver raise:
     that is a bug in parbench, so the job must fail, not produce a record."""
-    cell = make_cell("serial", "matmul", 1)
-    cell["workload"] = "no-such-workload"
+    spec = make_spec("serial", "matmul", 1)
+    spec["workload"] = "no-such-workload"
     out, log = tmp_path / "record.json", tmp_path / "run.log"
     with Leftovers() as left:
         with pytest.raises(DriverError) as raised:
-            supervise(cell, out, log)
+            supervise(spec, out, log)
     assert not out.exists()
     assert str(log) in str(raised.value)
     assert "Traceback" in log.read_text() and "no-such-workload" in log.read_text()
@@ -185,10 +185,10 @@ def test_parbench_bug_raises_instead_of_a_record(tmp_path):
 
 
 def test_driver_error_with_unknown_backend(tmp_path):
-    cell = make_cell("serial", "matmul", 1)
-    cell["backend"] = "no-such-backend"
+    spec = make_spec("serial", "matmul", 1)
+    spec["backend"] = "no-such-backend"
     with pytest.raises(DriverError):
-        supervise(cell, tmp_path / "record.json", tmp_path / "run.log")
+        supervise(spec, tmp_path / "record.json", tmp_path / "run.log")
     assert not (tmp_path / "record.json").exists()
 
 

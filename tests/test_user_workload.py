@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SCHEMA, dry_run_jobs, make_cell, read_records, scheduled_outputs, scratch_workflow, snakemake, write_config
+from conftest import SCHEMA, dry_run_jobs, make_spec, read_records, scheduled_outputs, scratch_workflow, snakemake, write_config
 
 from parbench import backends, runner
 from parbench.config import ConfigError, validate
@@ -102,9 +102,9 @@ def user_project(tmp_path_factory, request):
     return root
 
 
-def user_cell(backend, module, workers=2, **params):
-    cell = make_cell(backend, "mine", workers, **{**USER_TINY, "module": module, **params})
-    return cell
+def user_spec(backend, module, workers=2, **params):
+    spec = make_spec(backend, "mine", workers, **{**USER_TINY, "module": module, **params})
+    return spec
 
 
 @pytest.mark.parametrize("backend", backends.names())
@@ -112,7 +112,7 @@ def user_cell(backend, module, workers=2, **params):
     "module,params", [("bench/sums.py", {"rows": 64, "seed": 3}), ("bench/table.py", {"size": 100})], ids=["stateless", "stateful"]
 )
 def test_user_workload_runs_and_verifies_on_every_backend(user_project, tmp_path, backend, module, params):
-    record = supervise(user_cell(backend, module, **params), tmp_path / "r.json", tmp_path / "r.log")
+    record = supervise(user_spec(backend, module, **params), tmp_path / "r.json", tmp_path / "r.log")
     assert record["status"] == "ok", f"{record['reason']}\n{(tmp_path / 'r.log').read_text()[-2000:]}"
     assert record["verified"] is True, record["verification"]
     assert record["verification"]["items_checked"] == 4 * 3
@@ -135,7 +135,7 @@ def test_a_wrong_result_is_not_verified(user_project):
     """The default check compares with the same task run serially (in the driver's main thread): a
     task that answers differently in a worker thread is caught."""
     project(user_project, {"bench/wrong.py": WRONG_OFF_MAIN_THREAD})
-    record = runner.run(user_cell("threads", "bench/wrong.py", rows=64, seed=3))
+    record = runner.run(user_spec("threads", "bench/wrong.py", rows=64, seed=3))
     assert record["status"] == "ok" and record["verified"] is False
     assert "differs from the same task run serially" in record["verification"]["problems"][0]
 
@@ -160,7 +160,7 @@ def test_an_unpicklable_input_fails_process_backends_as_records(user_project, tm
     """A lock in the data cannot reach another process: those backends record `failed` saying so;
     in-process backends run it."""
     project(user_project, {"bench/locked.py": UNPICKLABLE})
-    record = supervise(user_cell(backend, "bench/locked.py"), tmp_path / "r.json", tmp_path / "r.log")
+    record = supervise(user_spec(backend, "bench/locked.py"), tmp_path / "r.json", tmp_path / "r.log")
     if backend in ("serial", "threads"):
         assert record["status"] == "ok" and record["verified"], record["reason"]
     else:
@@ -186,7 +186,7 @@ def task(state, item):
 @pytest.mark.parametrize("backend", backends.names())
 def test_a_task_that_raises_gives_the_same_short_reason_on_every_backend(user_project, tmp_path, backend):
     project(user_project, {"bench/raises.py": RAISES})
-    record = supervise(user_cell(backend, "bench/raises.py"), tmp_path / "r.json", tmp_path / "r.log")
+    record = supervise(user_spec(backend, "bench/raises.py"), tmp_path / "r.json", tmp_path / "r.log")
     assert record["status"] == "failed"
     assert record["reason"] == "task raised ValueError: no good: 1 (raises.py, line 10, in task)"
 

@@ -1,4 +1,4 @@
-"""The driver: the fresh process in which one run happens (`python -m parbench.driver CELL OUT`,
+"""The driver: the fresh process in which one run happens (`python -m parbench.driver RUN_ID OUT`,
 with the supervisor's pid in $PARBENCH_SUPERVISOR_PID).
 
 It writes the record so far to OUT after every phase, and the finished record at the end. An
@@ -50,17 +50,17 @@ def die_with_parent(parent: int, poll_s: float = 0.2) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def main(cell_path: str, out_path: str) -> None:
+def main(spec_path: str, out_path: str) -> None:
     die_with_parent(int(os.environ[SUPERVISOR]))
-    with open(cell_path) as f:
-        cell = json.load(f)
+    with open(spec_path) as f:
+        spec = json.load(f)
 
     def stop_for_memory(record):
         records.write(out_path, record)
         kill_tree(psutil.Process(), include_root=False)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    record = runner.run(cell, lambda record: records.write(out_path, record), stop_for_memory)
+    record = runner.run(spec, lambda record: records.write(out_path, record), stop_for_memory)
     records.write(out_path, record)
 
 

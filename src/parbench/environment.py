@@ -145,10 +145,10 @@ def collect(start_method: str | None = None, settings: dict | None = None) -> di
     }
 
 
-def of_run(cell: dict) -> dict:
+def of_run(spec: dict) -> dict:
     """The environment section of a run's record: the machine and software, with the run's config and code hashes."""
-    options = cell["settings"].get("options", {})
+    options = spec["settings"].get("options", {})
     return {
-        **collect(options.get("start_method"), {"params": cell["params"], "settings": cell["settings"]}),
-        "code_hash": cell.get("code"),
+        **collect(options.get("start_method"), {"params": spec["params"], "settings": spec["settings"]}),
+        "code_hash": spec.get("code"),
     }

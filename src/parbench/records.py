@@ -12,8 +12,8 @@ from pathlib import Path
 SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "record.schema.json"
 STATUSES = ("ok", "failed", "timeout", "oom", "skipped")
-CELL = ("workload", "backend", "workers", "trial")
-# Where a record lives; its fields must name the same cell.
+RUN_ID = ("workload", "backend", "workers", "trial")
+# Where a record lives; its fields must name the same run.
 PATH = re.compile(r"(?:^|/)runs/(?P<workload>[^/]+)/(?P<backend>[^/]+)/workers-(?P<workers>\d+)/trial-(?P<trial>\d+)\.json$")
 
 
@@ -21,20 +21,20 @@ class RecordError(ValueError):
     """A record that cannot be used as it is; the message names its file and the field."""
 
 
-def new(cell: dict, environment: dict, **fields) -> dict:
+def new(spec: dict, environment: dict, **fields) -> dict:
     """A run's record, with every field every record has: null (or empty) until the run knows it.
 
-    `cell` is what the driver runs ({workload, backend, workers, trial, params, settings});
+    `spec` is the run spec the driver runs ({workload, backend, workers, trial, params, settings});
     `fields` override the defaults."""
-    params = cell["params"]
-    tasks, chunk = params.get("tasks_per_batch") or cell["workers"], params.get("items_per_task") or 1
+    params = spec["params"]
+    tasks, chunk = params.get("tasks_per_batch") or spec["workers"], params.get("items_per_task") or 1
     return {
         "schema_version": SCHEMA_VERSION,
-        **{k: cell[k] for k in CELL},
+        **{k: spec[k] for k in RUN_ID},
         "status": "running",
         "reason": None,
         "params": params,
-        "settings": cell["settings"],
+        "settings": spec["settings"],
         "tasks_per_batch": tasks,
         "items_per_task": chunk,
         "items_per_batch": tasks * chunk,
@@ -78,7 +78,7 @@ def problems(record) -> list[str]:
 
 def read(path, *, check: bool = False) -> dict:
     """The record at `path`. With `check`, a record that is not valid JSON, breaks the schema, is
-    still running, or names another cell than its path raises RecordError naming file and field."""
+    still running, or names another run than its path raises RecordError naming file and field."""
     try:
         with open(path) as f:
             record = json.load(f)
@@ -92,8 +92,8 @@ def read(path, *, check: bool = False) -> dict:
     where = PATH.search(str(path))
     if not found and where:
         expected = {k: (int(v) if k in ("workers", "trial") else v) for k, v in where.groupdict().items()}
-        wrong = [f"field {k}: {record[k]!r}, but its path names {expected[k]!r}" for k in CELL if record[k] != expected[k]]
-        found = [*wrong[:1], "(a record of another cell)"] if wrong else []
+        wrong = [f"field {k}: {record[k]!r}, but its path names {expected[k]!r}" for k in RUN_ID if record[k] != expected[k]]
+        found = [*wrong[:1], "(a record of another spec)"] if wrong else []
     if found:
         raise RecordError(f"{path}: {'; '.join(found)}")
     return record

@@ -1,4 +1,4 @@
-"""One run of one cell: start the backend, place shared state, warm up, time batches, tear
+"""One run of one spec: start the backend, place shared state, warm up, time batches, tear
 down, then verify every result against a serial reference. Returns the run record."""
 
 import collections
@@ -70,29 +70,29 @@ class Clock:
         self.timings["harness_s"] = self.harness_s
 
 
-def run(cell: dict, progress=lambda record: None, on_limit=lambda record: None) -> dict:
-    """Run `cell` ({workload, backend, workers, trial, params, settings, code}).
+def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) -> dict:
+    """Run `spec` ({workload, backend, workers, trial, params, settings, code}).
 
     `progress(record)` gets the record so far after each phase. If the process tree's PSS
     passes the memory limit, `on_limit(record)` gets it with `status: oom`, from the sampling
     thread; it is expected to end the process.
     """
-    params, settings = cell["params"], cell["settings"]
+    params, settings = spec["params"], spec["settings"]
     options, limits = settings.get("options", {}), settings.get("limits", {})
-    Backend = backends.load(cell["backend"])
-    threads = blas_threads(settings["blas_threads"], Backend.in_driver, cell["workers"], psutil.cpu_count(logical=False))
+    Backend = backends.load(spec["backend"])
+    threads = blas_threads(settings["blas_threads"], Backend.in_driver, spec["workers"], psutil.cpu_count(logical=False))
     memory_gb = limits.get("memory_gb") or DEFAULT_MEMORY_SHARE * psutil.virtual_memory().total / GIB
     record = records.new(
-        cell,
-        environment.of_run(cell),
+        spec,
+        environment.of_run(spec),
         limits={**limits, "memory_gb": memory_gb},
         blas_threads_policy={"policy": settings["blas_threads"], "per_worker": threads},
     )
     tasks, chunk = record["tasks_per_batch"], record["items_per_task"]
     # Loaded before the backend starts: a user's module puts its folder on the path its workers inherit.
-    Workload = workloads.load(cell["workload"], params.get("module"))
-    workload = Workload({k: v for k, v in params.items() if k not in RUN_KEYS}, cell["trial"])
-    backend = Backend(cell["workers"], threads, options)
+    Workload = workloads.load(spec["workload"], params.get("module"))
+    workload = Workload({k: v for k, v in params.items() if k not in RUN_KEYS}, spec["trial"])
+    backend = Backend(spec["workers"], threads, options)
 
     def over_limit(pss):
         reason = f"process tree PSS {pss / GIB:.1f} GiB passed limits.memory_gb = {memory_gb:.1f}"

@@ -1,4 +1,4 @@
-"""The supervisor: runs one cell in a fresh driver process and makes sure the run ends as a record.
+"""The supervisor: runs one run spec in a fresh driver process and makes sure the run ends as a record.
 
 It holds the machine-wide lock of timed runs, enforces the time limit, turns a driver killed
 from outside into a `failed` record, and after every run, and when a signal stops it, kills
@@ -142,8 +142,8 @@ def _orphaned(ancestors: list[psutil.Process]) -> bool:
     return False
 
 
-def supervise(cell: dict, out_path, log_path) -> dict:
-    """Run `cell` in a fresh driver process; write and return its record.
+def supervise(spec: dict, out_path, log_path) -> dict:
+    """Run `spec` in a fresh driver process; write and return its record.
 
     Raises NotWritable before the run if the record could not be written, Interrupted after
     cleaning up if a signal stops it, cleanup.Abandoned if Snakemake ends first, DriverError on
@@ -152,15 +152,15 @@ def supervise(cell: dict, out_path, log_path) -> dict:
     check_writable(out_path)
     ancestors = snakemake_and_below()
     spare = {p.pid for p in psutil.Process().children(recursive=True)}  # not the run's: a caller's own helpers
-    timeout = cell["settings"].get("limits", {}).get("timeout_s") or DEFAULT_TIMEOUT_S
+    timeout = spec["settings"].get("limits", {}).get("timeout_s") or DEFAULT_TIMEOUT_S
     with stop_signals_raise(), open(log_path, "a") as log, alone(log, ancestors) as before, cleanup.temp_folder() as tmp:
         started = time.time()
         log.flush()
         log_start = log.tell()
-        cell_path, partial = Path(tmp, "cell.json"), Path(tmp, "record.json")
-        cell_path.write_text(json.dumps(cell))
+        spec_path, partial = Path(tmp, "spec.json"), Path(tmp, "record.json")
+        spec_path.write_text(json.dumps(spec))
         driver = subprocess.Popen(
-            [sys.executable, "-m", "parbench.driver", str(cell_path), str(partial)],
+            [sys.executable, "-m", "parbench.driver", str(spec_path), str(partial)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -174,7 +174,7 @@ def supervise(cell: dict, out_path, log_path) -> dict:
     with open(log_path, errors="replace") as log:
         log.seek(log_start)
         output = log.read()
-    record = _final(cell, partial_record, code, timed_out, timeout, started, log_path, output)
+    record = _final(spec, partial_record, code, timed_out, timeout, started, log_path, output)
     record["cleanup"] = {"processes_stopped": stopped, "shm_removed": removed}
     records.write(out_path, record)
     return record
@@ -242,11 +242,11 @@ def _kill(driver: subprocess.Popen) -> None:
     driver.wait()
 
 
-def _final(cell, record, code, timed_out, timeout, started, log_path, output: str) -> dict:
+def _final(spec, record, code, timed_out, timeout, started, log_path, output: str) -> dict:
     """The run's record, whatever its end; raises DriverError if parbench itself failed (the
     driver says so by exiting with BUG_EXIT). A driver that exits otherwise was ended by a
     library beneath it (Ray exits the process when it loses its GCS): a failed run."""
-    base = record or records.new(cell, environment.of_run(cell), started_at=started)
+    base = record or records.new(spec, environment.of_run(spec), started_at=started)
     if timed_out:
         record = {**base, "status": "timeout", "reason": f"passed limits.timeout_s = {timeout} s {progress_of(base)}"}
     elif record and (record["status"] == "oom" or (code == 0 and record["status"] != "running")):

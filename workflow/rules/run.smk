@@ -8,7 +8,7 @@ rule run:
     resources:
         benchmark_slot=1,
     params:
-        cell=run_params,
+        spec=run_params,
     script:
         "../scripts/run.py"
 

@@ -1,4 +1,4 @@
-"""Rule run: one cell of the sweep, in a fresh supervised driver process, written as one record."""
+"""Rule run: one run of the sweep, in a fresh supervised driver process, written as one record."""
 
 import json
 import sys
@@ -12,14 +12,14 @@ from parbench.cleanup import Abandoned  # noqa: E402
 from parbench.supervise import Interrupted, NotWritable, supervise  # noqa: E402
 
 wildcards = snakemake.wildcards
-cell = {
+spec = {
     "workload": wildcards.workload,
     "backend": wildcards.backend,
     "workers": int(wildcards.workers),
     "trial": int(wildcards.trial),
-    **json.loads(snakemake.params.cell),
+    **json.loads(snakemake.params.spec),
 }
 try:
-    supervise(cell, snakemake.output[0], snakemake.log[0])
+    supervise(spec, snakemake.output[0], snakemake.log[0])
 except (Interrupted, NotWritable, Abandoned) as stop:
     sys.exit(f"parbench: {stop}")
