@@ -1,4 +1,4 @@
-"""One run of one spec: start the backend, place shared state, warm up, time batches, tear
+"""One run of one cell (workload x backend x workers): start the backend, place shared state, warm up, time batches, tear
 down, then verify every result against a serial reference. Returns the run record."""
 
 import collections
@@ -71,7 +71,7 @@ class Clock:
 
 
 def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) -> dict:
-    """Run `spec` ({workload, backend, workers, trial, params, settings, code}).
+    """Run `spec`, the run spec ({workload, backend, workers, trial, params, settings, code}).
 
     `progress(record)` gets the record so far after each phase. If the process tree's PSS
     passes the memory limit, `on_limit(record)` gets it with `status: oom`, from the sampling
