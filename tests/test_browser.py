@@ -64,7 +64,6 @@ def tiny_machine() -> dict:
         "blas_gflops_all": machine.gemm_gflops(psutil.cpu_count(logical=False), n=512),
         **machine.pickle_costs(),
         "process_spawn_s": {"fork": machine.spawn_s("fork")},
-        "ray_init_s": None,
         "environment": environment.collect(),
     }
 

@@ -165,8 +165,11 @@ def check_external(config: dict, records: list[dict], backend: str) -> list[dict
         # The workers' memory is outside the driver's tree: what the cluster reports stands beside it.
         assert cluster["workers_in_memory_tree"] is False and r["memory"]["cluster_reported"], where
         assert cluster["slurm_job_id"] is None, where
-        # Tasks ran on both nodes, and the record says so.
-        assert cluster["nodes_used"] == 2, (where, cluster)
+        # Tasks ran on both nodes, and the record says so. (Ray's plain tasks, matmul, follow Ray's
+        # default scheduling, which keeps them beside their input while that node has room: one
+        # node or two, as it chose; its actors, ner, take a CPU each and spread.)
+        spread = not (backend == "ray" and r["workload"] == "matmul")
+        assert cluster["nodes_used"] == 2 if spread else cluster["nodes_used"] in (1, 2), (where, cluster)
         assert sum(cluster["tasks_per_node"].values()) == 3 * r["tasks_per_batch"], (where, cluster)
         assert r["cleanup"]["processes_stopped"] == 0, where
     return ours

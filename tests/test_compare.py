@@ -276,10 +276,10 @@ def test_the_report_says_so_at_the_top():
     recs = synthetic(np.random.default_rng(11), cells=[("matmul", "serial", 1), ("matmul", "ray", 2)])
     recs[-1]["environment"]["cpu_model"] = "Xeon"
     runs, batches = stats.tables(recs)
-    top = report.header(stats.stats(runs, batches), runs, {"environment": {}})
-    assert "Not one machine" in top and "matmul ray at 2 workers" in top and "Xeon" in top
-    uniform = runs_of(synthetic(np.random.default_rng(11)))
-    assert "Not one machine" not in report.header(stats.stats(uniform, stats.tables(synthetic(np.random.default_rng(11)))[1]), uniform, {})
+    (warning,) = report.context(runs, stats.stats(runs, batches), {"environment": {}}, [], {})["warnings"]
+    assert "Not one machine" in warning and "matmul ray at 2 workers" in warning and "Xeon" in warning
+    uniform, uniform_batches = stats.tables(synthetic(np.random.default_rng(11)))
+    assert report.context(uniform, stats.stats(uniform, uniform_batches), {}, [], {})["warnings"] == []
 
 
 # ---------------------------------------------------------------- what differs between two sweeps

@@ -312,7 +312,6 @@ def inputs(tmp_path):
         "pickle_100mib_dumps_s": 0.05,
         "pickle_100mib_loads_s": 0.06,
         "process_spawn_s": {"fork": 0.003},
-        "ray_init_s": None,
         "environment": {
             "host": "box",
             "cpu_model": "CPU & co",

@@ -2,6 +2,8 @@
 reported like a built-in; bad modules refused before any job; reruns scoped to the file's content."""
 
 import json
+import os
+import sys
 import textwrap
 from pathlib import Path
 
@@ -120,7 +122,11 @@ def test_user_workload_runs_and_verifies_on_every_backend(user_project, tmp_path
     assert info["source"] == module and Path(info["file"]).is_file()
     assert info["sha256"] == _user.digest(module)
     if module == "bench/table.py" and backend not in ("multiprocessing", "serial", "threads"):
-        assert record["state_builds"]["batch"] == 0, "STATEFUL: built once per worker, before the timed batches"
+        builds = sum(record["state_builds"].values())
+        if backend == "joblib":  # builds on each worker's first task (which may fall in a timed batch), then keeps it
+            assert 1 <= builds <= 2, "STATEFUL: built at most once per worker"
+        else:
+            assert builds == 0, "STATEFUL: built once per worker in setup, never inside a task"
     if module == "bench/table.py" and backend == "multiprocessing":
         assert record["state_builds"]["batch"] == 4 * 2, "the blog's pattern builds the state in every task"
 
@@ -131,10 +137,13 @@ WRONG_OFF_MAIN_THREAD = SUMS.replace(
 )
 
 
-def test_a_wrong_result_is_not_verified(user_project):
+def test_a_wrong_result_is_not_verified(user_project, monkeypatch):
     """The default check compares with the same task run serially (in the driver's main thread): a
     task that answers differently in a worker thread is caught."""
     project(user_project, {"bench/wrong.py": WRONG_OFF_MAIN_THREAD})
+    # In this process, as in a driver: the module's folder goes on the path; undone after the test.
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setattr(sys, "path", list(sys.path))
     record = runner.run(user_spec("threads", "bench/wrong.py", rows=64, seed=3))
     assert record["status"] == "ok" and record["verified"] is False
     assert "differs from the same task run serially" in record["verification"]["problems"][0]

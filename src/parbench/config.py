@@ -83,8 +83,8 @@ def typed(value, schema: dict, root: dict):
         return {k: typed(v, rule[k], root) if rule[k] else v for k, v in value.items()}
     if isinstance(value, list) and "items" in schema:
         return [typed(v, schema["items"], root) for v in value]
-    if not isinstance(value, str):
-        return value
+    if not isinstance(value, str) or not value.strip():
+        return value  # an empty string is not a null: "" stays what it was given as
     allowed = _types(schema, root)
     try:
         parsed = yaml.safe_load(value)

@@ -1,5 +1,6 @@
 """The machine's limits, measured once per sweep: BLAS peak on one and on all cores, the cost of
-pickling 100 MiB, of starting a process, and of starting Ray. Figures draw ideal lines from it."""
+pickling 100 MiB and of starting a process. Figures draw ideal lines from it. (Ray's start-up is
+in every Ray run's own record, `timings.startup_s`.)"""
 
 import multiprocessing
 import os
@@ -12,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from parbench import environment
 
-GEMM_N = 3072  # square float64 GEMM: large enough for peak, short enough for a quick rule
+GEMM_N = 2048  # square float64 GEMM: within a few per cent of 3072's single-core GFLOP/s here, in a third of the time
 REPEATS = 3
 
 
@@ -56,22 +57,6 @@ def spawn_s(method: str) -> float:
     return _best(once)
 
 
-def ray_init_s() -> float | None:
-    try:
-        import ray
-    except ImportError:
-        return None
-
-    def once():
-        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        ray.shutdown()
-
-    try:
-        return _best(once, repeats=2)
-    except Exception:  # noqa: BLE001  (Ray's start-up can time out on a loaded machine; the rest still counts)
-        return None
-
-
 def measure() -> dict:
     cores = psutil.cpu_count(logical=False)
     return {
@@ -82,7 +67,6 @@ def measure() -> dict:
         "blas_gflops_all": gemm_gflops(cores),
         **pickle_costs(),
         "process_spawn_s": {m: spawn_s(m) for m in ("fork", "forkserver", "spawn")},
-        "ray_init_s": ray_init_s(),
         "environment": environment.collect(),
         "measured_at": time.time(),
     }

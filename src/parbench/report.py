@@ -151,7 +151,6 @@ def machine_facts(machine: dict) -> dict:
         "BLAS GFLOP/s, 1 core / all cores": f"{value('blas_gflops_single')} / {value('blas_gflops_all')}",
         "pickle 100 MiB, dumps / loads": f"{value('pickle_100mib_dumps_s')} s / {value('pickle_100mib_loads_s')} s",
         "process start": ", ".join(f"{m} {num(v)} s" for m, v in spawn.items()) or "not measured",
-        "ray.init": f"{num(machine['ray_init_s'])} s" if machine.get("ray_init_s") is not None else "not measured",
     }
 
 
