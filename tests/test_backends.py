@@ -220,3 +220,24 @@ def test_blog_multiprocessing_shows_its_copies_of_x(tmp_path):
         assert record["status"] == "ok" and record["verified"], record.get("reason")
         peaks[backend] = record["memory"]["peak_tree_pss_bytes"]
     assert peaks["multiprocessing"] - peaks["multiprocessing-shared"] >= x_bytes, peaks
+
+
+@pytest.fixture(scope="module")
+def broken_pipeline(tmp_path_factory):
+    """A folder that looks like a spaCy pipeline (config.cfg, meta.json) but does not load."""
+    folder = tmp_path_factory.mktemp("broken-pipeline")
+    (folder / "config.cfg").write_text('[nlp]\nlang = "xx-no-such-language"\npipeline = []\n')
+    (folder / "meta.json").write_text("{}")
+    return folder
+
+
+@pytest.mark.parametrize("backend", ["serial", "multiprocessing", "multiprocessing-shared", "ray"])
+def test_a_model_that_does_not_load_is_the_same_short_failure_everywhere(tmp_path, broken_pipeline, backend):
+    """The same cause, the same status and one plain line on every backend (Ray's own report is a
+    coloured traceback), and describing the workload afterwards does not crash the run."""
+    spec = make_spec(backend, "ner", 2, model=str(broken_pipeline))
+    record = supervise(spec, tmp_path / "r.json", tmp_path / "r.log")
+    assert record["status"] == "failed", record["reason"]
+    assert record["reason"].startswith("building the state raised "), record["reason"]
+    assert "\n" not in record["reason"] and "\x1b" not in record["reason"] and len(record["reason"]) < 400
+    assert "error" in record["workload_info"]["model"], "described without loading the model again"

