@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -365,6 +366,43 @@ class Leftovers:
 # ---------------------------------------------------------------------------------------------
 # The tiny pipeline, run once per session
 
+# A stateless workload with a shared array: the task reads a slice of x, so x must reach the worker.
+SUMS = '''
+"""Row sums of slices of a shared matrix."""
+import numpy as np
+
+def data(params):
+    return {"x": np.random.default_rng(params["seed"]).standard_normal((params["rows"], 64))}
+
+def items(params, batch, n):
+    return [(batch * n + i) % params["rows"] for i in range(n)]
+
+def task(state, item):
+    return state["x"][item : item + 8].sum(axis=1)
+'''
+# A stateful workload: an expensive-to-build "model" (a lookup table) built once per worker where possible.
+TABLE = '''
+"""Look words up in a table built from a seed."""
+import os
+STATEFUL = True
+
+def data(params):
+    return {"size": params["size"], "seed": params.get("seed", 1)}
+
+def build(size, seed):
+    return {f"w{i}": (i * seed) % 97 for i in range(size)}
+
+def items(params, batch, n):
+    return [f"w{(batch * n + i) % params['size']}" for i in range(n)]
+
+def task(state, item):
+    return state[item]
+
+def check(item, result, expected):
+    return result == expected == int(item[1:]) % 97
+'''
+
+
 # The four backends of the blog comparison (joblib and dask run through the supervisor in test_backends.py).
 PIPELINE_BACKENDS = ["serial", "multiprocessing", "multiprocessing-shared", "ray"]
 PIPELINE_CONFIG = {
@@ -374,9 +412,13 @@ PIPELINE_CONFIG = {
     "workloads": {
         "matmul": {"n": 256, "k": 8, "batches": 2, "warmup_batches": 1},
         "ner": {"model": "en_core_web_sm", "texts": TEXTS, "batches": 2, "warmup_batches": 1},
+        # Two workloads of a user's own, in the sweep's folder (tests/test_user_workload.py).
+        "sums": {"module": "bench/sums.py", "rows": 64, "seed": 3, "batches": 2, "warmup_batches": 1},
+        "lookup": {"module": "bench/table.py", "size": 100, "batches": 2, "warmup_batches": 1, "workers": [2]},
     },
     "limits": {"timeout_s": 300},
 }
+USER_MODULES = {"bench/sums.py": SUMS, "bench/table.py": TABLE}
 
 
 class PipelineRun:
@@ -397,6 +439,9 @@ def tiny_pipeline(tmp_path_factory) -> PipelineRun:
 
     Tests must not change its directory; dry runs with another config go through `--configfile`."""
     work = scratch_workflow(tmp_path_factory.mktemp("pipeline"), PIPELINE_CONFIG)
+    for name, source in USER_MODULES.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(textwrap.dedent(source))
     started, t0 = time.time(), time.monotonic()
     result = snakemake(work, "--cores", "8", timeout=1200)
     return PipelineRun(work, PIPELINE_CONFIG, result, started, time.monotonic() - t0)

@@ -33,7 +33,13 @@ def done(tiny_pipeline):
 
 
 def cells(config):
-    return set(itertools.product(config["workloads"], config["backends"], config["workers"], range(1, config["trials"] + 1)))
+    """Every run (workload, backend, workers, trial) of `config`, a workload's own worker counts honoured."""
+    trials = range(1, config["trials"] + 1)
+    return {
+        run
+        for workload, params in config["workloads"].items()
+        for run in itertools.product([workload], config["backends"], params.get("workers") or config["workers"], trials)
+    }
 
 
 def test_every_record_is_complete_and_verified(done):
@@ -62,7 +68,7 @@ def test_tables_have_a_row_per_run_and_per_cell(done):
     batches = pd.read_csv(tables / "batches.csv")
     assert len(batches) == sum(config["workloads"][w]["batches"] for w, *_ in cells(config))
     stats = pd.read_csv(tables / "stats.csv")
-    expected = set(itertools.product(config["workloads"], config["backends"], config["workers"]))
+    expected = {run[:3] for run in cells(config)}
     assert set(map(tuple, stats[["workload", "backend", "workers"]].values.tolist())) == expected
     assert len(stats) == len(expected)
     assert stats.all_clean.all()
