@@ -22,13 +22,12 @@ import numpy as np
 import pandas as pd
 
 from parbench import records, stats
+from parbench.claims import MEMORY_TOLERANCE
+from parbench.stats import KEYS
 
-KEYS = ["workload", "backend", "workers"]
 THROUGHPUT_VERDICTS = ("faster", "slower", "no clear difference")
 MEMORY_VERDICTS = ("less memory", "more memory", "no clear difference")
 ONLY_HERE, ONLY_BASELINE, NOT_COMPARABLE = "only here", "only in baseline", "not comparable"
-# Memory peaks within this share of each other are no clear difference, whatever their intervals (as in the report).
-MEMORY_TOLERANCE = 0.05
 # Workload parameters that change how many batches run, or the random data, but not what one task costs.
 SAME_TASK_KEYS = ("batches", "warmup_batches", "seed")
 FINISHED = ("runs/", "tables/runs.csv", "machine.json")
