@@ -407,6 +407,7 @@ PIPELINE_CONFIG = {
         "ner": {"model": "en_core_web_sm", "texts": TEXTS, "batches": 2, "warmup_batches": 1},
     },
     "limits": {"timeout_s": 300},
+    "sentinel": {"n": 256, "k": 8, "tasks_per_batch": 2, "batches": 2},
 }
 
 
