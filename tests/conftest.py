@@ -337,6 +337,16 @@ def run_cgroups() -> set[str]:
     return {str(p) for folder in set(cgroups.hierarchies().values()) for p in folder.iterdir() if cgroups.NAME.match(p.name)}
 
 
+def offered() -> dict:
+    """What the kernel offers a run here: kind ('memory', 'cpu') -> what is read, or None (a probe group made and removed)."""
+    probe = cgroups.RunGroups()
+    probe.remove()
+    return {**{k: g.source for k, g in probe.groups.items()}, **dict.fromkeys(probe.missing)}
+
+
+OFFERED = offered()
+
+
 def _pid_of(group: str) -> int:
     return int(cgroups.NAME.match(Path(group).name).group(1))
 

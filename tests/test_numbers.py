@@ -6,11 +6,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
-from conftest import Leftovers, make_spec
+from conftest import OFFERED, Leftovers, make_spec
 
-from parbench import cgroups, cleanup
+from parbench import cgroups, claims, cleanup, stats
 from parbench.supervise import supervise
 
 MIB = 2**20
@@ -19,14 +20,6 @@ MIB = 2**20
 TICKS_S = 0.05
 
 
-def offered() -> dict:
-    """What the kernel offers a run here: kind -> Group source, or why not (a probe made and removed)."""
-    probe = cgroups.RunGroups()
-    probe.remove()
-    return {**{k: g.source for k, g in probe.groups.items()}, **{k: None for k in probe.missing}}
-
-
-OFFERED = offered()
 needs_cgroups = pytest.mark.skipif(
     None in OFFERED.values() and os.environ.get("CI") != "true",
     reason=f"this machine offers no memory or CPU cgroup to a run: {OFFERED}",
@@ -140,6 +133,36 @@ def test_exact_peak_of_a_run_holds_its_shared_input(tmp_path):
     memory = record["memory"]
     assert memory["exact_source"] == OFFERED["memory"] and memory["exact_unavailable"] is None
     assert memory["exact_peak_bytes"] >= 8 * 4096**2, memory["exact_peak_bytes"] / MIB
+
+
+def spin(n: int) -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def test_a_run_beside_other_work_is_flagged_busy(tmp_path):
+    """Load the machine with a spinning process per core, then run: the record shows the CPU others took,
+    the run is flagged busy, and the report marks its cell and warns."""
+    spinners = spin(os.cpu_count() or 2)
+    try:
+        time.sleep(0.5)  # let them get going (not a measurement)
+        record = run(make_spec("serial", "matmul", 1, n=512, k=64, batches=20, tasks_per_batch=4), tmp_path)
+    finally:
+        for proc in spinners:
+            proc.kill()
+            proc.wait()
+    system = record["system"]
+    assert system["other_cpu_s"] / system["window_s"] > stats.BUSY_OTHER_CORES, system
+    runs, batches = stats.tables([record, {**record, "trial": 2}])
+    assert runs.busy_machine.all()
+    cells = stats.stats(runs, batches)
+    assert cells.n_busy.tolist() == [2]
+    (text,) = claims.busy(cells)
+    assert "serial at 1 worker (2 of 2 runs)" in text
+    assert claims.busy_warning(runs).startswith("2 of 2 runs were made on a busy machine")
+    assert (
+        claims.recommendation(cells)[0]
+        == "Use serial [busy machine] (in the driver, no worker processes): " + claims.throughput_text(cells.iloc[0]) + "."
+    )
 
 
 def test_stale_cgroups_of_gone_supervisors_are_removed():
