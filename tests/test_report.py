@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from parbench import blog, claims, figures, plots, report, text
+from parbench import blog, claims, figures, plots, report, text, workloads
 from parbench.stats import blog_timer, run_row
 
 MIB = 2**20
@@ -609,3 +609,18 @@ def test_blog_table_reproduces_the_blogs_ratio_by_its_timer_first():
         paragraph.startswith("matmul, 2 workers: timed as the blog timed it")
         and "4.00× [2.80–6.00×] (the blog: 7.31 s vs 0.95 s, 7.69×)" in paragraph
     )
+
+
+NO_RUNS = pd.DataFrame(columns=["backend", "status", "verified", "state_builds_timed", "tasks_per_batch", "n_batches"])
+
+
+def test_ner_explains_why_the_blogs_ratio_and_the_steady_state_differ():
+    stats = frame(
+        cell("multiprocessing", 4, 4, 3.8, 4.2, workload="ner", blog_timer_s_median=10.0),
+        cell("ray", 4, 200, 190, 210, workload="ner", blog_timer_s_median=2.5, setup_s_median=2.0),
+    )
+    text = " ".join(workloads.load("ner").explain(stats, NO_RUNS, {}, {}))
+    assert "Ray's setup, creating 4 actors that load the model, took 2 s, 80% of Ray's time by the blog's timer" in text
+    assert "one tagging (50× here)" in text and "result: doc puts it back" in text
+    with_doc = " ".join(workloads.load("ner").explain(stats, NO_RUNS, {}, {"result": "doc"}))
+    assert "80% of Ray's time" in with_doc and "result: doc puts it back" not in with_doc

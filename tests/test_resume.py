@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import SNAKEMAKE, TEXTS, Leftovers, overlaps, processes_with_token, read_records, scratch_workflow, snakemake_env
+from conftest import OFFERED, SNAKEMAKE, TEXTS, Leftovers, overlaps, processes_with_token, read_records, scratch_workflow, snakemake_env
 
 pytestmark = pytest.mark.slow
 
@@ -133,6 +133,8 @@ def test_resume_removes_what_the_killed_run_left(resumed):
     assert resumed["shm_at_kill"], "the killed run had nothing in /dev/shm: nothing was tested"
     assert resumed["shm_after"] == []
     assert resumed["temp_folders_after"] == []
+    if any(OFFERED.values()):
+        assert resumed["cgroups_at_kill"], "the killed run had no cgroups: nothing was tested"
     assert resumed["cgroups_after"] == [], "the killed run's cgroups remain"
 
 
