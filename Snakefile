@@ -4,7 +4,8 @@ import sys
 
 from snakemake.utils import min_version
 
-min_version("9.0")
+# 9.17: a rule's priority may be a function (the sweep's shuffled order)
+min_version("9.17")
 
 
 # The default sweep; a --configfile replaces it rather than extending it (so a workload left

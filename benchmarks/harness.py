@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/harness.py [--quick] [--parts fidelity,sampler,snakemake]
 
-1. fidelity: the blog's matmul scripts (benchmarks/blog/) beside parbench runs of the same cell.
+1. fidelity: the blog's matmul and ner scripts (benchmarks/blog/) beside parbench runs of the same cell, in the
+   blog's own framing (its timer) and in steady state.
 2. sampler: one serial run with and without the memory sampler.
 3. snakemake: a no-op `snakemake` on a finished sweep, and a dry run of a 2,000-run sweep.
 What each figure means and how to read it: benchmarks/README.md.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from parbench.stats import blog_timer
 from parbench.supervise import reap, supervise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,8 +34,17 @@ os.environ["RAY_ADDRESS"] = "local"
 OFF = 1e6  # sampler.period_s that keeps the memory sampler's thread asleep for a whole run
 
 MODES = {
-    "quick": {"n": 1024, "k": 64, "trials": 3, "repeats": 2, "sampler_n": 1024, "sampler_batches": 10, "sweep": None},
-    "full": {"n": 10240, "k": 128, "trials": 5, "repeats": 3, "sampler_n": 8192, "sampler_batches": 40, "sweep": "config/tiny.yaml"},
+    "quick": {"n": 1024, "k": 64, "trials": 3, "ner_batches": 4, "repeats": 2, "sampler_n": 1024, "sampler_batches": 10, "sweep": None},
+    "full": {
+        "n": 10240,
+        "k": 128,
+        "trials": 5,
+        "ner_batches": 10,
+        "repeats": 3,
+        "sampler_n": 8192,
+        "sampler_batches": 40,
+        "sweep": "config/tiny.yaml",
+    },
 }
 # --quick's finished sweep: two runs and the whole report chain, in under a minute.
 MINI_SWEEP = {
@@ -73,14 +84,14 @@ def retried(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def parbench_run(backend, workers, params, blas_threads, options=None, period_s=0.05) -> dict:
-    """One parbench run of matmul, through the supervisor (a fresh driver process), as the sweep runs it."""
+def parbench_run(backend, workers, params, blas_threads, options=None, period_s=0.05, workload="matmul") -> dict:
+    """One parbench run, through the supervisor (a fresh driver process), as the sweep runs it."""
     cell = {
-        "workload": "matmul",
+        "workload": workload,
         "backend": backend,
         "workers": workers,
         "trial": 1,
-        "params": {"seed": 1234, "tasks_per_batch": None, **params},
+        "params": {"tasks_per_batch": None, **params},
         "settings": {
             "blas_threads": blas_threads,
             "options": options or {},
@@ -102,69 +113,94 @@ def parbench_run(backend, workers, params, blas_threads, options=None, period_s=
     return record
 
 
-def blog_script(name, n, k, trials, workers) -> dict:
-    """Run one of the blog's scripts in a fresh process; its printed figures by name."""
-    cmd = [sys.executable, str(BLOG / f"matmul_{name}.py"), f"--n={n}", f"--k={k}", f"--trials={trials}", f"--workers={workers}"]
+def blog_script(name, *args) -> dict:
+    """Run one of the blog's scripts in a fresh process; its printed figures by name (a list where it prints several)."""
+    cmd = [sys.executable, str(BLOG / f"{name}.py"), *args]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if left := reap():  # after supervise() we are a subreaper: what the script left behind is ours to stop
         say(f"({name} script left {left} processes behind; stopped)")
     if out.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
-    return {key: float(value) for key, value in (line.split() for line in out.stdout.splitlines() if line.strip())}
+    figures = {}
+    for line in out.stdout.splitlines():
+        if line.strip():
+            key, *values = line.split()
+            figures[key] = [float(v) for v in values] if len(values) > 1 else float(values[0])
+    return figures
 
 
-def fidelity(n, k, trials, workers, repeats, start_method) -> None:
+# Per workload: how the blog's script runs, what its figure is, and how a parbench run gives the same figure.
+FIDELITY = {
+    "matmul": {
+        "figure": "seconds per trial (mean over every trial, the first included)",
+        "script": lambda n, k, batches, workers: [f"--n={n}", f"--k={k}", f"--trials={batches}", f"--workers={workers}"],
+        "params": lambda n, k, batches: {"n": n, "k": k, "seed": 1234},
+        "blog": lambda out: out["seconds_per_trial"],
+        "each": lambda out: out["seconds_each_trial"],
+        "per_batch": True,
+    },
+    "ner": {
+        "figure": "seconds in all (every batch, and Ray's actor creation and model loads)",
+        "script": lambda n, k, batches, workers: [f"--batches={batches}", f"--workers={workers}"],
+        "params": lambda n, k, batches: {"model": "en_core_web_sm", "texts": ["Paris is the capital of France."]},
+        # The blog's multiprocessing task returned the whole Doc, its Ray actors the entities.
+        "backend_params": {"multiprocessing": {"result": "doc"}, "ray": {"result": "entities"}},
+        "blog": lambda out: out["seconds_total"],
+        "each": lambda out: out["seconds_each_batch"],
+        "per_batch": False,
+    },
+}
+
+
+def fidelity(workload, n, k, batches, workers, repeats, start_method) -> None:
+    """The blog's script and parbench on the same cell, in both framings: the blog's own figure against
+    parbench's blog's timer, and the script's median batch after the first against parbench's median
+    timed batch (steady state)."""
+    how = FIDELITY[workload]
+    size = f" n={n} k={k}," if workload == "matmul" else ""
     say(
-        f"\n## 1. Fidelity: blog scripts vs parbench (matmul n={n} k={k}, {workers} workers, {trials} trials = batches)",
-        f"parbench: blas_threads library-default, warmup_batches 1 + batches {trials - 1}, so both do {trials} batches;",
+        f"\n## 1. Fidelity, {workload}: blog scripts vs parbench ({size} {workers} workers, {batches} batches)",
+        f"parbench: blas_threads library-default, warmup_batches 1 + batches {batches - 1}, so both do {batches} batches;",
         f"multiprocessing start method {start_method} (the blog script's: {multiprocessing.get_start_method()}). {load()}",
+        f"The blog's figure: {how['figure']}.",
         "",
     )
     head = (
-        f"{'backend':16} {'rep':>3} {'blog':>8} {'y-gen':>7} {'pb med':>8} {'pb mean*':>8} {'off med':>8} {'off mean*':>9} "
-        f"{'busy s':>7} {'med/blog':>8} {'mean*/(blog-y)':>14} {'off mean*/(blog-y)':>18}"
+        f"{'backend':16} {'rep':>3} {'blog':>9} {'pb timer':>9} {'timer/blog':>10} {'blog med':>9} {'pb med':>9} {'med/med':>8} "
+        f"{'busy s':>7}"
     )
     say(head, "-" * len(head))
     rows = {"multiprocessing": [], "ray": []}
-    params = {"n": n, "k": k, "batches": max(1, trials - 1), "warmup_batches": 1}
+    params = {**how["params"](n, k, batches), "batches": max(1, batches - 1), "warmup_batches": 1}
 
-    def line(label, blog, y, median, mean, off_median, off_mean, busy):
+    def line(label, blog, timer, blog_steady, steady, busy):
         say(
-            f"{label:20} {blog:>8.4f} {y:>7.4f} {median:>8.4f} {mean:>8.4f} {off_median:>8.4f} {off_mean:>9.4f} {busy:>7.2f} "
-            f"{median / blog:>8.3f} {mean / (blog - y):>14.3f} {off_mean / (blog - y):>18.3f}"
+            f"{label:20} {blog:>9.4f} {timer:>9.4f} {timer / blog:>10.3f} {blog_steady:>9.4f} {steady:>9.4f} "
+            f"{steady / blog_steady:>8.3f} {busy:>7.2f}"
         )
-
-    def batches(record):  # (median of the timed batches, mean over warm-up and timed batches)
-        t = record["timings"]
-        return med(t["batch_s"]), statistics.mean(t["warmup_s"] + t["batch_s"])
 
     for rep in range(1, repeats + 1):
         for backend, options in (("multiprocessing", {"start_method": start_method}), ("ray", {"address": None})):
-            script = retried(blog_script, backend, n, k, trials, workers)
-            on = retried(parbench_run, backend, workers, params, "library-default", options)
-            off = retried(parbench_run, backend, workers, params, "library-default", options, period_s=OFF)
+            out = retried(blog_script, f"{workload}_{backend}", *how["script"](n, k, batches, workers))
+            cell = {**params, **how.get("backend_params", {}).get(backend, {})}
+            record = retried(parbench_run, backend, workers, cell, "library-default", options, workload=workload)
+            timer = blog_timer(record["timings"], record["workload_info"]) / (batches if how["per_batch"] else 1)
             rows[backend].append(
-                (
-                    script["seconds_per_trial"],
-                    script["seconds_generating_y_per_trial"],
-                    *batches(on),
-                    *batches(off),
-                    on["memory"]["sampling_busy_s"],
-                )
+                (how["blog"](out), timer, med(how["each"](out)[1:]), med(record["timings"]["batch_s"]), record["memory"]["sampling_busy_s"])
             )
             line(f"{backend:16} {rep:>3}", *rows[backend][-1])
     say("-" * len(head))
     for backend, rs in rows.items():
         line(f"{backend:16} {'med':>3}", *(med(column) for column in zip(*rs)))
+    ratio = [med(r[0] for r in rows["multiprocessing"]) / med(r[0] for r in rows["ray"]), None]
+    ratio[1] = med(r[1] for r in rows["multiprocessing"]) / med(r[1] for r in rows["ray"])
     say(
         "",
-        "blog: the script's seconds per trial; y-gen: the part of it spent making y_s (parbench makes inputs outside its timer).",
-        "pb med: parbench's median timed batch (one batch = one blog trial: one task per worker), the sweep's figure;",
-        "pb mean*: mean over parbench's warm-up and timed batches, the same batches averaged as the blog averages its trials.",
-        "off med, off mean*: the same parbench run again with the memory sampler off (part 2); busy s: the sampler's",
-        "memory.sampling_busy_s in the run with it on. Ratios: med/blog is the headline (goal: 0.90-1.10);",
-        "mean*/(blog-y) is like with like (same averaging, no input making); off mean*/(blog-y) is that without the sampler.",
-        load(),
+        "blog: the script's own figure; pb timer: parbench's blog's timer (stats.blog_timer: every batch, warm-up included,",
+        "plus setup for stateful work), per batch where the blog's figure is; timer/blog: the blog's framing (goal 0.90-1.10).",
+        "blog med: the script's median batch after its first; pb med: parbench's median timed batch (the sweep's figure);",
+        "med/med: steady state (goal 0.90-1.10). busy s: the memory sampler's wall time in the parbench run.",
+        f"multiprocessing / ray in the blog's framing: the scripts {ratio[0]:.2f}x, parbench {ratio[1]:.2f}x. {load()}",
     )
 
 
@@ -255,7 +291,9 @@ def main() -> None:
     parser.add_argument("--parts", default="fidelity,sampler,snakemake", help="comma-separated parts to run")
     parser.add_argument("--n", type=int, help="fidelity: x is n x n (default 10240; --quick 1024)")
     parser.add_argument("--k", type=int, help="fidelity: each y is n x k (default 128; --quick 64)")
-    parser.add_argument("--trials", type=int, help="fidelity: blog trials = parbench batches incl. warm-up (default 5)")
+    parser.add_argument("--trials", type=int, help="fidelity, matmul: blog trials = parbench batches incl. warm-up (default 5)")
+    parser.add_argument("--ner-batches", type=int, help="fidelity, ner: blog batches = parbench batches incl. warm-up (default 10)")
+    parser.add_argument("--workloads", default="matmul,ner", help="fidelity: the blog's workloads to replicate (default matmul,ner)")
     parser.add_argument("--workers", type=int, default=2, help="fidelity: workers (default 2)")
     parser.add_argument("--repeats", type=int, help="how often each comparison is repeated, interleaved (default 3)")
     parser.add_argument(
@@ -268,7 +306,9 @@ def main() -> None:
     parts = args.parts.split(",")
     say(f"# parbench harness ({'quick' if args.quick else 'full'}): {os.cpu_count()} logical cores, {load()}")
     if "fidelity" in parts:
-        fidelity(size["n"], size["k"], size["trials"], size["workers"], size["repeats"], size["start_method"])
+        for workload in args.workloads.split(","):
+            batches = size["trials"] if workload == "matmul" else size["ner_batches"]
+            fidelity(workload, size["n"], size["k"], batches, size["workers"], size["repeats"], size["start_method"])
     if "sampler" in parts:
         sampler(size["sampler_n"], size["sampler_batches"], size["repeats"])
     if "snakemake" in parts:

@@ -17,6 +17,8 @@ import psutil
 import pytest
 import yaml
 
+from parbench import cgroups
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "schema.yaml"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -46,6 +48,8 @@ RECORD_FIELDS = [
     "items_per_batch",
     "gil_enabled",
     "cpu",
+    "system",
+    "order",
     "timings",
     "memory",
     "verified",
@@ -56,6 +60,9 @@ RECORD_FIELDS = [
 ]
 TIMING_FIELDS = ["startup_s", "setup_s", "warmup_s", "batch_s", "teardown_s", "end_to_end_s"]
 MEMORY_FIELDS = ["peak_tree_pss_bytes", "peak_tree_rss_bytes", "peak_shm_bytes", "driver_peak_rss_bytes"]
+EXACT_FIELDS = ["exact_peak_bytes", "exact_source", "exact_unavailable"]
+CPU_FIELDS = ["driver_batch_s", "tree_batch_s", "tree_user_s", "tree_system_s", "tree_totals_source", "tree_source"]
+SYSTEM_FIELDS = ["loadavg_1m_start", "loadavg_1m_end", "cpu_steal_s", "other_cpu_s", "window_s", "tree_involuntary_switches"]
 ENVIRONMENT_FIELDS = [
     "host",
     "cpu_model",
@@ -72,7 +79,14 @@ ENVIRONMENT_FIELDS = [
 def missing_fields(record: dict) -> list[str]:
     """The promised record fields that `record` lacks (dotted for nested ones)."""
     missing = [f for f in RECORD_FIELDS if f not in record]
-    for section, fields in (("timings", TIMING_FIELDS), ("memory", MEMORY_FIELDS), ("environment", ENVIRONMENT_FIELDS)):
+    sections = (
+        ("timings", TIMING_FIELDS),
+        ("memory", MEMORY_FIELDS + EXACT_FIELDS),
+        ("cpu", CPU_FIELDS),
+        ("system", SYSTEM_FIELDS),
+        ("environment", ENVIRONMENT_FIELDS),
+    )
+    for section, fields in sections:
         missing += [f"{section}.{f}" for f in fields if f not in (record.get(section) or {})]
     return missing
 
@@ -319,6 +333,25 @@ def describe(procs) -> list[str]:
     return out
 
 
+def run_cgroups() -> set[str]:
+    """The run cgroups (parbench-*) under this process's own cgroups (a supervisor here makes its runs' there)."""
+    return {str(p) for folder in set(cgroups.hierarchies().values()) for p in folder.iterdir() if cgroups.NAME.match(p.name)}
+
+
+def offered() -> dict:
+    """What the kernel offers a run here: kind ('memory', 'cpu') -> what is read, or None (a probe group made and removed)."""
+    probe = cgroups.RunGroups()
+    probe.remove()
+    return {**{k: g.source for k, g in probe.groups.items()}, **dict.fromkeys(probe.missing)}
+
+
+OFFERED = offered()
+
+
+def _pid_of(group: str) -> int:
+    return int(cgroups.NAME.match(Path(group).name).group(1))
+
+
 class Leftovers:
     """What of a run remains after it: processes and /dev/shm entries.
 
@@ -332,6 +365,7 @@ class Leftovers:
         os.environ[TOKEN_VAR] = self.token
         self.children_before = {p.pid for p in live_descendants()}
         self.shm_before = shm_entries()
+        self.cgroups_before = run_cgroups()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -359,8 +393,15 @@ class Leftovers:
         ours = {os.getpid(), *(p.pid for p in live_descendants()), *(p.pid for p in processes_with_token(self.token))}
         return sorted(new - held_by_others(new, ours))
 
+    def cgroups(self) -> list[str]:
+        """Run cgroups (parbench-*) made since and still there, except those of a live supervisor outside the
+        test (someone else's run on this shared machine; the group's name carries its supervisor's pid)."""
+        ours = {os.getpid(), *(p.pid for p in processes_with_token(self.token))}
+        new = run_cgroups() - self.cgroups_before
+        return sorted(g for g in new if _pid_of(g) in ours or not psutil.pid_exists(_pid_of(g)))
+
     def problems(self) -> dict:
-        return {k: v for k, v in (("processes", self.processes()), ("shm", self.shm())) if v}
+        return {k: v for k, v in (("processes", self.processes()), ("shm", self.shm()), ("cgroups", self.cgroups())) if v}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,6 +458,7 @@ PIPELINE_CONFIG = {
         "lookup": {"module": "bench/table.py", "size": 100, "batches": 2, "warmup_batches": 1, "workers": [2]},
     },
     "limits": {"timeout_s": 300},
+    "sentinel": {"n": 256, "k": 8, "tasks_per_batch": 2, "batches": 2},
 }
 USER_MODULES = {"bench/sums.py": SUMS, "bench/table.py": TABLE}
 

@@ -79,6 +79,7 @@ def assert_nothing_left(sweep: Sweep, left: Leftovers) -> None:
     assert left.processes() == [], "processes of the sweep remain"
     assert left.shm() == [], "the run left entries in /dev/shm"
     assert sweep.temp_folders() == [], "the run left its temporary folder"
+    assert left.cgroups() == [], "the run left its cgroups"
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,7 @@ def busy_worker(workers: list[psutil.Process], timeout_s: float = 120) -> psutil
 def assert_clean(left: Leftovers) -> None:
     assert left.processes() == [], "processes of the run remain"
     assert left.shm() == [], "the run left entries in /dev/shm"
+    assert left.cgroups() == [], "the run left its cgroups"
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import psutil
 import pytest
 
-from parbench import backends, runner
+from parbench import backends, measure, runner
 from parbench.measure import TreeSampler, shmem_bytes
 
 MIB = 2**20
@@ -223,3 +224,70 @@ def test_worker_prepare_applies_the_policy(threads):
     code = f"from parbench import worker; print(worker.prepare({threads}), worker.blas_threads_now())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == [str(threads), str(threads)]
+
+
+# ---------------------------------------------------------------------------------------------
+# What the sampler reads when: RSS often and cheaply, PSS as its cost allows
+
+
+@pytest.mark.parametrize(
+    "since,cost,rising,over,due",
+    [
+        (0.0, 0.001, False, True, True),  # past the memory limit: at once
+        (0.05, 0.001, True, False, False),  # rising: at most 1 % of a core (0.1 s after a 1 ms sample)
+        (0.1, 0.001, True, False, True),
+        (0.1, 0.001, False, False, False),  # steady: at most measure.MAX_BUSY_SHARE of a core
+        (0.001 / measure.MAX_BUSY_SHARE, 0.001, False, False, True),
+    ],
+)
+def test_full_samples_keep_to_their_share_of_a_core(since, cost, rising, over, due):
+    assert measure.full_due(since, cost, rising, over) is due
+
+
+def test_rss_reads_between_full_samples_catch_a_peak_and_trigger_a_full_sample(tmp_path):
+    """A child allocates 300 MiB while the last full sample was cheap and recent: the next tick reads the
+    rise in RSS and takes a full sample (PSS) at the rising rate, not the steady one."""
+    holder = tmp_path / "holder.py"
+    holder.write_text(HOLDER)
+    proc = subprocess.Popen(
+        [sys.executable, str(holder), "1", str(300 * MIB), "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "up"
+        sampler = TreeSampler(period_s=0.02)
+        sampler.phase("held")
+        sampler.sample()
+        before = sampler.summary()["phases"]["held"]["peak_pss_bytes"]
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "ready"
+        while time.perf_counter() - sampler._full_at < sampler._full_cost / measure.RISING_SHARE:
+            time.sleep(0.01)  # until a rise may be read (the steady rate would wait four times as long)
+        sampler._tick()
+        memory = sampler.summary()
+    finally:
+        proc.stdin.close()
+        proc.wait()
+    assert memory["rss_samples"] == 1 and memory["samples"] == 2, "the rise was read from statm and set off a full sample"
+    assert memory["phases"]["held"]["peak_pss_bytes"] - before == pytest.approx(300 * MIB, rel=TOLERANCE)
+
+
+def test_process_tree_follows_children_and_grandchildren():
+    """The cheap listing (only new processes read) finds a grandchild, and drops it once it has ended."""
+    tree = measure.ProcessTree(os.getpid())
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'input()'], stdin=0); print(p.pid, flush=True); p.wait()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    grandchild = int(child.stdout.readline())
+    assert {child.pid, grandchild} <= set(tree.refresh())
+    child.stdin.write("\n")
+    child.stdin.close()
+    child.wait()
+    assert not {child.pid, grandchild} & set(tree.refresh())

@@ -60,8 +60,9 @@ def test_test_extras_are_in_the_environment():
     assert "pytest" in {name(r) for r in extras}
 
 
-# How Snakemake 9.0 to 9.18 find a profile's file (snakemake.cli.get_profile_dir); 9.19 added
-# profile.yaml and still reads these. A name they do not know is ignored without a word.
+# How Snakemake 9.17 (the floor: callable priorities) and 9.18 find a profile's file
+# (snakemake.cli.get_profile_dir); 9.19 added profile.yaml and still reads these. A name they do
+# not know is ignored without a word.
 OLD_PROFILE_FILE = re.compile(r"config(\.v\d+\+)?\.yaml")
 
 
@@ -69,7 +70,7 @@ def test_profiles_are_read_by_every_accepted_snakemake():
     from snakemake.cli import get_profile_dir
 
     snakemake = next(r for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"] if name(r) == "snakemake")
-    assert re.search(r">=\s*9\.0\b", snakemake), f"the floor moved ({snakemake}): revisit the profile file names"
+    assert re.search(r">=\s*9\.17\b", snakemake), f"the floor moved ({snakemake}): revisit the profile file names"
     for profile in sorted(p for p in (REPO / "profiles").iterdir() if p.is_dir()):
         files = [f.name for f in profile.glob("*.yaml")]
         assert any(OLD_PROFILE_FILE.fullmatch(f) for f in files), f"{profile.name}: {files} are not read before Snakemake 9.19"

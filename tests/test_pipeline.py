@@ -9,6 +9,7 @@ import re
 import pandas as pd
 import pytest
 from conftest import (
+    OFFERED,
     TEXTS,
     dry_run_jobs,
     missing_fields,
@@ -20,7 +21,7 @@ from conftest import (
     write_config,
 )
 
-from parbench import plots, records
+from parbench import order, plots, records
 from parbench.figures import FIGURES
 
 pytestmark = pytest.mark.slow
@@ -179,3 +180,59 @@ def test_tick_labels_overlap_is_seen_without_declutter(done):
     raw = sum(len(boxes_overlap(b)) for b in plots.visible_labels(fig))
     plots.declutter(fig)
     assert raw > 0 and sum(len(boxes_overlap(b)) for b in plots.visible_labels(fig)) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The order of the runs, the sentinel, and what every record says of the machine, the CPU and the memory
+
+
+def sentinels(done) -> dict:
+    return {at: json.loads((done.results / "sentinels" / f"{at}.json").read_text()) for at in order.SENTINELS}
+
+
+def test_runs_execute_in_the_planned_shuffled_order(done):
+    """Every benchmark job ran in the place the seeded plan gave it, and that plan is not the config's order."""
+    ran = sorted([*done.records(), *sentinels(done).values()], key=lambda r: r["started_at"])
+    plan = order.plan(done.config)
+    assert [r["order"]["position"] for r in ran] == list(range(1, len(plan) + 1)), "executed in planned order"
+    assert all(r["order"]["of"] == len(plan) and r["order"]["seed"] == 0 for r in ran)
+    runs = [p for p in plan if p.startswith("results/runs/")]
+    assert runs != order.run_paths(done.config) and sorted(runs) == sorted(order.run_paths(done.config)), "shuffled, all there"
+    assert order.plan({**done.config, "shuffle_seed": 1}) != plan and order.plan(copy.deepcopy(done.config)) == plan, "seeded"
+
+
+def test_sentinel_runs_first_in_the_middle_and_last(done):
+    marks = {at: r["started_at"] for at, r in sentinels(done).items()}
+    starts = sorted(r["started_at"] for r in done.records())
+    assert marks["start"] < starts[0] and marks["end"] > starts[-1]
+    assert sum(s < marks["middle"] for s in starts) == len(starts) // 2
+    assert all(r["status"] == "ok" and r["verified"] and records.problems(r) == [] for r in sentinels(done).values())
+    table = pd.read_csv(done.results / "tables" / "sentinels.csv")
+    assert table.sentinel.tolist() == list(order.SENTINELS) and table.throughput.notna().all()
+    assert "The sentinel, the same small serial matmul run at the start" in (done.results / "report.html").read_text()
+
+
+def test_order_and_sentinel_settings_rerun_no_benchmark_run(done, tmp_path):
+    config = {**copy.deepcopy(done.config), "shuffle_seed": 7}
+    jobs = dry_run_jobs(dry_run(done, tmp_path, config))
+    assert set(jobs) == {"report", "all"}, f"a new order reruns no benchmark (the report shows the config): {jobs}"
+    config["sentinel"] = {**config["sentinel"], "batches": 3}
+    jobs = dry_run_jobs(dry_run(done, tmp_path, config))
+    assert jobs.get("sentinel") == 3 and "run" not in jobs, jobs
+
+
+def test_records_hold_the_tree_cpu_the_machine_and_the_exact_memory(done):
+    for r in [*done.records(), *sentinels(done).values()]:
+        where, cpu, system, memory = f"{r['workload']}/{r['backend']}/w{r['workers']}", r["cpu"], r["system"], r["memory"]
+        driver = sum(cpu["driver_batch_s"]) + sum(cpu["driver_warmup_s"])
+        assert cpu["tree_user_s"] + cpu["tree_system_s"] >= driver, where
+        assert len(cpu["tree_batch_s"]) == len(r["timings"]["batch_s"]), where
+        assert system["window_s"] >= r["timings"]["end_to_end_s"] and system["loadavg_1m_end"] >= 0, where
+        if OFFERED["memory"]:
+            assert memory["exact_source"] == OFFERED["memory"] and memory["exact_peak_bytes"] > 0, where
+        else:
+            assert memory["exact_peak_bytes"] is None and memory["exact_unavailable"], where
+        if r["backend"] != "serial":  # workers' CPU is in the tree, not in the driver (Ray's own processes: seconds)
+            assert cpu["tree_user_s"] + cpu["tree_system_s"] > driver + (0.5 if r["backend"] == "ray" else 0), where
+    runs = pd.read_csv(done.results / "tables" / "runs.csv")
+    assert runs.cpu_per_item_s.notna().all() and runs.busy_machine.notna().all()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import SNAKEMAKE, TEXTS, Leftovers, overlaps, processes_with_token, read_records, scratch_workflow, snakemake_env
+from conftest import OFFERED, SNAKEMAKE, TEXTS, Leftovers, overlaps, processes_with_token, read_records, scratch_workflow, snakemake_env
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def resumed(tmp_path_factory):
             time.sleep(0.1)
         assert first.poll() is None, "the sweep ended before it could be killed"
         under_way = drivers(left.token, work)
-        shm_at_kill = left.shm()
+        shm_at_kill, cgroups_at_kill = left.shm(), left.cgroups()
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         finished = snapshot(work)
@@ -84,7 +84,7 @@ def resumed(tmp_path_factory):
             [str(SNAKEMAKE), "--cores", "2"], cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900
         )
         (work / "second.log").write_text(second.stdout)
-        shm_after = left.shm()
+        shm_after, cgroups_after = left.shm(), left.cgroups()
     return {
         "work": work,
         "finished": finished,
@@ -94,6 +94,8 @@ def resumed(tmp_path_factory):
         "second": second,
         "shm_at_kill": shm_at_kill,
         "shm_after": shm_after,
+        "cgroups_at_kill": cgroups_at_kill,
+        "cgroups_after": cgroups_after,
         "temp_folders_after": sorted(p.name for p in tmpdir.glob("parbench-*")),
     }
 
@@ -126,11 +128,14 @@ def test_killed_sweep_leaves_no_run_processes(resumed):
 
 
 def test_resume_removes_what_the_killed_run_left(resumed):
-    """The killed Pool's semaphores and the killed supervisor's temporary folder: the resumed
-    sweep removes them (nothing of its own remains either)."""
+    """The killed Pool's semaphores, the killed supervisor's temporary folder and its run's cgroups
+    (where this machine offers them): the resumed sweep removes them (nothing of its own remains either)."""
     assert resumed["shm_at_kill"], "the killed run had nothing in /dev/shm: nothing was tested"
     assert resumed["shm_after"] == []
     assert resumed["temp_folders_after"] == []
+    if any(OFFERED.values()):
+        assert resumed["cgroups_at_kill"], "the killed run had no cgroups: nothing was tested"
+    assert resumed["cgroups_after"] == [], "the killed run's cgroups remain"
 
 
 def test_same_command_completes_the_sweep(resumed):

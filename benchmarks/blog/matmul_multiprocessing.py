@@ -1,8 +1,9 @@
 """The blog's multiprocessing matmul script, parametrised by size (benchmarks/README.md).
 
 Unchanged in substance: a Pool created at import, x passed into every starmap task, 10 trials
-timed together with perf_counter; prints the mean seconds per trial. The one addition is a
-second clock around the y generation (inside the blog's timed loop), printed on its own line.
+timed together with perf_counter; prints the mean seconds per trial. The two additions: a
+second clock around the y generation (inside the blog's timed loop) and each trial's own time (for
+the steady-state framing), each printed on its own line.
 """
 
 import argparse
@@ -32,13 +33,15 @@ pool = Pool(num_workers)
 if __name__ == "__main__":
     np.random.seed(1234)
     x = np.random.randn(args.n, args.n)
-    generating = 0.0  # not in the blog: the part of its timed loop that makes inputs
+    generating, each = 0.0, []  # not in the blog: the part of its timed loop that makes inputs, each trial's time
     start = time.perf_counter()
     for i in range(args.trials):
         np.random.seed(i)
-        t0 = time.perf_counter()
+        t0 = trial0 = time.perf_counter()
         y_s = [np.random.rand(args.n, args.k) for _ in range(num_workers)]
         generating += time.perf_counter() - t0
         pool.starmap(task, zip([x] * len(y_s), y_s))
+        each.append(time.perf_counter() - trial0)
     print(f"seconds_per_trial {(time.perf_counter() - start) / args.trials:.4f}")
     print(f"seconds_generating_y_per_trial {generating / args.trials:.4f}")
+    print("seconds_each_trial", *(f"{s:.4f}" for s in each))

@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from parbench.stats import clean
+from parbench.stats import BUSY_OTHER_CORES, clean
 from parbench.text import UNIT, interval_text, mib, num, seconds_text, size_text, workers_text
 
 KEYS = ["workload", "backend", "workers"]
@@ -16,9 +16,30 @@ MIN_TRIALS = 2
 MEMORY_TOLERANCE = 0.05
 
 
+# The busy-machine rule, said once for the report and the README (the threshold is stats.BUSY_OTHER_CORES).
+BUSY_RULE = (
+    f"a run was made on a busy machine when the rest of the machine used more than {BUSY_OTHER_CORES:g} of a core on average "
+    "beside it: the machine's non-idle CPU time in /proc/stat (steal included: time other guests took) over the run, minus the "
+    "CPU time of the run's own process tree, over the run's wall time"
+)
+BUSY_MARK = " [busy machine]"
+# The sentinel's throughput may vary this much over a sweep before the report warns (README, "Drift").
+DRIFT_WARN = 0.05
+
+
+def busy_mark(row) -> str:
+    """' [busy machine]' after a cell with a run made on a busy machine (stats' n_busy)."""
+    n = row.get("n_busy") if hasattr(row, "get") else None
+    return BUSY_MARK if n is not None and not pd.isna(n) and n > 0 else ""
+
+
+def backend_text(row) -> str:
+    return f"{row.backend}{busy_mark(row)}"
+
+
 def cell_text(row) -> str:
     """'ray with 2 workers'; serial has no workers (its `workers` only sets the batch size)."""
-    return "serial" if row.backend == "serial" else f"{row.backend} with {workers_text(row.workers)}"
+    return ("serial" if row.backend == "serial" else f"{row.backend} with {workers_text(row.workers)}") + busy_mark(row)
 
 
 def throughput_text(row) -> str:
@@ -72,7 +93,7 @@ def versus_serial(row, name: str) -> str:
 def short_text(row) -> str:
     """'ray (2 workers) 105 [36.3–127]': a cell in a list."""
     name = row.backend if row.backend == "serial" else f"{row.backend} ({workers_text(row.workers)})"
-    return f"{name} {num(row.throughput_median)} {interval_text(row.throughput_ci_low, row.throughput_ci_high)}"
+    return f"{name}{busy_mark(row)} {num(row.throughput_median)} {interval_text(row.throughput_ci_low, row.throughput_ci_high)}"
 
 
 class Choice(NamedTuple):
@@ -155,18 +176,18 @@ def per_workers(stats: pd.DataFrame) -> list[str]:
         best = order[0]
         head = f"At {workers_text(w)}: "
         if len(order) == 1:
-            out.append(head + f"only {best.backend} ran cleanly ({throughput_text(best)}).")
+            out.append(head + f"only {backend_text(best)} ran cleanly ({throughput_text(best)}).")
             continue
         tied = [r for r in order[1:] if overlaps(best, r)]
         if tied:
-            names = ", ".join(r.backend for r in [best, *tied])
+            names = ", ".join(backend_text(r) for r in [best, *tied])
             text = head + f"no clear difference between {names} (highest median: {best.backend}, {throughput_text(best)})"
         else:
             nxt = order[1]
             low, _ = ratio_interval(best, nxt)
             text = head + (
-                f"{best.backend} is fastest, {throughput_text(best)}: {num(best.throughput_median / nxt.throughput_median)}× "
-                f"the next, {nxt.backend} (at least {num(low)}×)"
+                f"{backend_text(best)} is fastest, {throughput_text(best)}: {num(best.throughput_median / nxt.throughput_median)}× "
+                f"the next, {backend_text(nxt)} (at least {num(low)}×)"
             )
         if best.backend != "serial":
             text += f"; {versus_serial(best, best.backend)}"
@@ -294,14 +315,87 @@ def state_in_timed_batches(runs: pd.DataFrame) -> list[str]:
     return out
 
 
+def cpu_figure(row, serial=None) -> str:
+    """'12.0 ms (3.10× serial's)': CPU seconds the whole process tree spent per item in the timed batches."""
+    cost = row.get("cpu_per_item_s_median")
+    if cost is None or pd.isna(cost):
+        return "not measured"
+    base = serial.get("cpu_per_item_s_median") if serial is not None else None
+    versus = f" ({num(cost / base)}× serial's)" if base and not pd.isna(base) and row.backend != "serial" else ""
+    return f"{seconds_text(cost)}{versus}"
+
+
+def cpu_cost(stats: pd.DataFrame) -> list[str]:
+    """Each backend's best cell: its throughput beside the CPU seconds the whole process tree spent per
+    item in the timed batches, against serial's at the same worker count, so that "faster, but burns
+    three times the CPU" shows."""
+    cells = claimable(stats)
+    if "cpu_per_item_s_median" not in cells or cells.cpu_per_item_s_median.isna().all():
+        return []
+    out = []
+    for row in best_per_backend(cells):
+        serial = cells[(cells.backend == "serial") & (cells.workers == row.workers)]
+        out.append(f"{cell_text(row)}: {throughput_text(row)}, CPU per item {cpu_figure(row, serial.iloc[0] if len(serial) else None)}.")
+    return out
+
+
+def busy(stats: pd.DataFrame) -> list[str]:
+    """The cells with runs made on a busy machine (marked in every claim that names them)."""
+    if "n_busy" not in stats:
+        return []
+    cells = stats[stats.n_busy.fillna(0) > 0]
+    if cells.empty:
+        return []
+    names = "; ".join(f"{r.backend} at {workers_text(r.workers)} ({int(r.n_busy)} of {int(r.n_runs)} runs)" for _, r in cells.iterrows())
+    return [
+        f"Made on a busy machine, marked{BUSY_MARK} wherever named: {names}. Other work beside a run takes cores and memory "
+        "bandwidth from it, so these figures may be lower and noisier than this machine gives; rerun them on a quiet machine."
+    ]
+
+
+def busy_warning(runs: pd.DataFrame) -> str | None:
+    """The report's warning when runs were made on a busy machine."""
+    if "busy_machine" not in runs:
+        return None
+    n = int(runs.busy_machine.fillna(False).astype(bool).sum())
+    if not n:
+        return None
+    return (
+        f"{n} of {len(runs)} runs were made on a busy machine ({BUSY_RULE}); the cells they belong to are marked{BUSY_MARK} "
+        "in the findings. Their figures may be lower and noisier than this machine gives."
+    )
+
+
+def drift(sentinels: pd.DataFrame) -> tuple[str, bool]:
+    """What the sentinel (the same serial run at the start, middle and end of the sweep) says of the
+    machine's drift, and whether it passes DRIFT_WARN."""
+    ok = sentinels[sentinels.status == "ok"].dropna(subset=["throughput"]) if len(sentinels) else sentinels
+    if len(ok) < 2:
+        why = "the config has no sentinel (set sentinel: {} for one)" if sentinels.empty else "the sentinel did not run cleanly twice"
+        return f"Drift not measured: {why}. The sentinel is the same small serial run at the start, middle and end of the sweep.", False
+    order = " → ".join(f"{num(r.throughput)} ({r.sentinel})" for _, r in ok.iterrows())
+    spread = ok.throughput.max() / ok.throughput.min() - 1
+    busy_note = " (some sentinels ran on a busy machine)" if ok.get("busy_machine", pd.Series(dtype=bool)).fillna(False).any() else ""
+    text = (
+        f"The sentinel, the same small serial matmul run at the start, in the middle and at the end of the sweep, ran at "
+        f"{order} {UNIT}: its fastest and slowest differ by {spread:.1%}{busy_note}."
+    )
+    if spread > DRIFT_WARN:
+        why = "the machine's speed changed during the sweep, so differences of that size between cells may be drift, not the backends"
+        return f"{text} That is more than {DRIFT_WARN:.0%}: {why}.", True
+    return f"{text} Within {DRIFT_WARN:.0%}: no sign that the machine's speed changed during the sweep.", False
+
+
 def findings(stats: pd.DataFrame, runs: pd.DataFrame | None = None) -> dict:
     """All findings of one workload's stats (and runs), by kind."""
     return {
         "advice": recommendation(stats),
         "per_workers": per_workers(stats),
         "scaling": scaling(stats),
+        "cpu": cpu_cost(stats),
         "memory": least_memory(stats),
         "state": state_in_timed_batches(runs) if runs is not None else [],
+        "busy": busy(stats),
         "excluded": excluded(stats),
     }
 
@@ -347,7 +441,15 @@ def summary(stats: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             ),
         }
         if choice is None:
-            row.update({"recommended": nothing_to_claim(s), "speedup over serial": "–", "peak memory": "–", "not clearly different": "–"})
+            row.update(
+                {
+                    "recommended": nothing_to_claim(s),
+                    "speedup over serial": "–",
+                    "CPU per item": "–",
+                    "peak memory": "–",
+                    "not clearly different": "–",
+                }
+            )
         else:
             best = choice.best
             speedup = (
@@ -355,10 +457,12 @@ def summary(stats: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                 if best.backend == "serial"
                 else f"{num(best.speedup_vs_serial)}× {interval_text(best.speedup_ci_low, best.speedup_ci_high, '×')}"
             )
+            base = serial[serial.workers == best.workers]
             row.update(
                 {
                     "recommended": cell_text(best),
                     "speedup over serial": speedup,
+                    "CPU per item": cpu_figure(best, base.iloc[0] if len(base) else None),
                     "peak memory": mib(best.peak_tree_pss_bytes_median),
                     "not clearly different": ", ".join(cell_text(r) for r in choice.tied) or "–",
                 }

@@ -1,9 +1,10 @@
 """What a run may leave on the machine, and the machine-wide lock of timed runs.
 
 A run's libraries create files in /dev/shm (multiprocessing's semaphores and shared memory,
-joblib's memory maps, loky's semaphores) and the supervisor a temporary folder; a run that ends
-normally removes them, a run killed outright does not. The supervisor removes what its own run
-left, and before each timed run whatever earlier runs of parbench left and nothing uses any more.
+joblib's memory maps, loky's semaphores) and the supervisor a temporary folder and the run's cgroups;
+a run that ends normally removes them, a run killed outright does not. The supervisor removes what
+its own run left, and before each timed run whatever earlier runs of parbench left and nothing uses
+any more.
 """
 
 import contextlib
@@ -17,6 +18,8 @@ import time
 from pathlib import Path
 
 import psutil
+
+from parbench import cgroups
 
 SHM = Path("/dev/shm")
 # One file per machine: /tmp is node-local on a cluster, so each node is its own machine.
@@ -125,11 +128,11 @@ def stale_temp_folders() -> list[Path]:
 
 def remove_stale() -> dict:
     """Remove what runs of parbench killed outright left on this machine: their /dev/shm entries
-    that no live process uses, and their supervisors' temporary folders."""
+    that no live process uses, their supervisors' temporary folders, and their cgroups."""
     folders = stale_temp_folders()
     for path in folders:
         shutil.rmtree(path, ignore_errors=True)
-    return {"shm": remove_shm(), "temp_folders": [p.name for p in folders]}
+    return {"shm": remove_shm(), "temp_folders": [p.name for p in folders], "cgroups": cgroups.remove_stale()}
 
 
 def _open_lock() -> int:

@@ -1,14 +1,27 @@
-"""Memory of a whole process tree, sampled by a thread in the driver.
+"""Memory and CPU of a whole process tree, measured from inside the driver.
 
-Sums PSS (shared pages counted once, split among the processes that map them) and RSS (shared
-pages counted in every process) over the driver and all its descendants, and follows the
-system's `Shmem` (tmpfs and shared memory: Ray's store, shm blocks, joblib's memory maps).
+The memory sampler, a thread, sums PSS (shared pages counted once, split among the processes that
+map them) and RSS (shared pages counted in every process) over the driver and all its descendants,
+and follows the system's `Shmem` (tmpfs and shared memory: Ray's store, shm blocks, joblib's memory
+maps). PSS is costly to read, RSS is not: see TreeSampler.
 """
 
+import collections
+import os
 import threading
 import time
 
 import psutil
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+HZ = os.sysconf("SC_CLK_TCK")
+# The sampler reads PSS at most so often that it stays under this share of one core (CPU time)...
+MAX_BUSY_SHARE = 0.0025
+# ...or under this share while the tree's RSS is rising or a phase has no PSS reading yet.
+RISING_SHARE = 0.01
+# RSS this much above the last PSS reading's is rising: a new PSS peak may be there.
+RISE = 0.02
+REFRESH_S = 1.0  # how long a list of the tree's processes is trusted (new ones appear within this, or at a new phase)
 
 
 def shmem_bytes() -> int:
@@ -20,49 +33,87 @@ def shmem_bytes() -> int:
     return 0
 
 
-MAX_BUSY_SHARE = 0.01  # the sampler backs off so that its CPU time stays under this share of one core
-REFRESH_S = 1.0  # how long a list of the tree's processes is trusted (listing scans every process)
-
-
-def tree(root: psutil.Process) -> list[psutil.Process]:
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (which may hold spaces): fields 3 onwards, or None if gone."""
     try:
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return text[text.rindex(b")") + 2 :].decode().split()
 
 
-def tree_memory(procs: list[psutil.Process], root_pid: int) -> tuple[int, int, int]:
-    """(PSS, RSS, the root's own RSS) summed over `procs`, in bytes."""
-    pss = rss = own = 0
-    for proc in procs:
-        try:
-            info = proc.memory_full_info()  # reads /proc/PID/smaps_rollup
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue  # a process that ended between listing and reading holds no memory
-        pss, rss = pss + info.pss, rss + info.rss
-        if proc.pid == root_pid:
-            own = info.rss
-    return pss, rss, own
+class ProcessTree:
+    """The driver and its descendants, kept up to date cheaply: listing /proc costs ~0.1 ms, and only
+    processes not seen before have their parent read (a full scan reads every process's stat, ~2 ms
+    for 100 processes). A process whose parent ends is read again: it may have left the tree."""
+
+    def __init__(self, root: int):
+        self.root = root
+        self._parent: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self.pids: list[int] = []
+        self.refresh()
+
+    def refresh(self) -> list[int]:
+        with self._lock:
+            now = {int(n) for n in os.listdir("/proc") if n.isdigit()}
+            gone = self._parent.keys() - now
+            reparented = {p for p, pp in self._parent.items() if pp in gone and p in now}
+            for pid in gone:
+                del self._parent[pid]
+            for pid in (now - self._parent.keys()) | reparented:
+                fields = _stat_fields(pid)
+                if fields:
+                    self._parent[pid] = int(fields[1])
+            children = collections.defaultdict(list)
+            for pid, ppid in self._parent.items():
+                children[ppid].append(pid)
+            tree, todo = [], [self.root]
+            while todo:
+                pid = todo.pop()
+                if pid not in tree:
+                    tree.append(pid)
+                    todo += children.get(pid, [])
+            self.pids = tree
+            return tree
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the tree so far (user + system, reaped children included), from /proc/PID/stat:
+        10 ms ticks per process; a process that ended and was reaped outside the tree is missed."""
+        total = 0
+        for pid in self.refresh():
+            fields = _stat_fields(pid)
+            if fields:
+                total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+        return total / HZ
 
 
 class TreeSampler:
-    """Peak memory of the driver's process tree, per phase and overall, sampled by a thread.
+    """Peak memory of the driver's process tree, per phase and overall, measured by a thread.
 
-    The thread samples every `period_s`, backing off so that its CPU time stays under
-    MAX_BUSY_SHARE of one core: reading PSS walks each process's page tables, ~15 ms of CPU per
-    worker mapping 800 MiB. (A sample can also wait, without CPU, while a worker changes its
-    memory map; that wait slows nobody but the sampler and does not count.) `phase(name)` labels the samples
-    that follow. If the tree's PSS passes `limit_bytes`, `on_limit(pss)` is called once.
+    Every `period_s` the thread reads each process's RSS from /proc/PID/statm (a few µs: the kernel
+    keeps counters). PSS needs /proc/PID/smaps_rollup, which walks each process's page tables (~0.5 ms
+    per 512 MiB mapped; a sample of Ray's tree at the blog's size takes tens of ms), so a full sample
+    is taken only when its cost so far keeps the thread under MAX_BUSY_SHARE of one core, or
+    RISING_SHARE when RSS has risen by RISE since the last full sample or the phase has none yet (a new
+    peak may be there), and at once when RSS passes the memory limit. (A sample can also wait, without
+    CPU, while a worker changes its memory map; that wait slows nobody but the sampler.) `phase(name)`
+    labels the samples that follow. If the tree's PSS passes `limit_bytes`, `on_limit(pss)` is called once.
     """
 
     def __init__(self, period_s: float = 0.05, limit_bytes: int | None = None, on_limit=None):
         self.period_s, self.limit_bytes, self.on_limit = period_s, limit_bytes, on_limit
         self.root = psutil.Process()
+        self.tree = ProcessTree(self.root.pid)
         self.shm_base = shmem_bytes()
         self.current = "start"
         self.phases: dict[str, dict] = {}
-        self.samples, self.busy_s, self.cpu_s = 0, 0.0, 0.0
-        self._procs, self._listed_at = [], float("-inf")
+        self.samples, self.rss_samples, self.busy_s, self.cpu_s = 0, 0, 0.0, 0.0
+        self._listed_at = time.monotonic()
+        self._procs: dict[int, psutil.Process] = {}
+        self._statm: dict[int, int] = {}  # pid -> open /proc/PID/statm
+        self._full_at, self._full_cost, self._full_rss = float("-inf"), 0.0, 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
@@ -75,56 +126,107 @@ class TreeSampler:
 
     def phase(self, name: str) -> None:
         """Label the samples that follow (no sample here: the driver's timed code must not wait for one)."""
+        if name not in self.phases:
+            self._listed_at = float("-inf")  # workers come and go as new phases begin: list them afresh
         self.current = name
-        self._listed_at = float("-inf")  # workers come and go at phase changes: list them afresh
 
-    def _tree(self) -> list[psutil.Process]:
-        now = time.monotonic()
-        if now - self._listed_at > REFRESH_S:
-            self._procs, self._listed_at = tree(self.root), now
-        return self._procs
+    def _pids(self) -> list[int]:
+        if time.monotonic() - self._listed_at > REFRESH_S:
+            self.tree.refresh()
+            self._listed_at = time.monotonic()
+        return self.tree.pids
+
+    def _record(self, label: str, **values) -> dict:
+        with self._lock:
+            peak = self.phases.setdefault(label, dict.fromkeys(("pss", "rss", "driver_rss", "shm")))
+            for key, value in values.items():
+                peak[key] = value if peak[key] is None else max(peak[key], value)
+            return peak
 
     def sample(self) -> float:
-        """Take one sample; returns the CPU time it took (waiting for a busy process's memory map is not CPU)."""
+        """Take one full sample (PSS, RSS, Shmem); returns the CPU time it took."""
         t0, cpu0 = time.perf_counter(), time.thread_time()
         label = self.current
-        pss, rss, own = tree_memory(self._tree(), self.root.pid)
+        pss = rss = own = 0
+        pids = self._pids()
+        for pid in set(self._procs) - set(pids):
+            del self._procs[pid]
+        for pid in pids:
+            try:
+                proc = self._procs.get(pid) or self._procs.setdefault(pid, psutil.Process(pid))
+                info = proc.memory_full_info()  # reads /proc/PID/smaps_rollup
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue  # a process that ended between listing and reading holds no memory
+            pss, rss = pss + info.pss, rss + info.rss
+            if pid == self.root.pid:
+                own = info.rss
         shm = max(0, shmem_bytes() - self.shm_base)
+        self._record(label, pss=pss, rss=rss, driver_rss=own, shm=shm)
         cost, cpu = time.perf_counter() - t0, time.thread_time() - cpu0
         with self._lock:
-            peak = self.phases.setdefault(label, dict.fromkeys(("pss", "rss", "driver_rss", "shm"), 0))
-            for key, value in (("pss", pss), ("rss", rss), ("driver_rss", own), ("shm", shm)):
-                peak[key] = max(peak[key], value)
             self.samples += 1
             self.busy_s += cost
             self.cpu_s += cpu
+        self._full_at, self._full_cost, self._full_rss = t0, cpu, rss
         if self.limit_bytes and pss > self.limit_bytes and self.on_limit:
             on_limit, self.on_limit = self.on_limit, None
             on_limit(pss)
         return cpu
 
+    def rss_sample(self) -> int:
+        """Read the tree's RSS from /proc/PID/statm (kept open: a read is one system call); returns it."""
+        rss = own = 0
+        pids = self._pids()
+        for pid in set(self._statm) - set(pids):
+            os.close(self._statm.pop(pid))
+        for pid in pids:
+            try:
+                fd = self._statm.get(pid) or self._statm.setdefault(pid, os.open(f"/proc/{pid}/statm", os.O_RDONLY))
+                resident = int(os.pread(fd, 256, 0).split()[1]) * PAGE
+            except (OSError, IndexError, ValueError):
+                continue  # ended meanwhile
+            rss += resident
+            if pid == self.root.pid:
+                own = resident
+        self._record(self.current, rss=rss, driver_rss=own)
+        with self._lock:
+            self.rss_samples += 1
+        return rss
+
+    def _tick(self) -> None:
+        t0, cpu0 = time.perf_counter(), time.thread_time()
+        rss = self.rss_sample()
+        with self._lock:
+            self.busy_s += time.perf_counter() - t0
+            self.cpu_s += time.thread_time() - cpu0
+        phase_unread = self.phases.get(self.current, {}).get("pss") is None
+        over = bool(self.limit_bytes) and rss > self.limit_bytes
+        if full_due(time.perf_counter() - self._full_at, self._full_cost, rss > self._full_rss * (1 + RISE) or phase_unread, over):
+            self.sample()
+
     def _loop(self) -> None:
-        wait = self.period_s
-        while not self._stop.wait(wait):
-            cost = self.sample()
-            wait = max(self.period_s, cost / MAX_BUSY_SHARE - cost)
+        while not self._stop.wait(self.period_s):
+            self._tick()
 
     def stop(self) -> dict:
         """Stop sampling; return the record's `memory` section."""
         self._stop.set()
         self._thread.join()
         self.sample()
+        for fd in self._statm.values():
+            os.close(fd)
+        self._statm.clear()
         return self.summary()
 
     def summary(self) -> dict:
         """The record's `memory` section, from the samples so far."""
         with self._lock:
             phases = {name: dict(p) for name, p in self.phases.items()}
-            samples, busy, cpu = self.samples, self.busy_s, self.cpu_s
+            samples, rss_samples, busy, cpu = self.samples, self.rss_samples, self.busy_s, self.cpu_s
         elapsed = time.perf_counter() - self._began
 
         def peak(key):
-            return max((p[key] for p in phases.values()), default=None)  # None: nothing sampled yet
+            return max((p[key] for p in phases.values() if p[key] is not None), default=None)  # None: nothing sampled yet
 
         return {
             "peak_tree_pss_bytes": peak("pss"),
@@ -133,8 +235,15 @@ class TreeSampler:
             "driver_peak_rss_bytes": peak("driver_rss"),
             "phases": {name: {f"peak_{k}_bytes": v for k, v in p.items()} for name, p in phases.items()},
             "samples": samples,
+            "rss_samples": rss_samples,
             "period_s": self.period_s,
             "effective_period_s": round(elapsed / samples, 4) if samples else None,
             "sampling_busy_s": round(busy, 4),
             "sampling_cpu_s": round(cpu, 4),
         }
+
+
+def full_due(since_s: float, cost_s: float, rising: bool, over_limit: bool) -> bool:
+    """Whether the sampler takes a full (PSS) sample now: `since_s` after the last one began, which
+    cost `cost_s` of CPU; `rising`: RSS rose since then, or the phase has no PSS reading yet."""
+    return over_limit or since_s >= cost_s / (RISING_SHARE if rising else MAX_BUSY_SHARE)

@@ -13,6 +13,11 @@ SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "record.schema.json"
 STATUSES = ("ok", "failed", "timeout", "oom", "skipped")
 RUN_ID = ("workload", "backend", "workers", "trial")
+# Fields every record has from the start, null until the run knows them (docs/record.md).
+MEMORY = ("peak_tree_pss_bytes", "peak_tree_rss_bytes", "peak_shm_bytes", "driver_peak_rss_bytes")
+EXACT = ("exact_peak_bytes", "exact_source", "exact_unavailable")
+CPU = ("tree_user_s", "tree_system_s", "tree_totals_source", "tree_source")
+SYSTEM = ("loadavg_1m_start", "loadavg_1m_end", "cpu_steal_s", "machine_cpu_s", "other_cpu_s", "window_s", "tree_involuntary_switches")
 # Where a record lives; its fields must name the same run.
 PATH = re.compile(r"(?:^|/)runs/(?P<workload>[^/]+)/(?P<backend>[^/]+)/workers-(?P<workers>\d+)/trial-(?P<trial>\d+)\.json$")
 
@@ -39,8 +44,10 @@ def new(spec: dict, environment: dict, **fields) -> dict:
         "items_per_task": chunk,
         "items_per_batch": tasks * chunk,
         "timings": {"startup_s": None, "setup_s": None, "warmup_s": [], "batch_s": [], "teardown_s": None, "end_to_end_s": None},
-        "memory": dict.fromkeys(("peak_tree_pss_bytes", "peak_tree_rss_bytes", "peak_shm_bytes", "driver_peak_rss_bytes")),
-        "cpu": {"driver_warmup_s": [], "driver_batch_s": []},
+        "memory": dict.fromkeys(MEMORY + EXACT),
+        "cpu": {**dict.fromkeys(CPU), "driver_warmup_s": [], "driver_batch_s": [], "tree_warmup_s": [], "tree_batch_s": []},
+        "system": dict.fromkeys(SYSTEM),
+        "order": spec.get("order"),
         "verified": False,
         "blas_threads": None,
         "gil_enabled": None,

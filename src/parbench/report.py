@@ -41,8 +41,14 @@ DEFINITIONS = {
     "cores busy": "CPU seconds of the driver process over the wall time of the timed batches: for serial and threads, "
     "whose tasks run in the driver, the cores the work kept busy",
     "end_to_end_s": "start-up to teardown, excluding the harness's own input generation and result digests",
-    "memory": "peak PSS summed over the driver and all its descendants, sampled every {period} ms; shared pages counted once. "
-    "Shared memory: growth of Shmem in /proc/meminfo (Ray's object store, shm segments, memmaps)",
+    "memory": "peak PSS summed over the driver and all its descendants, RSS followed every {period} ms and PSS read as often as "
+    "its cost allows; shared pages counted once. Shared memory: growth of Shmem in /proc/meminfo (Ray's object store, shm "
+    "segments, memmaps)",
+    "exact memory": "where the kernel offers it, the peak of all memory charged to the run's own memory cgroup, from the driver's "
+    "start to the end of teardown: every process's private pages, shared memory and tmpfs pages the run first touched, page "
+    "cache it read or wrote first, and kernel memory; pages first charged elsewhere (shared libraries already cached) are not in it",
+    "CPU per item": "CPU seconds (user + system) of the driver and every descendant in the timed batches, over the items they "
+    "processed; the memory sampler's own CPU excluded",
     "verified": "every timed result checked against a serial reference after the run",
 }
 BLAS_POLICY = {
@@ -52,8 +58,9 @@ BLAS_POLICY = {
 EVERY_CELL = [
     "workload", "backend", "workers", "items_per_task", "throughput_median", "throughput_ci_low", "throughput_ci_high",
     "speedup_vs_serial", "speedup_ci_low", "speedup_ci_high", "efficiency", "peak_tree_pss_bytes_median", "peak_shm_bytes_median",
-    "startup_s_median", "setup_s_median", "end_to_end_s_median", "driver_cores_busy_median", "gflops_median", "blas_threads",
-    "n_runs", "n_clean", "statuses",
+    "startup_s_median", "setup_s_median", "end_to_end_s_median", "driver_cores_busy_median", "cpu_per_item_s_median",
+    "tree_cores_busy_median", "exact_peak_bytes_median", "blog_timer_s_median", "gflops_median", "blas_threads", "n_runs",
+    "n_clean", "n_busy", "statuses",
 ]  # fmt: skip
 
 
@@ -81,8 +88,10 @@ def findings(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, config: dic
         titles = {
             "per_workers": "By worker count",
             "scaling": "Scaling",
+            "cpu": "CPU per item (whole process tree, timed batches)",
             "memory": "Memory",
             "state": "State built in the timed batches",
+            "busy": "Busy machine",
             "excluded": "Left out",
         }
         details = [(title, found[key]) for key, title in titles.items() if found[key]]
@@ -95,7 +104,7 @@ def findings(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, config: dic
 
 def every_cell(stats: pd.DataFrame) -> Markup:
     shown = stats[[c for c in EVERY_CELL if c in stats]].copy()
-    for c in ("peak_tree_pss_bytes_median", "peak_shm_bytes_median"):
+    for c in ("peak_tree_pss_bytes_median", "peak_shm_bytes_median", "exact_peak_bytes_median"):
         if c in shown:
             shown[c.replace("_bytes", "_mib")] = shown.pop(c) / MIB
     return table(shown, "num")
@@ -165,8 +174,40 @@ def gil_text(runs: pd.DataFrame) -> str:
     return "No run had the GIL enabled (a free-threaded CPython): threads can run Python code in parallel."
 
 
-def context(runs: pd.DataFrame, stats: pd.DataFrame, machine: dict, figure_paths: list, config: dict) -> dict:
+def exact_memory_text(runs: pd.DataFrame) -> str:
+    """What the exact peaks were read from, or that the kernel offered none."""
+    sources = runs.exact_source.dropna().unique() if "exact_source" in runs else []
+    if len(sources) == 0:
+        return (
+            "No run had a memory cgroup of its own (the kernel offered none to this user, or the records predate it): "
+            "the memory figures are the sampler's alone."
+        )
+    measured = int(runs.exact_source.notna().sum())
+    return f"{measured} of {len(runs)} runs ran in a memory cgroup of their own; their exact peak was read from {', '.join(sources)}."
+
+
+def machine_state(runs: pd.DataFrame, sentinels: pd.DataFrame, config: dict) -> list[str]:
+    """The machine during the sweep: the busy rule and what it found, the order of the runs, the drift."""
+    out = [f"Busy machine: {claims.BUSY_RULE}."]
+    if "busy_machine" in runs and runs.busy_machine.notna().any():
+        n = int(runs.busy_machine.fillna(False).astype(bool).sum())
+        out.append(
+            f"{n} of {len(runs)} runs were made on a busy machine" + (f"; they are marked{claims.BUSY_MARK} in the findings." if n else ".")
+        )
+    out.append(
+        f"Order: the runs executed one at a time in a shuffled order (shuffle_seed {config.get('shuffle_seed', 0)}), so that no "
+        "backend's or workload's runs bunch in one stretch of time; each record says its place (order.position)."
+    )
+    out.append(claims.drift(sentinels)[0])
+    return out
+
+
+def context(
+    runs: pd.DataFrame, stats: pd.DataFrame, machine: dict, figure_paths: list, config: dict, sentinels: pd.DataFrame | None = None
+) -> dict:
     """Everything the template shows, computed from the tables."""
+    sentinels = pd.DataFrame(columns=["sentinel", "status", "throughput"]) if sentinels is None else sentinels
+    drift_text, drifted = claims.drift(sentinels)
     env = machine.get("environment", {})
     clean = int(is_clean(runs).sum())
     policy = config.get("blas_threads", "auto")
@@ -177,7 +218,7 @@ def context(runs: pd.DataFrame, stats: pd.DataFrame, machine: dict, figure_paths
         else pd.DataFrame()
     )
     packages = pd.DataFrame([{"package": k, "version": v} for k, v in (env.get("packages") or {}).items() if v])
-    replicated = blog.blog_table(stats)
+    replicated = blog.blog_table(stats, runs)
     return {
         "css": Markup((TEMPLATES / "report.css").read_text()),
         "sections": SECTIONS,
@@ -186,7 +227,7 @@ def context(runs: pd.DataFrame, stats: pd.DataFrame, machine: dict, figure_paths
         f"{', '.join(map(str, sorted(runs.workers.unique())))}; {len(runs)} runs, {clean} clean",
         "generated": time.strftime("%Y-%m-%d %H:%M"),
         # Records of several hosts, CPU models or commits: said first.
-        "warnings": [w for w in [compare.mixed_provenance_text(runs)] if w],
+        "warnings": [w for w in [compare.mixed_provenance_text(runs), claims.busy_warning(runs), drift_text if drifted else None] if w],
         "summary": table(claims.summary(stats, runs), "summary"),
         "findings": findings(stats, runs, machine, config),
         "unit": UNIT,
@@ -201,6 +242,8 @@ def context(runs: pd.DataFrame, stats: pd.DataFrame, machine: dict, figure_paths
         "unclean": unclean(runs),
         "definitions": {**DEFINITIONS, "memory": DEFINITIONS["memory"].format(period=f"{period:g}")},
         "machine_facts": machine_facts(machine),
+        "machine_state": machine_state(runs, sentinels, config),
+        "exact_memory": exact_memory_text(runs),
         "blas_policy": policy,
         "blas_policy_text": BLAS_POLICY.get(policy, f"{policy} BLAS threads in every worker"),
         "blas_table": table(threads.reset_index().rename_axis(columns=None)) if len(threads) else None,
@@ -217,8 +260,9 @@ def render(**context) -> str:
     return environment.get_template("report.html.j2").render(**context)
 
 
-def write(out, runs, stats, machine, figures: list, config: dict) -> None:
-    """Write the report to `out` from runs.csv, stats.csv, machine.json, the PNG figures and the config."""
+def write(out, runs, stats, machine, figures: list, config: dict, sentinels=None) -> None:
+    """Write the report to `out` from runs.csv, stats.csv, machine.json, the PNG figures, the config and sentinels.csv."""
     runs, stats = pd.read_csv(runs), pd.read_csv(stats)
+    sentinels = pd.read_csv(sentinels) if sentinels is not None else None
     machine = json.loads(Path(machine).read_text())
-    Path(out).write_text(render(**context(runs, stats, machine, figures, config)), encoding="utf-8")
+    Path(out).write_text(render(**context(runs, stats, machine, figures, config, sentinels)), encoding="utf-8")

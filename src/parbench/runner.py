@@ -14,7 +14,7 @@ import time
 import numpy as np
 import psutil
 
-from parbench import backends, environment, records, worker, workloads
+from parbench import backends, cgroups, environment, records, worker, workloads
 from parbench.measure import TreeSampler
 from parbench.worker import TaskError
 from parbench.workloads.base import RUN_KEYS, Work, WorkloadError
@@ -37,24 +37,29 @@ def blas_threads(policy, in_driver: bool, workers: int, physical_cores: int) -> 
 class Clock:
     """Phase timings of one run, and the memory sampler's phase labels.
 
-    `timed(key)` adds to `timings[key]` (a list key appends, and the driver's CPU seconds in it go
-    to `cpu['driver_' + key]`: all the CPU of serial and threads, whose tasks run in the driver);
-    `harness(label)` is driver work (inputs, digests) that no timing includes, `end_to_end_s` excluded."""
+    `timed(key)` adds to `timings[key]` (a list key appends, and the CPU seconds in it go to
+    `cpu['driver_' + key]`, the driver's: all the CPU of serial and threads, whose tasks run in the
+    driver, and to `cpu['tree_' + key]`, the whole tree's, read by `tree_cpu()` just outside the
+    timer); `harness(label)` is driver work (inputs, digests) that no timing includes, `end_to_end_s` excluded."""
 
-    def __init__(self, timings: dict, sampler: TreeSampler, cpu: dict):
-        self.timings, self.sampler, self.cpu, self.harness_s = timings, sampler, cpu, 0.0
+    def __init__(self, timings: dict, sampler: TreeSampler, cpu: dict, tree_cpu):
+        self.timings, self.sampler, self.cpu, self.tree_cpu, self.harness_s = timings, sampler, cpu, tree_cpu, 0.0
         self.begin = time.perf_counter()
 
     @contextlib.contextmanager
     def timed(self, key: str, label: str):
         self.sampler.phase(label)
+        batch = isinstance(self.timings[key], list)
+        tree0 = self.tree_cpu() if batch else 0.0
         t0, cpu0, sampling0 = time.perf_counter(), time.process_time(), self.sampler.cpu_s
         yield
         elapsed = time.perf_counter() - t0
-        cpu = time.process_time() - cpu0 - (self.sampler.cpu_s - sampling0)  # the memory sampler's own CPU is not the work's
-        if isinstance(self.timings[key], list):
+        sampling = self.sampler.cpu_s - sampling0  # the memory sampler's own CPU is not the work's
+        cpu = time.process_time() - cpu0 - sampling
+        if batch:
             self.timings[key].append(elapsed)
             self.cpu.setdefault(f"driver_{key}", []).append(cpu)
+            self.cpu.setdefault(f"tree_{key}", []).append(self.tree_cpu() - tree0 - sampling)
         else:
             self.timings[key] = elapsed
 
@@ -96,16 +101,22 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
 
     def over_limit(pss):
         reason = f"process tree PSS {pss / GIB:.1f} GiB passed limits.memory_gb = {memory_gb:.1f}"
-        on_limit({**record, "memory": sampler.summary(), "status": "oom", "reason": reason})
+        on_limit({**record, "memory": memory(), "status": "oom", "reason": reason})
 
     sampler = TreeSampler(settings.get("sampler", {}).get("period_s", 0.05), int(memory_gb * GIB), over_limit)
+    groups, missing = cgroups.from_env()
+    tree_cpu = TreeCpu(groups.get("cpu"), sampler.tree)
+    record["cpu"]["tree_source"] = tree_cpu.source
+
+    def memory():
+        return {**sampler.summary(), **cgroups.exact_memory(groups.get("memory"), missing.get("memory"))}
 
     def report():
-        progress({**record, "memory": sampler.summary()})
+        progress({**record, "memory": memory()})
 
     report()
     sampler.start()
-    clock = Clock(record["timings"], sampler, record["cpu"])
+    clock = Clock(record["timings"], sampler, record["cpu"], tree_cpu)
     warmups, batches = params["warmup_batches"], params["batches"]
     digests, seen, stateful, cluster_memory = {}, collections.defaultdict(list), None, None
     try:
@@ -115,7 +126,7 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
         with clock.harness("inputs"):
             work = workload.work()
             stateful = work.stateful
-            record["workload_info"] = {"data_bytes": data_bytes(work.data)}
+            record["workload_info"] = {"data_bytes": data_bytes(work.data), "stateful": stateful}
             work = chunked(work) if chunk > 1 else work
         with clock.timed("setup_s", "setup"):
             backend.setup(work)
@@ -147,7 +158,9 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
         record.update(status="failed", reason=reason)
         _quietly(backend.stop)
     clock.close()
-    record["memory"] = {**sampler.stop(), "cluster_reported": cluster_memory}
+    # The cgroup's peak read now, as the sampler stops: verification (a reference model in the driver) comes after.
+    sampled = sampler.stop()
+    record["memory"] = {**sampled, **cgroups.exact_memory(groups.get("memory"), missing.get("memory")), "cluster_reported": cluster_memory}
     record["cluster"] = cluster = backend.cluster()
     # On an external cluster the workers are not the driver's descendants: the tree figures miss them.
     cluster["workers_in_memory_tree"] = cluster["kind"] == "local"
@@ -177,6 +190,18 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
     record["driver_pid"] = os.getpid()
     workload.close()
     return record
+
+
+class TreeCpu:
+    """CPU seconds of the driver's whole tree so far: from the run's cgroup where it has one (exact,
+    processes that ended included), else from /proc (10 ms ticks per process)."""
+
+    def __init__(self, group: cgroups.Group | None, tree):
+        self.group, self.tree = group, tree
+        self.source = group.source if group else "/proc/PID/stat of the live tree"
+
+    def __call__(self) -> float:
+        return cgroups.read(self.group)["usage_s"] if self.group else self.tree.cpu_s()
 
 
 def chunked(work: Work) -> Work:

@@ -7,6 +7,9 @@ import pandas as pd
 KEYS = ["workload", "backend", "workers"]
 N_BOOT = 2000
 CONFIDENCE = 0.95
+# A run was made on a busy machine when the rest of the machine (other processes, and other guests
+# through steal) used more than this many cores on average beside it (README, "A busy machine").
+BUSY_OTHER_CORES = 0.25
 
 
 def is_clean(runs: pd.DataFrame) -> pd.Series:
@@ -26,7 +29,12 @@ def run_row(r: dict) -> dict:
     info = r.get("workload_info") or {}
     flops, model, module = info.get("flops_per_item"), info.get("model") or {}, info.get("module") or {}
     busy = sum(batch_s)
-    driver_cpu = sum((r.get("cpu") or {}).get("driver_batch_s") or [])
+    cpu, system, order = r.get("cpu") or {}, r.get("system") or {}, r.get("order") or {}
+    driver_cpu = sum(cpu.get("driver_batch_s") or [])
+    tree_batch_cpu = sum(cpu["tree_batch_s"]) if cpu.get("tree_batch_s") else None
+    tree_cpu = cpu["tree_user_s"] + cpu["tree_system_s"] if cpu.get("tree_user_s") is not None else None
+    window, other = system.get("window_s"), system.get("other_cpu_s")
+    other_cores = other / window if window and other is not None else None
     return {
         **{k: r[k] for k in ("workload", "backend", "workers", "trial")},
         "status": r.get("status"),
@@ -48,12 +56,21 @@ def run_row(r: dict) -> dict:
         "gflops": flops * items * len(batch_s) / busy / 1e9 if busy and flops else None,
         # CPU cores the driver kept busy in the timed batches: all the work of serial and threads.
         "driver_cores_busy": driver_cpu / busy if busy else None,
+        # CPU seconds of the whole tree per item in the timed batches: what the throughput costs.
+        "cpu_per_item_s": tree_batch_cpu / (items * len(batch_s)) if tree_batch_cpu is not None and batch_s else None,
+        "tree_cores_busy": tree_batch_cpu / busy if tree_batch_cpu is not None and busy else None,
+        "tree_cpu_s": tree_cpu,
+        # What the blog's clock covered: every batch, and the state's build where it is built in the workers (stateful work).
+        "blog_timer_s": blog_timer(t, info),
+        "blog_timer_batches": len(t.get("warmup_s") or []) + len(batch_s),
         "data_bytes": info.get("data_bytes"),
         "peak_tree_pss_bytes": m.get("peak_tree_pss_bytes"),
         "peak_tree_rss_bytes": m.get("peak_tree_rss_bytes"),
         "peak_shm_bytes": m.get("peak_shm_bytes"),
         "driver_peak_rss_bytes": m.get("driver_peak_rss_bytes"),
         "steady_tree_pss_bytes": (timed_phase(m.get("phases")) or {}).get("peak_pss_bytes"),
+        "exact_peak_bytes": m.get("exact_peak_bytes"),
+        "exact_source": m.get("exact_source"),
         "blas_threads": r.get("blas_threads"),
         "workers_seen": timed_phase(r.get("workers_seen")),
         "state_builds_timed": timed_phase(r.get("state_builds")),
@@ -61,6 +78,14 @@ def run_row(r: dict) -> dict:
         "module": module.get("source"),
         "module_sha256": module.get("sha256"),
         "gil_enabled": r.get("gil_enabled"),
+        "loadavg_1m_start": system.get("loadavg_1m_start"),
+        "loadavg_1m_end": system.get("loadavg_1m_end"),
+        "cpu_steal_s": system.get("cpu_steal_s"),
+        "other_cpu_s": other,
+        "other_cores": other_cores,
+        "busy_machine": other_cores > BUSY_OTHER_CORES if other_cores is not None else None,
+        "tree_involuntary_switches": system.get("tree_involuntary_switches"),
+        "planned_position": order.get("position"),
         "started_at": r.get("started_at"),
         "finished_at": r.get("finished_at"),
         "host": env.get("host"),
@@ -69,6 +94,16 @@ def run_row(r: dict) -> dict:
         "git_commit": env.get("git_commit"),
         "config_hash": env.get("config_hash"),
     }
+
+
+def blog_timer(timings: dict, info: dict) -> float | None:
+    """Seconds the blog's clock would have covered: it started after the workers and the shared data
+    were placed but before stateful workers had built their state (Ray's actor creation returns at
+    once, and the blog's Pool loads the model in every task), so the state build and every batch."""
+    batches = (timings.get("warmup_s") or []) + (timings.get("batch_s") or [])
+    if not batches or info.get("stateful") is None:
+        return None
+    return sum(batches) + ((timings.get("setup_s") or 0) if info["stateful"] else 0)
 
 
 def timed_phase(by_phase: dict | None):
@@ -165,8 +200,14 @@ def stats(runs: pd.DataFrame, batches: pd.DataFrame, seed: int = 0) -> pd.DataFr
             "driver_peak_rss_bytes",
             "driver_cores_busy",
             "data_bytes",
+            "cpu_per_item_s",
+            "tree_cores_busy",
+            "exact_peak_bytes",
+            "blog_timer_s",
         ):
-            row[f"{column}_median"] = ok[column].median() if len(ok) else np.nan
+            row[f"{column}_median"] = ok[column].median() if len(ok) and column in ok else np.nan
+        # Runs made on a busy machine (all of the cell's runs, clean or not).
+        row["n_busy"] = int(cell.busy_machine.fillna(False).astype(bool).sum()) if "busy_machine" in cell else 0
         row["items_per_task"] = cell.items_per_task.iloc[0]
         row["gil_enabled"] = bool(ok.gil_enabled.all()) if len(ok) and ok.gil_enabled.notna().all() else np.nan
         row["blas_threads"] = ok.blas_threads.mode().iloc[0] if len(ok) and ok.blas_threads.notna().any() else np.nan
@@ -186,3 +227,11 @@ def stats(runs: pd.DataFrame, batches: pd.DataFrame, seed: int = 0) -> pd.DataFr
             out.loc[i, ["speedup_ci_low", "speedup_ci_high"]] = _interval(ratio) if row.backend != "serial" else (1.0, 1.0)
     out["efficiency"] = out.speedup_vs_serial / np.minimum(out.workers, out.physical_cores)
     return out
+
+
+def sentinels(records: list[dict]) -> pd.DataFrame:
+    """One row per sentinel run (start, middle, end of the sweep), in the order they ran."""
+    if not records:
+        return pd.DataFrame(columns=["sentinel", "status", "throughput", "started_at", "other_cores", "busy_machine"])
+    rows = [{"sentinel": (r.get("order") or {}).get("sentinel"), **run_row(r)} for r in records]
+    return pd.DataFrame(rows).sort_values("started_at").reset_index(drop=True)

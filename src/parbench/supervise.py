@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -20,12 +21,13 @@ from pathlib import Path
 
 import psutil
 
-from parbench import cleanup, environment, records
+from parbench import cgroups, cleanup, environment, records
 from parbench.driver import BUG_EXIT, SUPERVISOR, kill_tree
 
 PR_SET_CHILD_SUBREAPER = 36
 DEFAULT_TIMEOUT_S = 1800
 POLL_S = 0.2
+HZ = os.sysconf("SC_CLK_TCK")
 # Ctrl-C reaches the whole foreground process group; SIGTERM and SIGHUP come from kill or a closed terminal.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -142,6 +144,61 @@ def _orphaned(ancestors: list[psutil.Process]) -> bool:
     return False
 
 
+def proc_stat() -> tuple[float, float]:
+    """CPU seconds the whole machine has been busy since boot (every state but idle and iowait; steal
+    included, as time other guests took from this machine), and steal alone, from /proc/stat."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:9]] + [0] * 8
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+    return (user + nice + system + irq + softirq + steal) / HZ, steal / HZ
+
+
+class Around:
+    """The machine around one run, from just before the driver starts to after its last process is
+    reaped: load average, the CPU the whole machine and the run's tree used, steal, and the tree's
+    involuntary context switches. The tree's CPU comes from the run's CPU cgroup where it has one,
+    else from getrusage of reaped children: the supervisor is a subreaper and reaps every process of
+    the run, so processes that ended early count, except those whose parent had them reaped
+    automatically (SIGCHLD ignored), which no getrusage sees."""
+
+    def __init__(self, group: cgroups.Group | None = None):
+        self.group, self.began, self.load = group, time.monotonic(), os.getloadavg()[0]
+        self.busy, self.steal = proc_stat()
+        self.usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+
+    def end(self) -> dict:
+        usage, (busy, steal) = resource.getrusage(resource.RUSAGE_CHILDREN), proc_stat()
+        user, system = usage.ru_utime - self.usage.ru_utime, usage.ru_stime - self.usage.ru_stime
+        source = "getrusage(RUSAGE_CHILDREN)"
+        if self.group is not None:  # a fresh group: its counters began at 0 with the driver
+            cpu, source = cgroups.read(self.group), self.group.source
+            user, system = cpu["user_s"], cpu["system_s"]
+        return {
+            "cpu": {"tree_user_s": round(user, 4), "tree_system_s": round(system, 4), "tree_totals_source": source},
+            "system": {
+                "loadavg_1m_start": self.load,
+                "loadavg_1m_end": os.getloadavg()[0],
+                "cpu_steal_s": round(steal - self.steal, 3),
+                "machine_cpu_s": round(busy - self.busy, 3),
+                # What others took meanwhile: other processes, and other guests (steal). Ticks are 10 ms, so it can dip below 0.
+                "other_cpu_s": round(busy - self.busy - user - system, 3),
+                "window_s": round(time.monotonic() - self.began, 3),
+                "tree_involuntary_switches": usage.ru_nivcsw - self.usage.ru_nivcsw,
+            },
+        }
+
+
+@contextlib.contextmanager
+def run_groups():
+    """The run's own cgroups (see parbench.cgroups), removed at the end whatever happens."""
+    groups = cgroups.RunGroups()
+    try:
+        yield groups
+    finally:
+        if left := groups.remove():
+            print(f"parbench: could not remove the run's cgroups {left}", file=sys.stderr)
+
+
 def supervise(spec: dict, out_path, log_path) -> dict:
     """Run `spec` in a fresh driver process; write and return its record.
 
@@ -153,29 +210,43 @@ def supervise(spec: dict, out_path, log_path) -> dict:
     ancestors = snakemake_and_below()
     spare = {p.pid for p in psutil.Process().children(recursive=True)}  # not the run's: a caller's own helpers
     timeout = spec["settings"].get("limits", {}).get("timeout_s") or DEFAULT_TIMEOUT_S
-    with stop_signals_raise(), open(log_path, "a") as log, alone(log, ancestors) as before, cleanup.temp_folder() as tmp:
+    with (
+        stop_signals_raise(),
+        open(log_path, "a") as log,
+        alone(log, ancestors) as before,
+        cleanup.temp_folder() as tmp,
+        run_groups() as groups,
+    ):
         started = time.time()
         log.flush()
         log_start = log.tell()
         spec_path, partial = Path(tmp, "spec.json"), Path(tmp, "record.json")
         spec_path.write_text(json.dumps(spec))
+        around = Around(groups.groups.get("cpu"))
         driver = subprocess.Popen(
             [sys.executable, "-m", "parbench.driver", str(spec_path), str(partial)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, SUPERVISOR: str(os.getpid())},
+            env={**os.environ, SUPERVISOR: str(os.getpid()), **groups.env()},
+            preexec_fn=groups.enter if groups.groups else None,  # before exec: all the driver's memory is charged to its group
         )
         code, timed_out = _contained(driver, spare, before, lambda: _wait(driver, timeout, ancestors))
         stopped = reap(spare)
+        machine = around.end()
         removed = cleanup.remove_shm(before)
         partial_record = records.read(partial) if partial.exists() else None
+        exact = cgroups.exact_memory(groups.groups.get("memory"), groups.missing.get("memory"))
 
     with open(log_path, errors="replace") as log:
         log.seek(log_start)
         output = log.read()
     record = _final(spec, partial_record, code, timed_out, timeout, started, log_path, output)
     record["cleanup"] = {"processes_stopped": stopped, "shm_removed": removed}
+    record["system"] = machine["system"]
+    record["cpu"] = {**record["cpu"], **machine["cpu"]}
+    if record["memory"].get("exact_peak_bytes") is None:  # the driver did not get to read it: its whole life
+        record["memory"] = {**record["memory"], **exact}
     records.write(out_path, record)
     return record
 

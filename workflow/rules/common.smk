@@ -5,6 +5,7 @@ from pathlib import Path
 from parbench import config as parbench_config
 from parbench import environment as parbench_environment
 from parbench import figures as parbench_figures
+from parbench import order as parbench_order
 from parbench import sweep as parbench_sweep
 
 # A bad config fails here, before any job starts, naming every bad key (and no traceback).
@@ -58,7 +59,8 @@ onstart:
         )
 
 
-RUN = "results/runs/{workload}/{backend}/workers-{workers}/trial-{trial}.json"
+RUN = parbench_order.RUN
+SENTINEL = parbench_order.SENTINEL
 FIGURES = list(parbench_figures.FIGURES)
 
 
@@ -68,22 +70,32 @@ wildcard_constraints:
     workload=r"[a-z0-9_-]+",
     backend=r"[a-z0-9_-]+",
     figure="|".join(FIGURES),
+    at="|".join(parbench_order.SENTINELS),
 
 
 def run_records():
     """Every run of the sweep: workloads x backends x workers (the workload's own, else the
     sweep's) x trials."""
-    return [
-        path
-        for workload, params in config["workloads"].items()
-        for path in expand(
-            RUN,
-            workload=workload,
-            backend=config["backends"],
-            workers=params.get("workers") or config["workers"],
-            trial=range(1, config["trials"] + 1),
-        )
-    ]
+    return parbench_order.run_paths(config)
+
+
+def sentinel_records():
+    """The sentinel's three runs (start, middle, end of the sweep), or none if `sentinel` is null."""
+    return parbench_order.sentinel_paths(config)
+
+
+# A fresh sweep runs its benchmark jobs in a seeded shuffle, with the sentinel first, in the middle
+# and last: Snakemake starts the ready job of highest priority, and all of them are ready at once.
+# Priorities are no rerun trigger, so the order reruns nothing.
+PRIORITY = parbench_order.priorities(config)
+
+
+def run_priority(wildcards):
+    return PRIORITY.get(RUN.format(**wildcards), 0)
+
+
+def sentinel_priority(wildcards):
+    return PRIORITY.get(SENTINEL.format(at=wildcards.at), 0)
 
 
 def run_params(wildcards):
@@ -106,6 +118,30 @@ def run_params(wildcards):
             "code": parbench_environment.run_code_hash(
                 wildcards.backend, wildcards.workload, params.get("module")
             ),
+        },
+        sort_keys=True,
+    )
+
+
+def sentinel_params(wildcards):
+    """The sentinel's run spec: a small serial matmul with every core in BLAS, the same at the start,
+    middle and end, under the sweep's limits and sampler."""
+    return json.dumps(
+        {
+            **parbench_order.SENTINEL_CELL,
+            "params": {
+                "seed": 1234,
+                "warmup_batches": 1,
+                "items_per_task": 1,
+                **config["sentinel"],
+            },
+            "settings": {
+                "blas_threads": "auto",
+                "options": {},
+                "limits": config["limits"],
+                "sampler": config["sampler"],
+            },
+            "code": parbench_environment.run_code_hash("serial", "matmul"),
         },
         sort_keys=True,
     )
@@ -144,6 +180,7 @@ def all_targets():
     workloads = list(config["workloads"])
     return [
         *run_records(),
+        *sentinel_records(),
         "results/tables/runs.csv",
         "results/tables/stats.csv",
         "results/machine.json",

@@ -1,10 +1,12 @@
 rule aggregate:
     input:
-        run_records(),
+        runs=run_records(),
+        sentinels=sentinel_records(),
     output:
         runs="results/tables/runs.csv",
         batches="results/tables/batches.csv",
         stats="results/tables/stats.csv",
+        sentinels="results/tables/sentinels.csv",
     log:
         "results/logs/aggregate.log",
     localrule: True
@@ -47,6 +49,7 @@ rule report:
     input:
         runs="results/tables/runs.csv",
         stats="results/tables/stats.csv",
+        sentinels="results/tables/sentinels.csv",
         machine="results/machine.json",
         figures=figures(list(config["workloads"])),
     output:

@@ -7,10 +7,12 @@ sys.stderr = open(snakemake.log[0], "w")
 from parbench import records, stats  # noqa: E402
 
 try:
-    found = records.read_all(snakemake.input)
+    found = records.read_all(snakemake.input.runs)
+    sentinels = records.read_all(snakemake.input.sentinels)
 except records.RecordError as error:
     sys.exit(f"parbench: {error}")
 runs, batches = stats.tables(found)
 runs.to_csv(snakemake.output.runs, index=False)
 batches.to_csv(snakemake.output.batches, index=False)
 stats.stats(runs, batches).to_csv(snakemake.output.stats, index=False)
+stats.sentinels(sentinels).to_csv(snakemake.output.sentinels, index=False)

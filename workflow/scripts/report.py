@@ -14,4 +14,5 @@ report.write(
     machine=snakemake.input.machine,
     figures=snakemake.input.figures,
     config=json.loads(snakemake.params.config),
+    sentinels=snakemake.input.sentinels,
 )

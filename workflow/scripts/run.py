@@ -8,16 +8,18 @@ import sys
 open(snakemake.log[0], "w").close()
 sys.stderr = open(snakemake.log[0], "a", buffering=1)
 
+from parbench import order  # noqa: E402
 from parbench.cleanup import Abandoned  # noqa: E402
 from parbench.supervise import Interrupted, NotWritable, supervise  # noqa: E402
 
-wildcards = snakemake.wildcards
+w = snakemake.wildcards
+# A run's cell is in its path; the sentinel's is in its spec.
+cell = {"workload": w.workload, "backend": w.backend, "workers": int(w.workers), "trial": int(w.trial)} if "workload" in w.keys() else {}
 spec = {
-    "workload": wildcards.workload,
-    "backend": wildcards.backend,
-    "workers": int(wildcards.workers),
-    "trial": int(wildcards.trial),
+    **cell,
     **json.loads(snakemake.params.spec),
+    # Its place in the sweep's planned order, not a param: the order reruns nothing.
+    "order": order.position(snakemake.output[0], snakemake.config),
 }
 try:
     supervise(spec, snakemake.output[0], snakemake.log[0])

@@ -56,7 +56,10 @@ class Workload(BaseWorkload):
             f"How x reaches the workers decides the blog's gap: its pattern pickles x ({n}×{n} float64, {size_mib:,.0f} MiB) into "
             f"every task, which at this machine's measured pickling speed costs about {per_mib * size_mib * 1000:,.0f} ms per task "
             "before any arithmetic; multiprocessing-shared places x once in shared memory, Ray once in its object store, "
-            "threads share it by reference."
+            "threads share it by reference.",
+            "The blog's clock ran over all its trials, the first included, after x was placed (its ray.put came before the "
+            "clock): the blog's timer here covers the same, every batch, warm-up ones included. The median timed batch leaves "
+            "the first batch out, so the two framings differ by that batch alone (for Ray, the one whose workers first map x).",
         ]
 
     def work(self) -> Work:

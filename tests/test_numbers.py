@@ -1,0 +1,192 @@
+"""The numbers around a run: the CPU time of its whole process tree, the exact peak memory its cgroup
+was charged, the machine's state (load, steal, the CPU other processes took) and the busy-machine
+flag, each against known work."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from conftest import OFFERED, Leftovers, make_spec
+
+from parbench import cgroups, claims, cleanup, stats
+from parbench.supervise import supervise
+
+MIB = 2**20
+# cgroup CPU counters take in a running thread's time at scheduler ticks, /proc's in 10 ms ticks: per batch,
+# a figure may be off by about a tick per running thread at each end.
+TICKS_S = 0.05
+
+
+needs_cgroups = pytest.mark.skipif(
+    None in OFFERED.values() and os.environ.get("CI") != "true",
+    reason=f"this machine offers no memory or CPU cgroup to a run: {OFFERED}",
+)
+
+# Each task starts a child that burns `cpu_s` seconds of CPU and ends: CPU of processes that ended
+# before the run did, which only whole-tree accounting sees.
+BURN = textwrap.dedent(
+    '''
+    """Each task: a child process that burns cpu_s seconds of CPU, then ends."""
+    import subprocess, sys
+
+    CHILD = "import time\\nend = time.process_time() + {}\\nwhile time.process_time() < end:\\n    sum(range(10000))\\n"
+
+    def data(params):
+        return {}
+
+    def items(params, batch, n):
+        return [params["cpu_s"]] * n
+
+    def task(state, cpu_s):
+        subprocess.run([sys.executable, "-c", CHILD.format(cpu_s)], check=True)
+        return cpu_s
+    '''
+)
+
+
+def burn_spec(tmp_path, cpu_s=0.5):
+    module = tmp_path / "burn.py"
+    module.write_text(BURN)
+    return make_spec("serial", "burn", 1, module=str(module), cpu_s=cpu_s, tasks_per_batch=2, batches=2, warmup_batches=1)
+
+
+def run(spec, tmp_path, name="r"):
+    with Leftovers() as left:
+        record = supervise(spec, tmp_path / f"{name}.json", tmp_path / f"{name}.log")
+    assert record["status"] == "ok", record["reason"]
+    assert left.problems() == {}, "the run left something behind (its cgroups included)"
+    return record
+
+
+@pytest.fixture
+def no_cgroups(monkeypatch):
+    """Runs as on a machine that offers no cgroup to this user."""
+    monkeypatch.setattr(cgroups, "make", lambda kind, name, where=None: f"no {kind} cgroup here (the test says so)")
+
+
+@pytest.mark.parametrize("groups", ["cgroups", "without"])
+def test_tree_cpu_counts_processes_that_ended_before_the_run(tmp_path, request, groups):
+    """Six tasks, each a child that burns 0.5 s of CPU and exits: the tree's CPU holds them, per
+    timed batch (two tasks, and little more: a child's interpreter start-up, the driver waiting) and
+    over the whole run, though the driver itself hardly used any."""
+    if groups == "without":
+        request.getfixturevalue("no_cgroups")
+    elif None in OFFERED.values() and os.environ.get("CI") != "true":
+        pytest.skip(f"no cgroups offered here: {OFFERED}")
+    record = run(burn_spec(tmp_path), tmp_path)
+    cpu = record["cpu"]
+    assert len(cpu["tree_batch_s"]) == 2 and len(cpu["tree_warmup_s"]) == 1
+    for tree, driver in zip(cpu["tree_batch_s"], cpu["driver_batch_s"]):
+        assert 2 * 0.5 - TICKS_S <= tree <= 2 * 0.5 + 0.5, cpu
+        assert driver < 0.2, "the driver only waited for its children"
+    # Six children in the run, and six more when the driver verifies each task by running it again.
+    assert cpu["tree_user_s"] + cpu["tree_system_s"] >= 12 * 0.5, cpu
+    if groups == "cgroups":
+        assert cpu["tree_source"] == OFFERED["cpu"] and cpu["tree_totals_source"] == OFFERED["cpu"]
+    else:
+        assert cpu["tree_source"].startswith("/proc") and cpu["tree_totals_source"] == "getrusage(RUSAGE_CHILDREN)"
+        memory = record["memory"]
+        assert memory["exact_peak_bytes"] is None and memory["exact_source"] is None
+        assert memory["exact_unavailable"] == "no memory cgroup here (the test says so)", "null, and why"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_serial_cpu_fits_its_batches_and_blas_threads(tmp_path, threads):
+    """Serial matmul: in each timed batch the tree used at least the driver's CPU (it is the tree) and at
+    most the batch's wall time on each BLAS thread; over the run, at least the driver's CPU in its batches."""
+    spec = make_spec("serial", "matmul", 1, blas_threads=threads, n=1536, k=256, tasks_per_batch=3, batches=3)
+    record = run(spec, tmp_path)
+    cpu, batch_s = record["cpu"], record["timings"]["batch_s"]
+    assert record["blas_threads"] == threads
+    for tree, driver, wall in zip(cpu["tree_batch_s"], cpu["driver_batch_s"], batch_s):
+        assert driver - TICKS_S <= tree <= threads * wall + TICKS_S, (tree, driver, wall)
+    assert cpu["tree_user_s"] + cpu["tree_system_s"] >= sum(cpu["driver_batch_s"]) + sum(cpu["driver_warmup_s"])
+    system = record["system"]
+    assert system["window_s"] >= record["timings"]["end_to_end_s"]
+    assert system["machine_cpu_s"] >= 0 and system["cpu_steal_s"] >= 0 and system["loadavg_1m_start"] >= 0
+    assert system["tree_involuntary_switches"] >= 0
+    assert system["other_cpu_s"] == pytest.approx(system["machine_cpu_s"] - cpu["tree_user_s"] - cpu["tree_system_s"], abs=0.01)
+
+
+@needs_cgroups
+def test_exact_peak_of_a_child_of_known_size(tmp_path):
+    """A process in a run's groups allocates and touches 256 MiB, then ends: the memory group's peak holds
+    it (and little more: an interpreter and numpy), and removing the groups leaves nothing."""
+    groups = cgroups.RunGroups()
+    try:
+        code = "import numpy as np; x = np.ones(256 * 2**20 // 8); print(x.sum())"
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, preexec_fn=groups.enter)
+        peak = cgroups.read(groups.groups["memory"])["peak_bytes"]
+        cpu = cgroups.read(groups.groups["cpu"])
+    finally:
+        assert groups.remove() == []
+    assert 256 * MIB <= peak <= 256 * MIB + 200 * MIB, peak / MIB
+    assert cpu["usage_s"] > 0 and cpu["user_s"] + cpu["system_s"] == pytest.approx(cpu["usage_s"], rel=0.1)
+    assert not any(os.path.exists(g.path) for g in groups.groups.values())
+
+
+@needs_cgroups
+def test_exact_peak_of_a_run_holds_its_shared_input(tmp_path):
+    """Serial matmul at n = 4096: the driver holds x, 128 MiB, so the run's group was charged at least that."""
+    record = run(make_spec("serial", "matmul", 1, n=4096, k=8, batches=1), tmp_path)
+    memory = record["memory"]
+    assert memory["exact_source"] == OFFERED["memory"] and memory["exact_unavailable"] is None
+    assert memory["exact_peak_bytes"] >= 8 * 4096**2, memory["exact_peak_bytes"] / MIB
+
+
+def spin(n: int) -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def test_a_run_beside_other_work_is_flagged_busy(tmp_path):
+    """Load the machine with a spinning process per core, then run: the record shows the CPU others took,
+    the run is flagged busy, and the report marks its cell and warns."""
+    spinners = spin(os.cpu_count() or 2)
+    try:
+        time.sleep(0.5)  # let them get going (not a measurement)
+        record = run(make_spec("serial", "matmul", 1, n=512, k=64, batches=20, tasks_per_batch=4), tmp_path)
+    finally:
+        for proc in spinners:
+            proc.kill()
+            proc.wait()
+    system = record["system"]
+    assert system["other_cpu_s"] / system["window_s"] > stats.BUSY_OTHER_CORES, system
+    runs, batches = stats.tables([record, {**record, "trial": 2}])
+    assert runs.busy_machine.all()
+    cells = stats.stats(runs, batches)
+    assert cells.n_busy.tolist() == [2]
+    (text,) = claims.busy(cells)
+    assert "serial at 1 worker (2 of 2 runs)" in text
+    assert claims.busy_warning(runs).startswith("2 of 2 runs were made on a busy machine")
+    assert (
+        claims.recommendation(cells)[0]
+        == "Use serial [busy machine] (in the driver, no worker processes): " + claims.throughput_text(cells.iloc[0]) + "."
+    )
+
+
+def test_stale_cgroups_of_gone_supervisors_are_removed():
+    where = cgroups.hierarchies()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    made = []
+    for folder in {where[k] for k in ("v2", "memory", "cpuacct") if k in where}:
+        for pid in (gone.pid, os.getpid()):
+            path = folder / f"{cgroups.PREFIX}{pid}-0123abcd"
+            try:
+                path.mkdir()
+            except OSError:
+                continue
+            made.append(path)
+    if not made:
+        pytest.skip("no cgroup can be made here")
+    try:
+        removed = cleanup.remove_stale()["cgroups"]
+        assert f"{cgroups.PREFIX}{gone.pid}-0123abcd" in removed
+        assert all(p.exists() == (str(os.getpid()) in p.name) for p in made), "only the gone supervisor's groups go"
+    finally:
+        for path in made:
+            if path.exists():
+                path.rmdir()
