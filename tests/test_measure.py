@@ -64,9 +64,9 @@ SCENARIO = textwrap.dedent(
         int(np.frombuffer(block, np.uint8)[::4096].sum())
     sampler = TreeSampler(period_s=0.02).start()
 
-    def settle(n=4):  # let the sampling thread take n more samples (a wait, not a measurement)
-        target = sampler.samples + n
-        while sampler.samples < target:
+    def settle(n=4):  # n more RSS samples and a PSS reading in this phase (a wait, not a measurement)
+        target = sampler.rss_samples + n
+        while sampler.rss_samples < target or sampler.phases.get(sampler.current, {}).get("pss") is None:
             time.sleep(0.02)
 
     proc = subprocess.Popen([sys.executable, holder, depth, alloc, shm], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
