@@ -98,17 +98,19 @@ def test_serial_cpu_fits_its_batches_and_blas_threads(tmp_path, threads):
     """Serial matmul: in each timed batch the tree used at least the driver's CPU (it is the tree) and at
     most the batch's wall time on each BLAS thread; over the run, at least the driver's CPU in its batches."""
     spec = make_spec("serial", "matmul", 1, blas_threads=threads, n=1536, k=256, tasks_per_batch=3, batches=3)
+    busy0, t0 = machine_busy_s(), time.monotonic()
     record = run(spec, tmp_path)
+    busy, wall_s = machine_busy_s() - busy0, time.monotonic() - t0
     cpu, batch_s = record["cpu"], record["timings"]["batch_s"]
     assert record["blas_threads"] == threads
     for tree, driver, wall in zip(cpu["tree_batch_s"], cpu["driver_batch_s"], batch_s):
         assert driver - TICKS_S <= tree <= threads * wall + TICKS_S, (tree, driver, wall)
-    assert cpu["tree_user_s"] + cpu["tree_system_s"] >= sum(cpu["driver_batch_s"]) + sum(cpu["driver_warmup_s"])
+    tree = cpu["tree_user_s"] + cpu["tree_system_s"]
+    assert tree >= sum(cpu["driver_batch_s"]) + sum(cpu["driver_warmup_s"])
     system = record["system"]
-    assert system["window_s"] >= record["timings"]["end_to_end_s"]
-    assert system["machine_cpu_s"] >= 0 and system["cpu_steal_s"] >= 0 and system["loadavg_1m_start"] >= 0
-    assert system["tree_involuntary_switches"] >= 0
-    assert system["other_cpu_s"] == pytest.approx(system["machine_cpu_s"] - cpu["tree_user_s"] - cpu["tree_system_s"], abs=0.01)
+    assert record["timings"]["end_to_end_s"] <= system["window_s"] <= wall_s
+    # The machine's busy time over the run holds the tree's, and fits in what this test saw around it.
+    assert tree - TICKS_S <= system["machine_cpu_s"] <= busy + TICKS_S, (tree, system, busy)
 
 
 @needs_cgroups
@@ -137,10 +139,18 @@ def test_exact_peak_of_a_run_holds_its_shared_input(tmp_path):
     assert memory["exact_peak_bytes"] >= 8 * 4096**2, memory["exact_peak_bytes"] / MIB
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the machine has been busy since boot: every state of /proc/stat's first line but idle and iowait."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def spin(n: int) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
+@needs_cgroups
 def test_a_run_beside_other_work_is_flagged_busy(tmp_path):
     """Load the machine with a spinning process per core, then run: the record shows the CPU others took,
     the run is flagged busy, and the report marks its cell and warns."""
@@ -156,6 +166,11 @@ def test_a_run_beside_other_work_is_flagged_busy(tmp_path):
     assert system["other_cpu_s"] / system["window_s"] > stats.BUSY_OTHER_CORES, system
     runs, batches = stats.tables([record, {**record, "trial": 2}])
     assert runs.busy_machine.all()
+    # Not judged where the tree's CPU is incomplete: no CPU cgroup (getrusage), or workers outside the tree.
+    without = {**record, "cpu": {**record["cpu"], "tree_totals_source": "getrusage(RUSAGE_CHILDREN)"}}
+    external = {**record, "cluster": {**record["cluster"], "workers_in_memory_tree": False}}
+    unjudged, _ = stats.tables([without, external])
+    assert unjudged.busy_machine.isna().all() and unjudged.cpu_per_item_s.isna().tolist() == [False, True]
     cells = stats.stats(runs, batches)
     assert cells.n_busy.tolist() == [2]
     (text,) = claims.busy(cells)

@@ -25,6 +25,8 @@ from parbench import order, plots, records
 from parbench.figures import FIGURES
 
 pytestmark = pytest.mark.slow
+# CPU counters advance at scheduler ticks: per batch, a figure may be off by about a tick at each end.
+TICKS_S = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -224,9 +226,13 @@ def test_order_and_sentinel_settings_rerun_no_benchmark_run(done, tmp_path):
 def test_records_hold_the_tree_cpu_the_machine_and_the_exact_memory(done):
     for r in [*done.records(), *sentinels(done).values()]:
         where, cpu, system, memory = f"{r['workload']}/{r['backend']}/w{r['workers']}", r["cpu"], r["system"], r["memory"]
-        driver = sum(cpu["driver_batch_s"]) + sum(cpu["driver_warmup_s"])
-        assert cpu["tree_user_s"] + cpu["tree_system_s"] >= driver, where
         assert len(cpu["tree_batch_s"]) == len(r["timings"]["batch_s"]), where
+        # Batch by batch, like with like: the tree holds the driver; where tasks run outside the driver, more.
+        for tree, driver in zip(cpu["tree_batch_s"], cpu["driver_batch_s"]):
+            assert tree >= driver - TICKS_S, where
+        if OFFERED["cpu"] and r["backend"] not in ("serial", "threads"):  # exact counters: a worker's CPU shows
+            assert sum(cpu["tree_batch_s"]) > sum(cpu["driver_batch_s"]), where
+        driver = sum(cpu["driver_batch_s"]) + sum(cpu["driver_warmup_s"])
         assert system["window_s"] >= r["timings"]["end_to_end_s"] and system["loadavg_1m_end"] >= 0, where
         if OFFERED["memory"]:
             assert memory["exact_source"] == OFFERED["memory"] and memory["exact_peak_bytes"] > 0, where

@@ -12,7 +12,7 @@ from parbench.stats import is_clean
 from parbench.text import interval_text, mib, num, workers_text
 
 BLOG_WORKERS = 4
-NAIVE, EXPERT = "multiprocessing", "multiprocessing-shared"
+NAIVE, EXPERT, RAY = "multiprocessing", "multiprocessing-shared", "ray"
 
 
 def closest_workers(stats: pd.DataFrame, target: int = BLOG_WORKERS):
@@ -95,9 +95,9 @@ def blog_table(stats: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.Data
                     "measure (blog)": blog["what"],
                     "blog: multiprocessing vs Ray": f"{blog['multiprocessing']:g} vs {blog['ray']:g}",
                     "blog ratio (mp / Ray)": f"{blog['multiprocessing'] / blog['ray']:.2f}×",
-                    "here, the blog's timer: multiprocessing vs ray": blog_timer_ratio(s, r, NAIVE, "ray", w) if timed else "–",
-                    "here, steady state: multiprocessing vs ray": measured_ratio(s, NAIVE, "ray", w, blog["measure"]),
-                    "here, steady state: multiprocessing-shared vs ray": measured_ratio(s, EXPERT, "ray", w, blog["measure"]),
+                    "here, the blog's timer: multiprocessing vs ray": blog_timer_ratio(s, r, NAIVE, RAY, w) if timed else "–",
+                    "here, steady state: multiprocessing vs ray": measured_ratio(s, NAIVE, RAY, w, blog["measure"]),
+                    "here, steady state: multiprocessing-shared vs ray": measured_ratio(s, EXPERT, RAY, w, blog["measure"]),
                     "workers here": workers_text(w),
                 }
             )
@@ -126,10 +126,10 @@ def blog_explanation(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, con
     w = closest_workers(s)
     if w is None:
         return f"{workload}: not run."
-    naive, fair = _time_ratio(s, NAIVE, "ray", w), _time_ratio(s, EXPERT, "ray", w)
+    naive, fair = _time_ratio(s, NAIVE, RAY, w), _time_ratio(s, EXPERT, RAY, w)
     cls = workloads.load(workload)
     timer = next((b for b in getattr(cls, "blog", []) if b["measure"] == "time"), None)
-    ratio = blog_timer_ratio(s, r, NAIVE, "ray", w)
+    ratio = blog_timer_ratio(s, r, NAIVE, RAY, w)
     parts = [
         f"{workload}, {workers_text(w)}: timed as the blog timed it (every batch, and the state built in the workers for "
         f"stateful work), multiprocessing vs ray: {ratio}"

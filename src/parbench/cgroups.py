@@ -74,7 +74,8 @@ def make(kind: str, name: str, where: dict | None = None) -> Group | str:
             continue
         path = parent / name
         try:
-            path.mkdir()
+            # One process is in one v2 group: memory and CPU are read from the same one.
+            path.mkdir(exist_ok=version == "v2")
         except OSError as error:
             why.append(f"cannot create a cgroup {version} group under {parent} ({error.strerror})")
             continue
@@ -162,6 +163,12 @@ class RunGroups:
     def env(self) -> dict:
         """What the driver is told: each group's file and source, or why there is none."""
         return {ENV: json.dumps({"groups": {k: g.__dict__ for k, g in self.groups.items()}, "missing": self.missing})}
+
+    def give_up(self, why: str) -> None:
+        """Remove the groups and run without them, each kind saying why."""
+        self.remove()
+        self.missing.update(dict.fromkeys(self.groups, why))
+        self.groups = {}
 
     def remove(self) -> list[str]:
         """Remove every group (killing what is left in it); returns the groups that could not be removed."""

@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from parbench.stats import BUSY_OTHER_CORES, clean
+from parbench.stats import BUSY_OTHER_CORES, clean, is_clean
 from parbench.text import UNIT, interval_text, mib, num, seconds_text, size_text, workers_text
 
 KEYS = ["workload", "backend", "workers"]
@@ -20,7 +20,8 @@ MEMORY_TOLERANCE = 0.05
 BUSY_RULE = (
     f"a run was made on a busy machine when the rest of the machine used more than {BUSY_OTHER_CORES:g} of a core on average "
     "beside it: the machine's non-idle CPU time in /proc/stat (steal included: time other guests took) over the run, minus the "
-    "CPU time of the run's own process tree, over the run's wall time"
+    "CPU time of the run's own process tree (from its CPU cgroup: runs without one, and runs on an external cluster, are not "
+    "judged), over the run's wall time"
 )
 BUSY_MARK = " [busy machine]"
 # The sentinel's throughput may vary this much over a sweep before the report warns (README, "Drift").
@@ -325,6 +326,13 @@ def cpu_figure(row, serial=None) -> str:
     return f"{seconds_text(cost)}{versus}"
 
 
+def serial_at(stats: pd.DataFrame, workers):
+    """Serial's claimable cell at `workers` (the batch size it ran), or None."""
+    cells = claimable(stats)
+    cells = cells[(cells.backend == "serial") & (cells.workers == workers)]
+    return cells.iloc[0] if len(cells) else None
+
+
 def cpu_cost(stats: pd.DataFrame) -> list[str]:
     """Each backend's best cell: its throughput beside the CPU seconds the whole process tree spent per
     item in the timed batches, against serial's at the same worker count, so that "faster, but burns
@@ -334,8 +342,7 @@ def cpu_cost(stats: pd.DataFrame) -> list[str]:
         return []
     out = []
     for row in best_per_backend(cells):
-        serial = cells[(cells.backend == "serial") & (cells.workers == row.workers)]
-        out.append(f"{cell_text(row)}: {throughput_text(row)}, CPU per item {cpu_figure(row, serial.iloc[0] if len(serial) else None)}.")
+        out.append(f"{cell_text(row)}: {throughput_text(row)}, CPU per item {cpu_figure(row, serial_at(stats, row.workers))}.")
     return out
 
 
@@ -353,11 +360,16 @@ def busy(stats: pd.DataFrame) -> list[str]:
     ]
 
 
+def busy_count(runs: pd.DataFrame) -> int | None:
+    """How many runs were made on a busy machine; None where no run was judged."""
+    if "busy_machine" not in runs or runs.busy_machine.isna().all():
+        return None
+    return int((runs.busy_machine == True).sum())  # noqa: E712 (a column of True, False and missing)
+
+
 def busy_warning(runs: pd.DataFrame) -> str | None:
     """The report's warning when runs were made on a busy machine."""
-    if "busy_machine" not in runs:
-        return None
-    n = int(runs.busy_machine.fillna(False).astype(bool).sum())
+    n = busy_count(runs)
     if not n:
         return None
     return (
@@ -366,20 +378,25 @@ def busy_warning(runs: pd.DataFrame) -> str | None:
     )
 
 
-def drift(sentinels: pd.DataFrame) -> tuple[str, bool]:
+def drift(sentinels: pd.DataFrame, runs: pd.DataFrame | None = None) -> tuple[str, bool]:
     """What the sentinel (the same serial run at the start, middle and end of the sweep) says of the
-    machine's drift, and whether it passes DRIFT_WARN."""
-    ok = sentinels[sentinels.status == "ok"].dropna(subset=["throughput"]) if len(sentinels) else sentinels
+    machine's drift, and whether it passes DRIFT_WARN; `runs` made outside the sentinels' window (a
+    later partial rerun) are said to be uncovered."""
+    ok = sentinels[is_clean(sentinels)].dropna(subset=["throughput"]) if len(sentinels) else sentinels
     if len(ok) < 2:
         why = "the config has no sentinel (set sentinel: {} for one)" if sentinels.empty else "the sentinel did not run cleanly twice"
         return f"Drift not measured: {why}. The sentinel is the same small serial run at the start, middle and end of the sweep.", False
     order = " → ".join(f"{num(r.throughput)} ({r.sentinel})" for _, r in ok.iterrows())
     spread = ok.throughput.max() / ok.throughput.min() - 1
-    busy_note = " (some sentinels ran on a busy machine)" if ok.get("busy_machine", pd.Series(dtype=bool)).fillna(False).any() else ""
+    busy_note = " (some sentinels ran on a busy machine)" if busy_count(ok) else ""
     text = (
         f"The sentinel, the same small serial matmul run at the start, in the middle and at the end of the sweep, ran at "
         f"{order} {UNIT}: its fastest and slowest differ by {spread:.1%}{busy_note}."
     )
+    if runs is not None and len(runs) and "started_at" in runs:
+        outside = int(((runs.started_at < ok.started_at.min()) | (runs.finished_at > ok.finished_at.max())).sum())
+        if outside:
+            text += f" {outside} of {len(runs)} runs ran outside the sentinels' span (a later rerun): the drift figure does not cover them."
     if spread > DRIFT_WARN:
         why = "the machine's speed changed during the sweep, so differences of that size between cells may be drift, not the backends"
         return f"{text} That is more than {DRIFT_WARN:.0%}: {why}.", True
@@ -457,12 +474,11 @@ def summary(stats: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                 if best.backend == "serial"
                 else f"{num(best.speedup_vs_serial)}× {interval_text(best.speedup_ci_low, best.speedup_ci_high, '×')}"
             )
-            base = serial[serial.workers == best.workers]
             row.update(
                 {
                     "recommended": cell_text(best),
                     "speedup over serial": speedup,
-                    "CPU per item": cpu_figure(best, base.iloc[0] if len(base) else None),
+                    "CPU per item": cpu_figure(best, serial_at(s, best.workers)),
                     "peak memory": mib(best.peak_tree_pss_bytes_median),
                     "not clearly different": ", ".join(cell_text(r) for r in choice.tied) or "–",
                 }

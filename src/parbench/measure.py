@@ -113,7 +113,7 @@ class TreeSampler:
         self._listed_at = time.monotonic()
         self._procs: dict[int, psutil.Process] = {}
         self._statm: dict[int, int] = {}  # pid -> open /proc/PID/statm
-        self._full_at, self._full_cost, self._full_rss = float("-inf"), 0.0, 0
+        self._full_at, self._full_cost, self._full_rss, self._full_pss = float("-inf"), 0.0, 0, 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
@@ -167,7 +167,7 @@ class TreeSampler:
             self.samples += 1
             self.busy_s += cost
             self.cpu_s += cpu
-        self._full_at, self._full_cost, self._full_rss = t0, cpu, rss
+        self._full_at, self._full_cost, self._full_rss, self._full_pss = t0, cpu, rss, pss
         if self.limit_bytes and pss > self.limit_bytes and self.on_limit:
             on_limit, self.on_limit = self.on_limit, None
             on_limit(pss)
@@ -181,7 +181,9 @@ class TreeSampler:
             os.close(self._statm.pop(pid))
         for pid in pids:
             try:
-                fd = self._statm.get(pid) or self._statm.setdefault(pid, os.open(f"/proc/{pid}/statm", os.O_RDONLY))
+                fd = self._statm.get(pid)
+                if fd is None:  # not `or`: 0 is a descriptor (stdin closed)
+                    fd = self._statm[pid] = os.open(f"/proc/{pid}/statm", os.O_RDONLY)
                 resident = int(os.pread(fd, 256, 0).split()[1]) * PAGE
             except (OSError, IndexError, ValueError):
                 continue  # ended meanwhile
@@ -200,7 +202,9 @@ class TreeSampler:
             self.busy_s += time.perf_counter() - t0
             self.cpu_s += time.thread_time() - cpu0
         phase_unread = self.phases.get(self.current, {}).get("pss") is None
-        over = bool(self.limit_bytes) and rss > self.limit_bytes
+        # PSS can have passed the limit only by as much as RSS grew since it was read (shared pages
+        # count in every process's RSS, so RSS alone above the limit says little).
+        over = bool(self.limit_bytes) and self._full_pss + max(0, rss - self._full_rss) > self.limit_bytes
         if full_due(time.perf_counter() - self._full_at, self._full_cost, rss > self._full_rss * (1 + RISE) or phase_unread, over):
             self.sample()
 

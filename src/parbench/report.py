@@ -189,8 +189,7 @@ def exact_memory_text(runs: pd.DataFrame) -> str:
 def machine_state(runs: pd.DataFrame, sentinels: pd.DataFrame, config: dict) -> list[str]:
     """The machine during the sweep: the busy rule and what it found, the order of the runs, the drift."""
     out = [f"Busy machine: {claims.BUSY_RULE}."]
-    if "busy_machine" in runs and runs.busy_machine.notna().any():
-        n = int(runs.busy_machine.fillna(False).astype(bool).sum())
+    if (n := claims.busy_count(runs)) is not None:
         out.append(
             f"{n} of {len(runs)} runs were made on a busy machine" + (f"; they are marked{claims.BUSY_MARK} in the findings." if n else ".")
         )
@@ -198,7 +197,7 @@ def machine_state(runs: pd.DataFrame, sentinels: pd.DataFrame, config: dict) -> 
         f"Order: the runs executed one at a time in a shuffled order (shuffle_seed {config.get('shuffle_seed', 0)}), so that no "
         "backend's or workload's runs bunch in one stretch of time; each record says its place (order.position)."
     )
-    out.append(claims.drift(sentinels)[0])
+    out.append(claims.drift(sentinels, runs)[0])
     return out
 
 
@@ -207,7 +206,7 @@ def context(
 ) -> dict:
     """Everything the template shows, computed from the tables."""
     sentinels = pd.DataFrame(columns=["sentinel", "status", "throughput"]) if sentinels is None else sentinels
-    drift_text, drifted = claims.drift(sentinels)
+    drift_text, drifted = claims.drift(sentinels, runs)
     env = machine.get("environment", {})
     clean = int(is_clean(runs).sum())
     policy = config.get("blas_threads", "auto")

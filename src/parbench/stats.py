@@ -33,8 +33,14 @@ def run_row(r: dict) -> dict:
     driver_cpu = sum(cpu.get("driver_batch_s") or [])
     tree_batch_cpu = sum(cpu["tree_batch_s"]) if cpu.get("tree_batch_s") else None
     tree_cpu = cpu["tree_user_s"] + cpu["tree_system_s"] if cpu.get("tree_user_s") is not None else None
+    # Workers of an external cluster are outside the tree: its CPU is then the driver's alone.
+    in_tree = (r.get("cluster") or {}).get("workers_in_memory_tree", True)
+    tree_batch_cpu = tree_batch_cpu if in_tree else None
     window, other = system.get("window_s"), system.get("other_cpu_s")
-    other_cores = other / window if window and other is not None else None
+    # What others took is the machine's CPU minus the tree's: only where the tree's is complete (the
+    # run's CPU cgroup; getrusage misses processes reaped automatically, such as Ray's workers).
+    exact_tree = in_tree and str(cpu.get("tree_totals_source", "")).startswith("cgroup")
+    other_cores = other / window if window and other is not None and exact_tree else None
     return {
         **{k: r[k] for k in ("workload", "backend", "workers", "trial")},
         "status": r.get("status"),
@@ -82,6 +88,7 @@ def run_row(r: dict) -> dict:
         "loadavg_1m_end": system.get("loadavg_1m_end"),
         "cpu_steal_s": system.get("cpu_steal_s"),
         "other_cpu_s": other,
+        "tree_totals_source": cpu.get("tree_totals_source"),
         "other_cores": other_cores,
         "busy_machine": other_cores > BUSY_OTHER_CORES if other_cores is not None else None,
         "tree_involuntary_switches": system.get("tree_involuntary_switches"),
@@ -207,7 +214,7 @@ def stats(runs: pd.DataFrame, batches: pd.DataFrame, seed: int = 0) -> pd.DataFr
         ):
             row[f"{column}_median"] = ok[column].median() if len(ok) and column in ok else np.nan
         # Runs made on a busy machine (all of the cell's runs, clean or not).
-        row["n_busy"] = int(cell.busy_machine.fillna(False).astype(bool).sum()) if "busy_machine" in cell else 0
+        row["n_busy"] = int((cell.busy_machine == True).sum()) if "busy_machine" in cell else 0  # noqa: E712 (True, False or missing)
         row["items_per_task"] = cell.items_per_task.iloc[0]
         row["gil_enabled"] = bool(ok.gil_enabled.all()) if len(ok) and ok.gil_enabled.notna().all() else np.nan
         row["blas_threads"] = ok.blas_threads.mode().iloc[0] if len(ok) and ok.blas_threads.notna().any() else np.nan
@@ -232,6 +239,7 @@ def stats(runs: pd.DataFrame, batches: pd.DataFrame, seed: int = 0) -> pd.DataFr
 def sentinels(records: list[dict]) -> pd.DataFrame:
     """One row per sentinel run (start, middle, end of the sweep), in the order they ran."""
     if not records:
-        return pd.DataFrame(columns=["sentinel", "status", "throughput", "started_at", "other_cores", "busy_machine"])
+        columns = ["sentinel", "status", "verified", "throughput", "started_at", "finished_at", "other_cores", "busy_machine"]
+        return pd.DataFrame(columns=columns)
     rows = [{"sentinel": (r.get("order") or {}).get("sentinel"), **run_row(r)} for r in records]
     return pd.DataFrame(rows).sort_values("started_at").reset_index(drop=True)

@@ -222,15 +222,8 @@ def supervise(spec: dict, out_path, log_path) -> dict:
         log_start = log.tell()
         spec_path, partial = Path(tmp, "spec.json"), Path(tmp, "record.json")
         spec_path.write_text(json.dumps(spec))
+        driver = _start_driver([sys.executable, "-m", "parbench.driver", str(spec_path), str(partial)], log, groups)
         around = Around(groups.groups.get("cpu"))
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "parbench.driver", str(spec_path), str(partial)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, SUPERVISOR: str(os.getpid()), **groups.env()},
-            preexec_fn=groups.enter if groups.groups else None,  # before exec: all the driver's memory is charged to its group
-        )
         code, timed_out = _contained(driver, spare, before, lambda: _wait(driver, timeout, ancestors))
         stopped = reap(spare)
         machine = around.end()
@@ -245,10 +238,36 @@ def supervise(spec: dict, out_path, log_path) -> dict:
     record["cleanup"] = {"processes_stopped": stopped, "shm_removed": removed}
     record["system"] = machine["system"]
     record["cpu"] = {**record["cpu"], **machine["cpu"]}
-    if record["memory"].get("exact_peak_bytes") is None:  # the driver did not get to read it: its whole life
+    # The driver reads the peak as its sampler stops, before verification; one that did not finish read it
+    # earlier or never, so the group's peak over the driver's whole life is taken.
+    finished = partial_record is not None and partial_record.get("status") not in ("running", "oom")
+    if not finished or record["memory"].get("exact_peak_bytes") is None:
         record["memory"] = {**record["memory"], **exact}
     records.write(out_path, record)
     return record
+
+
+def _start_driver(command: list[str], log, groups: cgroups.RunGroups) -> subprocess.Popen:
+    """Start the driver in its own session, inside the run's groups (before exec: all its memory is charged
+    to them); if it cannot be moved into them, without groups, the record saying why."""
+
+    def start():
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, SUPERVISOR: str(os.getpid()), **groups.env()},
+            preexec_fn=groups.enter if groups.groups else None,
+        )
+
+    try:
+        return start()
+    except subprocess.SubprocessError as error:  # raised in the child by groups.enter, before exec
+        if not groups.groups:
+            raise
+        groups.give_up(f"the driver could not be moved into its group ({error})")
+        return start()
 
 
 def run_alone(command: list[str], log) -> int:

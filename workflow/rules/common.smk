@@ -141,7 +141,10 @@ def sentinel_params(wildcards):
                 "limits": config["limits"],
                 "sampler": config["sampler"],
             },
-            "code": parbench_environment.run_code_hash("serial", "matmul"),
+            "code": parbench_environment.run_code_hash(
+                parbench_order.SENTINEL_CELL["backend"],
+                parbench_order.SENTINEL_CELL["workload"],
+            ),
         },
         sort_keys=True,
     )

@@ -58,8 +58,9 @@ class Workload(BaseWorkload):
             "before any arithmetic; multiprocessing-shared places x once in shared memory, Ray once in its object store, "
             "threads share it by reference.",
             "The blog's clock ran over all its trials, the first included, after x was placed (its ray.put came before the "
-            "clock): the blog's timer here covers the same, every batch, warm-up ones included. The median timed batch leaves "
-            "the first batch out, so the two framings differ by that batch alone (for Ray, the one whose workers first map x).",
+            "clock): the blog's timer here covers every batch, warm-up ones included, but not making the y_i, which the blog's "
+            "loop also timed (a few per cent of a trial: benchmarks/README.md). The median timed batch leaves the first batch "
+            "out, so the two framings differ by that batch (for Ray, the one whose workers first map x) and those inputs.",
         ]
 
     def work(self) -> Work:

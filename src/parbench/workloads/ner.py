@@ -113,13 +113,13 @@ class Workload(BaseWorkload):
         """Why the blog's ratio and the steady-state ratio differ: where Ray's model loads fall."""
         import pandas as pd  # here, not at the top: workers import this module
 
-        from parbench.blog import BLOG_WORKERS, closest_workers
+        from parbench.blog import BLOG_WORKERS, NAIVE, RAY, closest_workers
 
         w = closest_workers(stats, BLOG_WORKERS)
         at = stats[stats.workers == w].set_index("backend") if w is not None else None
-        if at is None or not {"ray", "multiprocessing"} <= set(at.index) or "blog_timer_s_median" not in at:
+        if at is None or not {RAY, NAIVE} <= set(at.index) or "blog_timer_s_median" not in at:
             return []
-        ray, naive = at.loc["ray"], at.loc["multiprocessing"]
+        ray, naive = at.loc[RAY], at.loc[NAIVE]
         if pd.isna(ray.blog_timer_s_median) or pd.isna(ray.setup_s_median):
             return []
         share = ray.setup_s_median / ray.blog_timer_s_median
