@@ -521,8 +521,11 @@ def test_busy_rule_is_other_cores_above_a_quarter(other_cpu_s, busy):
         "workers": 1,
         "trial": 1,
         "system": {"other_cpu_s": other_cpu_s, "window_s": 1.0},
+        "cpu": {"tree_totals_source": "cgroup v1 cpuacct.usage"},
     }
     assert run_row(record)["busy_machine"] is busy
+    # Without a CPU cgroup the tree's CPU may miss processes (Ray's workers): not judged.
+    assert run_row({**record, "cpu": {"tree_totals_source": "getrusage(RUSAGE_CHILDREN)"}})["busy_machine"] is None
 
 
 def test_cpu_per_item_stands_beside_throughput():
@@ -542,7 +545,15 @@ def test_cpu_per_item_stands_beside_throughput():
 def sentinel_runs(*throughputs, busy=False):
     return pd.DataFrame(
         [
-            {"sentinel": at, "status": "ok", "throughput": t, "started_at": i, "busy_machine": busy}
+            {
+                "sentinel": at,
+                "status": "ok",
+                "verified": True,
+                "throughput": t,
+                "started_at": i,
+                "finished_at": i + 0.5,
+                "busy_machine": busy,
+            }
             for i, (at, t) in enumerate(zip(("start", "middle", "end"), throughputs))
         ]
     )
@@ -555,6 +566,11 @@ def test_drift_from_the_sentinel_warns_above_its_threshold():
     assert warn and "differ by 11.1% (some sentinels ran on a busy machine)" in text and "more than 5%" in text
     text, warn = claims.drift(sentinel_runs())
     assert not warn and text.startswith("Drift not measured: the config has no sentinel")
+    unverified = sentinel_runs(100, 90, 100).assign(verified=[True, False, True])
+    assert "differ by 0.0%" in claims.drift(unverified)[0], "an unverified sentinel is left out"
+    runs = pd.DataFrame({"started_at": [0.6, 1.6, 9.0], "finished_at": [0.9, 1.9, 9.5]})
+    assert "1 of 3 runs ran outside the sentinels' span" in claims.drift(sentinel_runs(100, 99, 98), runs)[0]
+    assert "outside" not in claims.drift(sentinel_runs(100, 99, 98), runs.iloc[:2])[0]
     failed = sentinel_runs(100, 90).assign(status=["ok", "failed"])
     assert claims.drift(failed) == (
         "Drift not measured: the sentinel did not run cleanly twice. The sentinel is the same small serial run at the start, "
