@@ -129,36 +129,37 @@ def load_baseline(folder) -> Sweep:
 
 # ---------------------------------------------------------------- provenance within one sweep
 
-PROVENANCE = {"host": "host", "cpu_model": "CPU model", "git_commit": "commit"}
+# What a whole sweep should share. The code is judged per cell (each backend and workload has its own
+# run code hash), not by the commit: a commit of docs or tests during a sweep changes no run.
+PROVENANCE = {"host": "host", "cpu_model": "CPU model"}
+CODE = ("code_hash", "run code")
 
 
 def _short(field_name: str, value) -> str:
-    return str(value)[:12] if field_name == "git_commit" and value != "unknown" else str(value)
+    return str(value)[:12] if field_name == CODE[0] and value != "unknown" else str(value)
 
 
 def mixed_provenance(runs: pd.DataFrame) -> pd.DataFrame:
-    """The cells of one sweep (runs.csv) whose records do not all share the sweep's most common host,
-    CPU model and commit: one row per cell and field, with the values its runs had. Empty if the
-    sweep is uniform. A missing value (a record made outside git) counts as 'unknown'."""
+    """The cells of one sweep (runs.csv) whose records do not all share the sweep's most common host and
+    CPU model, or whose runs ran different code (run code hash): one row per cell and field, with the
+    values its runs had. Empty if the sweep is uniform. A missing value counts as 'unknown'."""
     rows = []
-    for column, label in PROVENANCE.items():
+
+    def add(key, column, label, cell, usual):
+        counts = cell.value_counts()
+        values = ", ".join(f"{_short(column, v)} ×{n}" for v, n in counts.items())
+        rows.append({**dict(zip(KEYS, key)), "field": label, "values": values, "usual": usual})
+
+    for column, label in [*PROVENANCE.items(), CODE]:
         if column not in runs or runs.empty:
             continue
         values = runs[column].astype(object).where(runs[column].notna(), "unknown")
-        if values.nunique() < 2:
-            continue
         usual = values.value_counts().index[0]
         for key, cell in values.groupby([runs[k] for k in KEYS], sort=True):
-            if (cell != usual).any():
-                counts = cell.value_counts()
-                rows.append(
-                    {
-                        **dict(zip(KEYS, key)),
-                        "field": label,
-                        "values": ", ".join(f"{_short(column, v)} ×{n}" for v, n in counts.items()),
-                        "usual": _short(column, usual),
-                    }
-                )
+            if column == CODE[0] and cell.nunique() > 1:
+                add(key, column, label, cell, "one code per cell")
+            elif column != CODE[0] and (cell != usual).any():
+                add(key, column, label, cell, _short(column, usual))
     return pd.DataFrame(rows, columns=[*KEYS, "field", "values", "usual"])
 
 

@@ -78,6 +78,7 @@ RUN_CODE = [
     "worker",
     "driver",
     "supervise",
+    "cgroups",
     "cleanup",
     "records",
     "environment",

@@ -99,6 +99,7 @@ def run_row(r: dict) -> dict:
         "cpu_model": env.get("cpu_model"),
         "physical_cores": env.get("physical_cores"),
         "git_commit": env.get("git_commit"),
+        "code_hash": env.get("code_hash"),
         "config_hash": env.get("config_hash"),
     }
 
