@@ -10,6 +10,7 @@ from conftest import MEMORY_FIELDS, REPO, TEXTS, Leftovers, make_spec, missing_f
 
 from parbench import backends, records, runner, workloads
 from parbench.supervise import supervise
+from parbench.workloads.base import Work
 
 WORKERS = 2
 CELLS = [(b, w) for b in backends.names() for w in workloads.names()]
@@ -241,3 +242,25 @@ def test_a_model_that_does_not_load_is_the_same_short_failure_everywhere(tmp_pat
     assert record["reason"].startswith("building the state raised "), record["reason"]
     assert "\n" not in record["reason"] and "\x1b" not in record["reason"] and len(record["reason"]) < 400
     assert "error" in record["workload_info"]["model"], "described without loading the model again"
+
+
+def _state(**data):
+    return data
+
+
+def _count(state, item):
+    return len(state["corpus"]) + item
+
+
+def test_dask_scatters_each_shared_value_whole():
+    """A list in the shared data is one object on the cluster: scatter() by itself makes a future per
+    element, and each task then waits on thousands of them (a user's word list took 50 s per batch)."""
+    backend = backends.load("dask")(workers=1, blas_threads=1, options={})
+    backend.start()
+    try:
+        backend.setup(Work(task=_count, build=_state, data={"corpus": ["w"] * 1000, "other": {"a": 1}}, stateful=False))
+        keys = backend.client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+        assert keys == 2, f"{keys} futures for two shared values"
+        assert [value for value, _ in backend.run([1, 2])] == [1001, 1002]
+    finally:
+        backend.stop()
