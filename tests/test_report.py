@@ -46,6 +46,24 @@ def frame(*cells):
 # ---------------------------------------------------------------- throughput claims
 
 
+def test_a_backend_clearly_faster_than_serial_is_chosen_over_a_faster_median_that_is_not():
+    """ner-chunked in a default sweep: ray had the highest median but an interval over serial down to 0.84,
+    joblib a lower median and an interval above 1. Serial must not be 'clearly faster' than joblib."""
+    stats = frame(
+        cell("serial", 2, 552, 520, 570, speedup=(1, 1, 1)),
+        cell("ray", 2, 772, 472, 951, speedup=(1.40, 0.84, 1.76)),
+        cell("joblib", 2, 745, 593, 947, speedup=(1.35, 1.14, 1.79)),
+        cell("dask", 2, 407, 360, 556, speedup=(0.74, 0.64, 1.04)),
+    )
+    advice = claims.recommendation(stats)
+    assert advice[0] == "Use joblib with 2 workers: 745 items/s [593–947]."
+    assert "not clearly faster than ray (2 workers)" in advice[1]
+    assert "Clearly faster than the rest, the best of which is dask" in advice[2]
+    # Without joblib no parallel backend beats serial; ray's higher median is still not called slower.
+    advice = claims.recommendation(stats[stats.backend != "joblib"])
+    assert advice[0].startswith("Use serial") and "not clearly faster than ray (2 workers)" in advice[1]
+
+
 def test_clear_winner_is_named_with_its_margin():
     stats = frame(
         cell("serial", 2, 10, 9, 11),

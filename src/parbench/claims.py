@@ -116,14 +116,17 @@ def choose(stats: pd.DataFrame) -> Choice | None:
         return None
     order = best_per_backend(cells)
     serial = [r for r in order if r.backend == "serial"]
-    if order[0].backend != "serial" and serial and not order[0].speedup_ci_low > 1:
-        order = serial + [r for r in order if r.backend != "serial"]
+    if order[0].backend != "serial" and serial:
+        # The fastest backend whose speedup interval lies above 1 (not only the fastest median), else serial.
+        beats = [r for r in order if r.backend != "serial" and r.speedup_ci_low > 1]
+        first = beats[0] if beats else serial[0]
+        order = [first, *(r for r in order if r.backend != first.backend)]
     best, rest = order[0], order[1:]
     # Against a parallel choice, serial is the baseline it beat, not a rival.
     rivals = [r for r in rest if best.backend == "serial" or r.backend != "serial"]
-    return Choice(
-        best, [r for r in rivals if overlaps(best, r)], [r for r in rivals if not overlaps(best, r)], serial[0] if serial else None
-    )
+    # Clearly slower: below the best with no overlap; a rival with a higher median is never called slower.
+    clear = [r for r in rivals if not overlaps(best, r) and r.throughput_median < best.throughput_median]
+    return Choice(best, [r for r in rivals if not any(r is c for c in clear)], clear, serial[0] if serial else None)
 
 
 def recommendation(stats: pd.DataFrame) -> list[str]:
