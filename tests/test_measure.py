@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from conftest import make_spec
 
 from parbench import backends, measure, runner
 from parbench.measure import TreeSampler, shmem_bytes
+from parbench.supervise import SNAKEMAKE_THREAD_VARS, supervise
 
 MIB = 2**20
 TOLERANCE = 0.15
@@ -291,3 +293,23 @@ def test_process_tree_follows_children_and_grandchildren():
     child.stdin.close()
     child.wait()
     assert not {child.pid, grandchild} & set(tree.refresh())
+
+
+def test_library_default_is_the_librarys_own_under_snakemakes_thread_variables(tmp_path, monkeypatch):
+    """Snakemake sets OPENBLAS_NUM_THREADS=1 and its kin for every job; a run's driver must not inherit
+    them, or `library-default` (the blog's uncontrolled setting) would be one thread everywhere."""
+    clean_env = {k: v for k, v in os.environ.items() if k not in SNAKEMAKE_THREAD_VARS}
+    default = subprocess.run(
+        [sys.executable, "-c", "import numpy, threadpoolctl; print(threadpoolctl.threadpool_info()[0]['num_threads'])"],
+        env=clean_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for name in SNAKEMAKE_THREAD_VARS:
+        monkeypatch.setenv(name, "1")
+    spec = make_spec("serial", "matmul", 1, blas_threads="library-default", n=64, k=4, batches=1)
+    record = supervise(spec, tmp_path / "r.json", tmp_path / "r.log")
+    assert record["status"] == "ok", record["reason"]
+    assert record["blas_threads"] == int(default.stdout), "the library's own default, not Snakemake's 1"
+    assert not any(name in record["environment"]["env"] for name in SNAKEMAKE_THREAD_VARS)

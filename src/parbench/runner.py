@@ -180,7 +180,7 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
     record["verified"] = record["status"] == "ok" and not problems and len(digests) == warmups + batches
     record["verification"] = {"items_checked": sum(map(len, digests.values())), "problems": problems[:20]}
     record.update(_seen(seen, stateful))
-    flops = workload.flops_per_task()
+    flops = workload.flops_per_item()
     timed = sum(record["timings"]["batch_s"])
     record["gflops"] = flops * tasks * chunk * batches / timed / 1e9 if flops and timed and record["status"] == "ok" else None
     record["workload_info"] = {**record.get("workload_info", {}), **workload.describe(), "flops_per_item": flops}

@@ -28,6 +28,16 @@ PR_SET_CHILD_SUBREAPER = 36
 DEFAULT_TIMEOUT_S = 1800
 POLL_S = 0.2
 HZ = os.sysconf("SC_CLK_TCK")
+# Snakemake sets these to a job's threads (1) for every job; parbench sets BLAS threads itself
+# (`blas_threads`), and `library-default` must mean each library's own default, as outside Snakemake.
+SNAKEMAKE_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 # Ctrl-C reaches the whole foreground process group; SIGTERM and SIGHUP come from kill or a closed terminal.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -257,7 +267,7 @@ def _start_driver(command: list[str], log, groups: cgroups.RunGroups) -> subproc
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, SUPERVISOR: str(os.getpid()), **groups.env()},
+            env={**driver_env(), **groups.env()},
             preexec_fn=groups.enter if groups.groups else None,
         )
 
@@ -270,6 +280,12 @@ def _start_driver(command: list[str], log, groups: cgroups.RunGroups) -> subproc
         return start()
 
 
+def driver_env() -> dict:
+    """The environment a run's driver starts with: ours, without Snakemake's thread variables, and
+    naming this supervisor (the driver ends if we do)."""
+    return {**{k: v for k, v in os.environ.items() if k not in SNAKEMAKE_THREAD_VARS}, SUPERVISOR: str(os.getpid())}
+
+
 def run_alone(command: list[str], log) -> int:
     """Run `command` as a timed run is run (alone on the machine, cleaned up after, also when a
     signal stops it: then Interrupted is raised); returns its exit code. For the machine's measurement."""
@@ -277,8 +293,7 @@ def run_alone(command: list[str], log) -> int:
     ancestors = snakemake_and_below()
     spare = {p.pid for p in psutil.Process().children(recursive=True)}
     with stop_signals_raise(), alone(log, ancestors) as before:
-        env = {**os.environ, SUPERVISOR: str(os.getpid())}  # it ends if we do
-        proc = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, env=env)
+        proc = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, env=driver_env())
         code = _contained(proc, spare, before, proc.wait)
         reap(spare)
         cleanup.remove_shm(before)

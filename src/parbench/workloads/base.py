@@ -81,8 +81,8 @@ class BaseWorkload(ABC):
     def verify(self, batch: int, items: list, digests: list) -> list[str]:
         """Compare a batch's digests with a serial reference; return one message per mismatch."""
 
-    def flops_per_task(self) -> float | None:
-        """Floating-point operations in one task, where that is meaningful."""
+    def flops_per_item(self) -> float | None:
+        """Floating-point operations in one item (a chunked task does several), where that is meaningful."""
         return None
 
     def describe(self) -> dict:

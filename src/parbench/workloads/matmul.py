@@ -90,7 +90,7 @@ class Workload(BaseWorkload):
                 problems.append(f"batch {batch} task {i}: x @ y fails the Freivalds check")
         return problems
 
-    def flops_per_task(self) -> float:
+    def flops_per_item(self) -> float:
         return 2.0 * self.params["n"] ** 2 * self.params["k"]
 
     def describe(self) -> dict:
