@@ -31,12 +31,11 @@ class Backend(BaseBackend):
     def setup(self, work):
         self.task, self.key, self.stateful = work.task, uuid.uuid4().hex, work.stateful
         if work.stateful:
-            self.client.run(worker.keep, self.key, work.build, work.data, self.blas_threads)
+            self.client.run(_keep, self.key, work.build, _Whole(work.data), self.blas_threads)
         else:
             self.build, self.keys = work.build, list(work.data)
-            # Each value whole, as one future: scatter() splits a list, set or dict into a future per element,
-            # and a task given 300,000 of them waits on every one (a user's corpus took 50 s per batch).
-            self.futures = [self.client.scatter([v], broadcast=True)[0] for v in work.data.values()]
+            # Each value as one future of one pickle (see _Whole).
+            self.futures = [self.client.scatter(_Whole(v), broadcast=True) for v in work.data.values()]
 
     def run(self, items):
         if self.stateful:
@@ -81,8 +80,23 @@ def _on_node(result):
     return value, seen._replace(node=get_address_host(distributed.get_worker().address))
 
 
+class _Whole:
+    """A value Dask sends as one pickle. Given a list, tuple, set or dict, scatter() makes a future per
+    element, and Dask serializes collections element by element: a user's list of 300,000 words took
+    40 s to scatter to two workers, and 50 s per batch when its elements were futures."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _keep(key, build, data: _Whole, blas_threads):
+    return worker.keep(key, build, data.value, blas_threads)
+
+
 def _call(task, build, keys, item, blas_threads, *values):
-    return _on_node(worker.call(task, build, dict(zip(keys, values)), item, blas_threads))
+    return _on_node(worker.call(task, build, dict(zip(keys, (v.value for v in values))), item, blas_threads))
 
 
 def _call_kept(task, key, item, blas_threads):
