@@ -20,7 +20,7 @@ CONFIG = {
     "backends": ["serial", "multiprocessing"],
     "workers": [1, 2],
     "trials": 2,
-    "workloads": {"ner": {"texts": TEXTS, "batches": 3, "warmup_batches": 1}},
+    "workloads": {"ner": {"texts": TEXTS, "batches": 2, "warmup_batches": 1}},
     "limits": {"timeout_s": 300},
 }
 N_RUNS = 2 * 2 * 2
