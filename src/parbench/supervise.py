@@ -337,7 +337,8 @@ def _wait(driver: subprocess.Popen, timeout: float, ancestors) -> tuple[int, boo
         if time.monotonic() > deadline:
             _kill(driver)
             return driver.wait(), True
-        time.sleep(POLL_S)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            driver.wait(timeout=POLL_S)  # returns as soon as the driver ends
     return code, False
 
 

@@ -4,6 +4,7 @@ every worker and kept there."""
 
 import uuid
 
+import dask.sizeof
 import distributed
 import psutil
 from distributed import Client, LocalCluster
@@ -89,6 +90,11 @@ class _Whole:
 
     def __init__(self, value):
         self.value = value
+
+
+@dask.sizeof.sizeof.register(_Whole)
+def _sizeof(whole: _Whole) -> int:
+    return dask.sizeof.sizeof(whole.value)  # the scheduler places tasks and weighs transfers by it
 
 
 def _keep(key, build, data: _Whole, blas_threads):
