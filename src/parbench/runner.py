@@ -234,9 +234,14 @@ def failure(error: BaseException, failures: tuple) -> str | None:
     if ours:
         return str(ours[0])
     unpicklable = [e for e in chain if _unpicklable(e)]
-    if unpicklable:  # the innermost says what could not be pickled
-        return f"could not pickle what the backend sends between processes: {_short(unpicklable[-1])}"
+    if unpicklable:  # the innermost message that names the object (loky sometimes keeps it only in a remote traceback's text)
+        named = next((m.group(0) for e in reversed(chain) if (m := PICKLE_WHAT.search(str(e)))), None)
+        return f"could not pickle what the backend sends between processes: {named or _short(unpicklable[-1])}"
     return f"{type(error).__name__}: {_short(error)}" if isinstance(error, failures) else None
+
+
+# "cannot pickle '_thread.lock' object": what could not be pickled, as Python's pickle says it.
+PICKLE_WHAT = re.compile(r"(?:cannot|can't) pickle '[^']+' object")
 
 
 def _causes(error: BaseException) -> list[BaseException]:
