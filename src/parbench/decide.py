@@ -1,0 +1,158 @@
+"""The method's decisions (docs/method.md): a ratio of two throughputs estimated from rounds, its
+interval, and one of four words with a margin: `faster`, `slower`, `equivalent`, `cannot tell`.
+
+A ratio is measured on the log scale, one value per round (paired: two runs of the same round) or per
+run (unpaired: two sweeps), with Student's t: with the 3-10 rounds a sweep affords, a bootstrap over
+rounds covers too little (tests/test_method.py measures both), while the t interval on logs is exact
+for log-normal noise and close otherwise. Pure functions of numbers; nothing here reads a table.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as st
+
+ALPHA = 0.05  # each one-sided test; the interval shown is the matching two-sided 90 % one (TOST's)
+POWER = 0.8  # for the smallest detectable difference and the rounds a decision would need
+FASTER, SLOWER, EQUIVALENT, CANNOT_TELL = "faster", "slower", "equivalent", "cannot tell"
+WORDS = (FASTER, SLOWER, EQUIVALENT, CANNOT_TELL)
+MAX_ROUNDS = 1000  # rounds_needed above this is reported as None: no affordable sweep decides it
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """One ratio a / b from its log values: n values, their mean and standard error, and t's degrees of freedom."""
+
+    n: int
+    mean: float  # of the log ratios
+    se: float  # standard error of `mean` (nan with one value)
+    df: float
+    sd: float  # the spread of one value (paired: of one round's log ratio)
+
+    @property
+    def estimate(self) -> float:
+        """The geometric mean of the ratios."""
+        return math.exp(self.mean)
+
+    def interval(self, alpha: float = ALPHA) -> tuple[float, float]:
+        """The two-sided 1 - 2·alpha interval of the ratio (nan, nan with fewer than two values)."""
+        if self.n < 2 or not self.se == self.se:
+            return math.nan, math.nan
+        half = st.t.ppf(1 - alpha, self.df) * self.se
+        return math.exp(self.mean - half), math.exp(self.mean + half)
+
+    def p_beyond(self, margin: float) -> tuple[float, float]:
+        """One-sided p-values of 'a is faster than b by more than margin' and 'a is slower by more than margin'."""
+        d = math.log1p(margin)
+        if self.n < 2 or not self.se >= 0:
+            return 1.0, 1.0
+        if self.se == 0:  # identical values: certainty either way
+            return float(self.mean <= d), float(self.mean >= -d)
+        return float(st.t.sf((self.mean - d) / self.se, self.df)), float(st.t.cdf((self.mean + d) / self.se, self.df))
+
+    def p_equivalent(self, margin: float) -> float:
+        """TOST: the larger of the two one-sided p-values of 'within ±margin' (small: equivalent)."""
+        d = math.log1p(margin)
+        if self.n < 2 or not self.se >= 0:
+            return 1.0
+        if self.se == 0:
+            return float(abs(self.mean) >= d)
+        return float(max(st.t.sf((self.mean + d) / self.se, self.df), st.t.cdf((self.mean - d) / self.se, self.df)))
+
+
+def paired(a, b) -> Ratio:
+    """The ratio of a over b from paired values (a[i] and b[i] measured in the same round)."""
+    logs = np.log(np.asarray(a, float)) - np.log(np.asarray(b, float))
+    return from_logs(logs)
+
+
+def from_logs(logs) -> Ratio:
+    """A ratio from one log value per round (already paired)."""
+    logs = np.asarray(logs, float)
+    logs = logs[np.isfinite(logs)]
+    n = len(logs)
+    if n == 0:
+        return Ratio(0, math.nan, math.nan, math.nan, math.nan)
+    sd = float(np.std(logs, ddof=1)) if n > 1 else math.nan
+    return Ratio(n, float(np.mean(logs)), sd / math.sqrt(n) if n > 1 else math.nan, n - 1, sd)
+
+
+def unpaired(a, b) -> Ratio:
+    """The ratio of a's geometric mean over b's from independent values (two sweeps): Welch's t on the logs."""
+    la, lb = (np.log(np.asarray(x, float)) for x in (a, b))
+    la, lb = la[np.isfinite(la)], lb[np.isfinite(lb)]
+    if len(la) < 2 or len(lb) < 2:
+        n = min(len(la), len(lb))
+        mean = float(np.mean(la) - np.mean(lb)) if n else math.nan
+        return Ratio(n, mean, math.nan, math.nan, math.nan)
+    va, vb = np.var(la, ddof=1) / len(la), np.var(lb, ddof=1) / len(lb)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(la) - 1) + vb**2 / (len(lb) - 1)) if se > 0 else len(la) + len(lb) - 2
+    # sd: of one value of either side, as if paired (what one more run on each side would add).
+    return Ratio(min(len(la), len(lb)), float(np.mean(la) - np.mean(lb)), se, df, se * math.sqrt(min(len(la), len(lb))))
+
+
+def holm(pvalues, alpha: float = ALPHA) -> list[bool]:
+    """Holm's step-down: which hypotheses of a family are rejected, with family-wise error at most alpha."""
+    p = list(pvalues)
+    rejected = [False] * len(p)
+    for rank, i in enumerate(sorted(range(len(p)), key=lambda i: p[i])):
+        if p[i] > alpha / (len(p) - rank):
+            break
+        rejected[i] = True
+    return rejected
+
+
+def verdicts(ratios: list[Ratio], margin: float, alpha: float = ALPHA) -> list[str]:
+    """One word per ratio of a family (for example every cell of a workload against its reference).
+
+    `faster`/`slower`: beyond the margin, by a one-sided t test at alpha after Holm's correction over
+    the family (each ratio's smaller directional p-value, doubled: either direction counts as a claim);
+    `equivalent`: the 90 % interval lies inside ±margin (two one-sided tests, each at alpha);
+    `cannot tell`: neither.
+    """
+    directional = [r.p_beyond(margin) for r in ratios]
+    different = holm([min(1.0, 2 * min(p)) for p in directional], alpha)
+    out = []
+    for r, (p_up, p_down), diff in zip(ratios, directional, different):
+        if diff:
+            out.append(FASTER if p_up < p_down else SLOWER)
+        elif r.p_equivalent(margin) < alpha:
+            out.append(EQUIVALENT)
+        else:
+            out.append(CANNOT_TELL)
+    return out
+
+
+def _quantiles(n: int, level: float, power: float) -> float:
+    """t's quantiles of a one-sided test at `level` plus those of the power, with n - 1 degrees of freedom."""
+    df = max(n - 1, 1)
+    return float(st.t.ppf(1 - level, df) + st.t.ppf(power, df))
+
+
+def detectable(sd: float, n: int, margin: float, alpha: float = ALPHA, power: float = POWER, family: int = 1) -> float:
+    """The smallest true difference (a share: 0.1 is 10 %) that `n` rounds with this spread call
+    faster with the given power, one family member of `family` at Holm's strictest step (nan: unknown)."""
+    if n < 2 or not sd == sd:
+        return math.nan
+    return math.expm1(math.log1p(margin) + _quantiles(n, alpha / (2 * family), power) * sd / math.sqrt(n))
+
+
+def rounds_needed(r: Ratio, margin: float, alpha: float = ALPHA, power: float = POWER, family: int = 1) -> int | None:
+    """How many rounds the observed spread says would decide this ratio (faster/slower if its estimate
+    lies beyond the margin, equivalent if inside), with the given power; None: more than MAX_ROUNDS,
+    or the estimate sits on the margin, or no spread is known."""
+    if not r.sd == r.sd or r.n < 2:
+        return None
+    gap = abs(abs(r.mean) - math.log1p(margin))
+    if gap == 0:
+        return None
+    if r.sd == 0:
+        return 2
+    inside = abs(r.mean) < math.log1p(margin)
+    for n in range(2, MAX_ROUNDS + 1):
+        # Equivalence: two one-sided tests at alpha; a difference: the doubled test of `verdicts`.
+        if _quantiles(n, alpha if inside else alpha / (2 * family), power) * r.sd / math.sqrt(n) <= gap:
+            return n
+    return None
