@@ -235,8 +235,10 @@ def scheduled_outputs(output: str, rule: str) -> list[str]:
     return found
 
 
-def read_records(work) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(Path(work, "results", "runs").rglob("*.json"))]
+def read_records(work, twins: bool = False) -> list[dict]:
+    """The sweep's own run records (with `twins`, the A/A twins' instead)."""
+    paths = sorted(Path(work, "results", "runs").rglob("*.json"))
+    return [json.loads(p.read_text()) for p in paths if p.name.endswith(".twin.json") == twins]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,12 +450,13 @@ def check(item, result, expected):
 PIPELINE_BACKENDS = ["serial", "multiprocessing", "multiprocessing-shared", "ray"]
 PIPELINE_CONFIG = {
     "backends": PIPELINE_BACKENDS,
-    "workers": [1, 2],
-    "trials": 1,
+    "workers": [2],
+    # Two rounds: the least that shows rounds, paired ratios and the A/A twin.
+    "trials": 2,
     "workloads": {
-        "matmul": {"n": 256, "k": 8, "batches": 2, "warmup_batches": 1},
-        # At 2 workers only: the costliest runs (a model per worker), and a built-in workload's own worker counts.
-        "ner": {"model": "en_core_web_sm", "texts": TEXTS, "batches": 2, "warmup_batches": 1, "workers": [2]},
+        # A workload's own worker counts: matmul's first (1) is its A/A reference cell.
+        "matmul": {"n": 256, "k": 8, "batches": 2, "warmup_batches": 1, "workers": [1, 2]},
+        "ner": {"model": "en_core_web_sm", "texts": TEXTS, "batches": 2, "warmup_batches": 1},
         # Two workloads of a user's own, in the sweep's folder (tests/test_user_workload.py).
         "sums": {"module": "bench/sums.py", "rows": 64, "seed": 3, "batches": 2, "warmup_batches": 1},
         "lookup": {"module": "bench/table.py", "size": 100, "batches": 2, "warmup_batches": 1, "workers": [2]},

@@ -35,7 +35,7 @@ def done(tiny_pipeline):
     return tiny_pipeline
 
 
-def cells(config):
+def cells_of(config):
     """Every run (workload, backend, workers, trial) of `config`, a workload's own worker counts honoured."""
     trials = range(1, config["trials"] + 1)
     return {
@@ -47,8 +47,8 @@ def cells(config):
 
 def test_every_record_is_complete_and_verified(done):
     config, recs = done.config, done.records()
-    assert {(r["workload"], r["backend"], r["workers"], r["trial"]) for r in recs} == cells(config)
-    assert len(recs) == len(cells(config))
+    assert {(r["workload"], r["backend"], r["workers"], r["trial"]) for r in recs} == cells_of(config)
+    assert len(recs) == len(cells_of(config))
     for r in recs:
         where = f"{r['workload']}/{r['backend']}/w{r['workers']}"
         assert r["status"] == "ok", f"{where}: {r['reason']}"
@@ -66,12 +66,14 @@ def test_runs_never_overlap(done):
 def test_tables_have_a_row_per_run_and_per_cell(done):
     config, tables = done.config, done.results / "tables"
     runs = pd.read_csv(tables / "runs.csv")
-    assert set(map(tuple, runs[["workload", "backend", "workers", "trial"]].values.tolist())) == cells(config)
-    assert len(runs) == len(cells(config))
+    runs = runs[~runs.twin]
+    assert set(map(tuple, runs[["workload", "backend", "workers", "trial"]].values.tolist())) == cells_of(config)
+    assert len(runs) == len(cells_of(config))
     batches = pd.read_csv(tables / "batches.csv")
-    assert len(batches) == sum(config["workloads"][w]["batches"] for w, *_ in cells(config))
+    twins = len(config["workloads"]) * config["trials"]
+    assert len(batches) == sum(config["workloads"][w]["batches"] for w, *_ in cells_of(config)) + 2 * twins
     stats = pd.read_csv(tables / "stats.csv")
-    expected = {run[:3] for run in cells(config)}
+    expected = {run[:3] for run in cells_of(config)}
     assert set(map(tuple, stats[["workload", "backend", "workers"]].values.tolist())) == expected
     assert len(stats) == len(expected)
     assert stats.all_clean.all()
@@ -120,11 +122,11 @@ def test_changed_texts_rerun_only_ner(done, tmp_path):
     config["workloads"]["ner"]["texts"] = [*TEXTS, "Ada Lovelace was born in London."]
     out = dry_run(done, tmp_path, config)
     jobs = dry_run_jobs(out)
-    ner_runs = {c for c in cells(config) if c[0] == "ner"}
-    assert jobs.get("run") == len(ner_runs), jobs
+    ner_runs = {c for c in cells_of(config) if c[0] == "ner"}
+    assert jobs.get("run") == len(ner_runs) and jobs.get("twin") == config["trials"], jobs
     runs = scheduled_outputs(out, "run")
     assert len(runs) == len(ner_runs) and all(p.startswith("results/runs/ner/") for p in runs), runs
-    assert set(jobs) == {"run", "aggregate", "plot", "report", "all"}, jobs
+    assert set(jobs) == {"run", "twin", "aggregate", "plot", "report", "all"}, jobs
 
 
 def test_added_worker_count_runs_only_new_cells(done, tmp_path):
@@ -132,7 +134,7 @@ def test_added_worker_count_runs_only_new_cells(done, tmp_path):
     config["workers"] = [*config["workers"], 3]
     out = dry_run(done, tmp_path, config)
     runs = scheduled_outputs(out, "run")
-    new = {c for c in cells(config) if c[2] == 3}
+    new = {c for c in cells_of(config) if c[2] == 3}
     assert dry_run_jobs(out).get("run") == len(new)
     assert sorted(runs) == sorted(f"results/runs/{w}/{b}/workers-{n}/trial-{t}.json" for w, b, n, t in new)
     assert "machine" not in dry_run_jobs(out)
@@ -188,30 +190,38 @@ def test_tick_labels_overlap_is_seen_without_declutter(done):
 # The order of the runs, the sentinel, and what every record says of the machine, the CPU and the memory
 
 
-def sentinels(done) -> dict:
-    return {at: json.loads((done.results / "sentinels" / f"{at}.json").read_text()) for at in order.SENTINELS}
+def sentinels(done) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((done.results / "sentinels").glob("round-*.json"))]
 
 
-def test_runs_execute_in_the_planned_shuffled_order(done):
-    """Every benchmark job ran in the place the seeded plan gave it, and that plan is not the config's order."""
-    ran = sorted([*done.records(), *sentinels(done).values()], key=lambda r: r["started_at"])
+def test_runs_execute_in_rounds_each_in_its_own_shuffled_order(done):
+    """Every benchmark job ran in the place the seeded plan gave it: round after round (every run of
+    round r ended before round r + 1 began), each round in its own order, none the config's."""
+    ran = sorted([*done.records(), *done.records(twins=True), *sentinels(done)], key=lambda r: r["started_at"])
     plan = order.plan(done.config)
     assert [r["order"]["position"] for r in ran] == list(range(1, len(plan) + 1)), "executed in planned order"
-    assert all(r["order"]["of"] == len(plan) and r["order"]["seed"] == 0 for r in ran)
-    runs = [p for p in plan if p.startswith("results/runs/")]
-    assert runs != order.run_paths(done.config) and sorted(runs) == sorted(order.run_paths(done.config)), "shuffled, all there"
+    rounds = [r["round"] for r in ran]
+    assert rounds == sorted(rounds) and set(rounds) == {1, 2} and all(r["round"] == r["trial"] for r in ran)
+    for trial in (1, 2):
+        jobs = order.shuffled_round(done.config, trial)
+        assert [r["order"]["place"] for r in ran if r["round"] == trial] == list(range(1, len(jobs) + 1))
+        assert jobs != order.round_jobs(done.config, trial) and sorted(jobs) == sorted(order.round_jobs(done.config, trial))
+    assert order.shuffled_round(done.config, 1) != order.shuffled_round(done.config, 2), "a fresh order per round"
     assert order.plan({**done.config, "shuffle_seed": 1}) != plan and order.plan(copy.deepcopy(done.config)) == plan, "seeded"
 
 
-def test_sentinel_runs_first_in_the_middle_and_last(done):
-    marks = {at: r["started_at"] for at, r in sentinels(done).items()}
-    starts = sorted(r["started_at"] for r in done.records())
-    assert marks["start"] < starts[0] and marks["end"] > starts[-1]
-    assert sum(s < marks["middle"] for s in starts) == len(starts) // 2
-    assert all(r["status"] == "ok" and r["verified"] and records.problems(r) == [] for r in sentinels(done).values())
+def test_every_round_has_the_sentinel_and_each_workloads_twin(done):
+    twins = done.records(twins=True)
+    first = {w: (p.get("workers") or done.config["workers"])[0] for w, p in done.config["workloads"].items()}
+    expected = {(w, "serial", workers, t) for w, workers in first.items() for t in (1, 2)}
+    assert {(r["workload"], r["backend"], r["workers"], r["trial"]) for r in twins} == expected
+    assert all(r["twin"] and r["status"] == "ok" and r["verified"] and records.problems(r) == [] for r in twins)
+    assert not any(r["twin"] for r in done.records())
+    marks = sentinels(done)
+    assert [r["round"] for r in marks] == [1, 2] and all(r["order"]["sentinel"] for r in marks)
+    assert all(r["status"] == "ok" and r["verified"] and records.problems(r) == [] for r in marks)
     table = pd.read_csv(done.results / "tables" / "sentinels.csv")
-    assert table.sentinel.tolist() == list(order.SENTINELS) and table.throughput.notna().all()
-    assert "The sentinel, the same small serial matmul run at the start" in (done.results / "report.html").read_text()
+    assert table["round"].tolist() == [1, 2] and table.throughput.notna().all()
 
 
 def test_order_and_sentinel_settings_rerun_no_benchmark_run(done, tmp_path):
@@ -220,11 +230,24 @@ def test_order_and_sentinel_settings_rerun_no_benchmark_run(done, tmp_path):
     assert set(jobs) == {"report", "all"}, f"a new order reruns no benchmark (the report shows the config): {jobs}"
     config["sentinel"] = {**config["sentinel"], "batches": 3}
     jobs = dry_run_jobs(dry_run(done, tmp_path, config))
-    assert jobs.get("sentinel") == 3 and "run" not in jobs, jobs
+    assert jobs.get("sentinel") == 2 and "run" not in jobs and "twin" not in jobs, jobs
+
+
+def test_a_round_a_variant_and_a_margin_rerun_only_what_they_must(done, tmp_path):
+    config = {**copy.deepcopy(done.config), "trials": 3}
+    jobs = dry_run_jobs(dry_run(done, tmp_path, config))
+    cells, twins = len({c[:3] for c in cells_of(done.config)}), len(done.config["workloads"])
+    assert jobs.get("run") == cells and jobs.get("twin") == twins and jobs.get("sentinel") == 1, f"one more round only: {jobs}"
+    config = {**copy.deepcopy(done.config), "variants": {"same": {}, "one-blas": {"blas_threads": 1}}}
+    jobs = dry_run_jobs(dry_run(done, tmp_path, config))
+    assert "run" not in jobs and "twin" not in jobs and jobs.get("variant") == 2 * cells, f"the first variant's runs stay: {jobs}"
+    config = {**copy.deepcopy(done.config), "margin": 0.1}
+    jobs = dry_run_jobs(dry_run(done, tmp_path, config))
+    assert not {"run", "twin", "sentinel", "variant"} & set(jobs), f"a margin reruns no benchmark: {jobs}"
 
 
 def test_records_hold_the_tree_cpu_the_machine_and_the_exact_memory(done):
-    for r in [*done.records(), *sentinels(done).values()]:
+    for r in [*done.records(), *sentinels(done)]:
         where, cpu, system, memory = f"{r['workload']}/{r['backend']}/w{r['workers']}", r["cpu"], r["system"], r["memory"]
         assert len(cpu["tree_batch_s"]) == len(r["timings"]["batch_s"]), where
         # Batch by batch, like with like: the tree holds the driver; where tasks run outside the driver, more.

@@ -77,6 +77,7 @@ RUN_CODE = [
     "measure",
     "worker",
     "driver",
+    "job",
     "supervise",
     "cgroups",
     "cleanup",

@@ -19,7 +19,9 @@ EXACT = ("exact_peak_bytes", "exact_source", "exact_unavailable")
 CPU = ("tree_user_s", "tree_system_s", "tree_totals_source", "tree_source")
 SYSTEM = ("loadavg_1m_start", "loadavg_1m_end", "cpu_steal_s", "machine_cpu_s", "other_cpu_s", "window_s", "tree_involuntary_switches")
 # Where a record lives; its fields must name the same run.
-PATH = re.compile(r"(?:^|/)runs/(?P<workload>[^/]+)/(?P<backend>[^/]+)/workers-(?P<workers>\d+)/trial-(?P<trial>\d+)\.json$")
+PATH = re.compile(
+    r"(?:^|/)runs/(?P<workload>[^/]+)/(?P<backend>[^/]+)/workers-(?P<workers>\d+)/trial-(?P<trial>\d+)(?P<twin>\.twin)?\.json$"
+)
 
 
 class RecordError(ValueError):
@@ -36,6 +38,10 @@ def new(spec: dict, environment: dict, **fields) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         **{k: spec[k] for k in RUN_ID},
+        # A run's trial is its round (docs/method.md); the twin is the reference cell's second run in it.
+        "round": spec["trial"],
+        "twin": bool(spec.get("twin")),
+        "variant": spec.get("variant"),
         "status": "running",
         "reason": None,
         "params": params,
@@ -99,7 +105,9 @@ def read(path, *, check: bool = False) -> dict:
     where = PATH.search(str(path))
     if not found and where:
         expected = {k: (int(v) if k in ("workers", "trial") else v) for k, v in where.groupdict().items()}
-        wrong = [f"field {k}: {record[k]!r}, but its path names {expected[k]!r}" for k in RUN_ID if record[k] != expected[k]]
+        expected["twin"] = bool(expected["twin"])
+        named = {k: record.get(k, False) for k in (*RUN_ID, "twin")}  # records before rounds have no twin field
+        wrong = [f"field {k}: {v!r}, but its path names {expected[k]!r}" for k, v in named.items() if v != expected[k]]
         found = [*wrong[:1], "(a record of another spec)"] if wrong else []
     if found:
         raise RecordError(f"{path}: {'; '.join(found)}")

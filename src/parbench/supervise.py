@@ -232,7 +232,8 @@ def supervise(spec: dict, out_path, log_path) -> dict:
         log_start = log.tell()
         spec_path, partial = Path(tmp, "spec.json"), Path(tmp, "record.json")
         spec_path.write_text(json.dumps(spec))
-        driver = _start_driver([sys.executable, "-m", "parbench.driver", str(spec_path), str(partial)], log, groups)
+        command = [interpreter(spec["settings"]), "-m", "parbench.driver", str(spec_path), str(partial)]
+        driver = _start_driver(command, log, groups, spec["settings"].get("env") or {})
         around = Around(groups.groups.get("cpu"))
         code, timed_out = _contained(driver, spare, before, lambda: _wait(driver, timeout, ancestors))
         stopped = reap(spare)
@@ -257,7 +258,16 @@ def supervise(spec: dict, out_path, log_path) -> dict:
     return record
 
 
-def _start_driver(command: list[str], log, groups: cgroups.RunGroups) -> subprocess.Popen:
+def interpreter(settings: dict) -> str:
+    """The driver's Python: a variant's `python` (an interpreter, or a virtual environment's folder), else ours."""
+    python = settings.get("python")
+    if not python:
+        return sys.executable
+    path = Path(python).expanduser()
+    return str(path / "bin" / "python") if path.is_dir() else str(path)
+
+
+def _start_driver(command: list[str], log, groups: cgroups.RunGroups, env: dict) -> subprocess.Popen:
     """Start the driver in its own session, inside the run's groups (before exec: all its memory is charged
     to them); if it cannot be moved into them, without groups, the record saying why."""
 
@@ -267,7 +277,7 @@ def _start_driver(command: list[str], log, groups: cgroups.RunGroups) -> subproc
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**driver_env(), **groups.env()},
+            env={**driver_env(), **env, **groups.env()},
             preexec_fn=groups.enter if groups.groups else None,
         )
 

@@ -6,7 +6,9 @@ from parbench import config as parbench_config
 from parbench import environment as parbench_environment
 from parbench import figures as parbench_figures
 from parbench import order as parbench_order
+from parbench import spec as parbench_spec
 from parbench import sweep as parbench_sweep
+from snakemake.settings.types import DeploymentMethod
 
 # A bad config fails here, before any job starts, naming every bad key (and no traceback).
 try:
@@ -60,8 +62,11 @@ onstart:
 
 
 RUN = parbench_order.RUN
+TWIN = parbench_order.TWIN
+VARIANT = parbench_order.VARIANT
 SENTINEL = parbench_order.SENTINEL
 FIGURES = list(parbench_figures.FIGURES)
+VARIANTS = [v for v in parbench_order.variants(config) if v]
 
 
 wildcard_constraints:
@@ -69,33 +74,75 @@ wildcard_constraints:
     trial=r"\d+",
     workload=r"[a-z0-9_-]+",
     backend=r"[a-z0-9_-]+",
+    variant="|".join(VARIANTS[1:]) or "(?!)",
     figure="|".join(FIGURES),
-    at="|".join(parbench_order.SENTINELS),
 
 
 def run_records():
-    """Every run of the sweep: workloads x backends x workers (the workload's own, else the
-    sweep's) x trials."""
+    """The sweep's own runs: workloads x backends x workers (the workload's own, else the sweep's) x rounds."""
     return parbench_order.run_paths(config)
 
 
+def twin_records():
+    """The reference cell's A/A twin of every workload, one per round."""
+    return parbench_order.twin_paths(config)
+
+
+def variant_records():
+    """The runs of every variant after the first, in the same rounds."""
+    return parbench_order.variant_paths(config)
+
+
 def sentinel_records():
-    """The sentinel's three runs (start, middle, end of the sweep), or none if `sentinel` is null."""
+    """The sentinel's runs, one per round, or none if `sentinel` is null."""
     return parbench_order.sentinel_paths(config)
 
 
-# A fresh sweep runs its benchmark jobs in a seeded shuffle, with the sentinel first, in the middle
-# and last: Snakemake starts the ready job of highest priority, and all of them are ready at once.
-# Priorities are no rerun trigger, so the order reruns nothing.
+# A fresh sweep runs in rounds, each in a seeded shuffle: Snakemake starts the ready job of highest
+# priority, and all of them are ready at once. Priorities are no rerun trigger, so the order reruns nothing.
 PRIORITY = parbench_order.priorities(config)
+POSITIONS = parbench_order.positions(config)
+# The job's interpreter: the run environment's (a conda env's, else Snakemake's own). A param: a
+# run made by another Python is another run.
+PYTHON = (
+    "python"
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    else sys.executable
+)
 
 
 def run_priority(wildcards):
-    return PRIORITY.get(RUN.format(**wildcards), 0)
+    return PRIORITY.get(parbench_order.run_path(**wildcards), 0)
+
+
+def twin_priority(wildcards):
+    return PRIORITY.get(parbench_order.run_path(**wildcards, twin=True), 0)
 
 
 def sentinel_priority(wildcards):
-    return PRIORITY.get(SENTINEL.format(at=wildcards.at), 0)
+    return PRIORITY.get(SENTINEL.format(**wildcards), 0)
+
+
+def run_info(wildcards):
+    """The job's place, variant and twin mark for its record: a resource, so that none of it reruns a run."""
+    path = parbench_order.run_path(**wildcards)
+    return parbench_spec.dumps(
+        parbench_spec.job_info(
+            path, POSITIONS, wildcards.get("variant") or (VARIANTS or [None])[0]
+        )
+    )
+
+
+def twin_info(wildcards):
+    path = parbench_order.run_path(**wildcards, twin=True)
+    return parbench_spec.dumps(
+        parbench_spec.job_info(path, POSITIONS, (VARIANTS or [None])[0])
+    )
+
+
+def sentinel_info(wildcards):
+    path = SENTINEL.format(**wildcards)
+    return parbench_spec.dumps(parbench_spec.job_info(path, POSITIONS, None))
 
 
 def run_params(wildcards):
@@ -104,50 +151,21 @@ def run_params(wildcards):
     The code hash covers the backend's and the workload's modules (a user's module by its
     content) and the shared run code, so editing one backend reruns only that backend's runs.
     """
-    params = config["workloads"][wildcards.workload]
-    return json.dumps(
-        {
-            # A workload's own worker counts name its runs; they do not shape one.
-            "params": {k: v for k, v in params.items() if k != "workers"},
-            "settings": {
-                "blas_threads": config["blas_threads"],
-                "options": config.get(wildcards.backend, {}),
-                "limits": config["limits"],
-                "sampler": config["sampler"],
-            },
-            "code": parbench_environment.run_code_hash(
-                wildcards.backend, wildcards.workload, params.get("module")
-            ),
-        },
-        sort_keys=True,
+    return parbench_spec.dumps(
+        parbench_spec.run(
+            config,
+            wildcards.workload,
+            wildcards.backend,
+            int(wildcards.workers),
+            int(wildcards.trial),
+            wildcards.get("variant"),
+        )
     )
 
 
 def sentinel_params(wildcards):
-    """The sentinel's run spec: a small serial matmul with every core in BLAS, the same at the start,
-    middle and end, under the sweep's limits and sampler."""
-    return json.dumps(
-        {
-            **parbench_order.SENTINEL_CELL,
-            "params": {
-                "seed": 1234,
-                "warmup_batches": 1,
-                "items_per_task": 1,
-                **config["sentinel"],
-            },
-            "settings": {
-                "blas_threads": "auto",
-                "options": {},
-                "limits": config["limits"],
-                "sampler": config["sampler"],
-            },
-            "code": parbench_environment.run_code_hash(
-                parbench_order.SENTINEL_CELL["backend"],
-                parbench_order.SENTINEL_CELL["workload"],
-            ),
-        },
-        sort_keys=True,
-    )
+    """The sentinel's run spec: the same small serial matmul in every round."""
+    return parbench_spec.dumps(parbench_spec.sentinel(config, int(wildcards.trial)))
 
 
 def figures(workload, ext="png"):
@@ -168,8 +186,8 @@ def comparison_figures(ext):
 
 
 def comparison_targets():
-    """What rule compare makes when compare_with names a baseline; nothing otherwise."""
-    if not BASELINES:
+    """What rule compare makes when compare_with names a baseline or the sweep has variants; nothing otherwise."""
+    if not BASELINES and len(VARIANTS) < 2:
         return []
     return [
         "results/tables/comparison.csv",
@@ -183,6 +201,8 @@ def all_targets():
     workloads = list(config["workloads"])
     return [
         *run_records(),
+        *twin_records(),
+        *variant_records(),
         *sentinel_records(),
         "results/tables/runs.csv",
         "results/tables/stats.csv",

@@ -2,6 +2,8 @@
 rule compare:
     input:
         records=run_records(),
+        variants=variant_records(),
+        sentinels=sentinel_records(),
         machine="results/machine.json",
         baselines=[str(path) for paths in BASELINES.values() for path in paths],
     output:
@@ -16,6 +18,7 @@ rule compare:
         "../../environment.yml"
     params:
         baselines=list(BASELINES),
+        margin=config["margin"],
         code=parbench_environment.code_hash("compare", "stats", "records"),
     script:
         "../scripts/compare.py"

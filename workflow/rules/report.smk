@@ -1,6 +1,8 @@
 rule aggregate:
     input:
         runs=run_records(),
+        twins=twin_records(),
+        variants=variant_records(),
         sentinels=sentinel_records(),
     output:
         runs="results/tables/runs.csv",
@@ -13,7 +15,8 @@ rule aggregate:
     conda:
         "../../environment.yml"
     params:
-        code=parbench_environment.code_hash("stats", "records"),
+        margin=config["margin"],
+        code=parbench_environment.code_hash("stats", "decide", "records"),
     script:
         "../scripts/aggregate.py"
 

@@ -1,3 +1,8 @@
+# Every benchmark job runs `python -m parbench.job` (a shell command, so a job imports no Snakemake):
+# the spec is its params (what shapes the run), its place in the sweep a resource (reruns nothing).
+JOB = "{params.python} -m parbench.job {output:q} {log:q} {params.spec:q} {resources.job:q}"
+
+
 rule run:
     output:
         RUN,
@@ -8,27 +13,51 @@ rule run:
         "../../environment.yml"
     resources:
         benchmark_slot=1,
+        job=run_info,
     params:
         spec=run_params,
-    script:
-        "../scripts/run.py"
+        python=PYTHON,
+    shell:
+        JOB
 
 
-# The same small serial run at the start, in the middle and at the end of a sweep: its drift figure.
+# The reference cell's second run in the same round: the sweep's A/A arm.
+use rule run as twin with:
+    output:
+        TWIN,
+    log:
+        "results/logs/runs/{workload}/{backend}/workers-{workers}/trial-{trial}.twin.log",
+    priority: twin_priority
+    resources:
+        benchmark_slot=1,
+        job=twin_info,
+
+
+# The variants after the first, interleaved with it in the same rounds.
+use rule run as variant with:
+    output:
+        VARIANT,
+    log:
+        "results/logs/variants/{variant}/{workload}/{backend}/workers-{workers}/trial-{trial}.log",
+
+
+# The same small serial run in every round: the sweep's drift as a series.
 rule sentinel:
     output:
         SENTINEL,
     log:
-        "results/logs/sentinels/{at}.log",
+        "results/logs/sentinels/round-{trial}.log",
     priority: sentinel_priority
     conda:
         "../../environment.yml"
     resources:
         benchmark_slot=1,
+        job=sentinel_info,
     params:
         spec=sentinel_params,
-    script:
-        "../scripts/run.py"
+        python=PYTHON,
+    shell:
+        JOB
 
 
 rule machine:

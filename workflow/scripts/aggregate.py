@@ -7,7 +7,7 @@ sys.stderr = open(snakemake.log[0], "w")
 from parbench import records, stats  # noqa: E402
 
 try:
-    found = records.read_all(snakemake.input.runs)
+    found = records.read_all([*snakemake.input.runs, *snakemake.input.twins, *snakemake.input.variants])
     sentinels = records.read_all(snakemake.input.sentinels)
 except records.RecordError as error:
     sys.exit(f"parbench: {error}")
