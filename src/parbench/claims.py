@@ -382,26 +382,35 @@ def busy_warning(runs: pd.DataFrame) -> str | None:
 
 
 def drift(sentinels: pd.DataFrame, runs: pd.DataFrame | None = None) -> tuple[str, bool]:
-    """What the sentinel (the same serial run at the start, middle and end of the sweep) says of the
-    machine's drift, and whether it passes DRIFT_WARN; `runs` made outside the sentinels' window (a
-    later partial rerun) are said to be uncovered."""
+    """What the sentinel (the same serial run once in every round) says of the machine's drift over the
+    sweep, and whether it passes DRIFT_WARN; `runs` made outside the sentinels' span (a later partial
+    rerun) are said to be uncovered. Paired ratios compare runs of the same round, so drift between
+    rounds cancels in them; drift within a round does not."""
     ok = sentinels[is_clean(sentinels)].dropna(subset=["throughput"]) if len(sentinels) else sentinels
     if len(ok) < 2:
         why = "the config has no sentinel (set sentinel: {} for one)" if sentinels.empty else "the sentinel did not run cleanly twice"
-        return f"Drift not measured: {why}. The sentinel is the same small serial run at the start, middle and end of the sweep.", False
-    order = " → ".join(f"{num(r.throughput)} ({r.sentinel})" for _, r in ok.iterrows())
+        return f"Drift not measured: {why}. The sentinel is the same small serial run once in every round.", False
+    series = " → ".join(f"{num(r.throughput)}" for _, r in ok.iterrows())
     spread = ok.throughput.max() / ok.throughput.min() - 1
     busy_note = " (some sentinels ran on a busy machine)" if busy_count(ok) else ""
     text = (
-        f"The sentinel, the same small serial matmul run at the start, in the middle and at the end of the sweep, ran at "
-        f"{order} {UNIT}: its fastest and slowest differ by {spread:.1%}{busy_note}."
+        f"The sentinel, the same small serial matmul run once in each of {len(ok)} rounds, ran at {series} {UNIT}: "
+        f"its fastest and slowest differ by {spread:.1%}{busy_note}."
     )
     if runs is not None and len(runs) and "started_at" in runs:
-        outside = int(((runs.started_at < ok.started_at.min()) | (runs.finished_at > ok.finished_at.max())).sum())
+        # A sentinel runs somewhere in each round: a run more than a round's length away from all of them came later.
+        pad = ok.started_at.diff().max()
+        outside = int(((runs.started_at < ok.started_at.min() - pad) | (runs.finished_at > ok.finished_at.max() + pad)).sum())
         if outside:
-            text += f" {outside} of {len(runs)} runs ran outside the sentinels' span (a later rerun): the drift figure does not cover them."
+            text += (
+                f" {outside} of {len(runs)} runs ran more than a round away from every sentinel (a later rerun): "
+                "the drift figure does not cover them."
+            )
     if spread > DRIFT_WARN:
-        why = "the machine's speed changed during the sweep, so differences of that size between cells may be drift, not the backends"
+        why = (
+            "the machine's speed changed during the sweep; ratios within a round cancel the change between rounds, "
+            "but not the change within one"
+        )
         return f"{text} That is more than {DRIFT_WARN:.0%}: {why}.", True
     return f"{text} Within {DRIFT_WARN:.0%}: no sign that the machine's speed changed during the sweep.", False
 

@@ -238,9 +238,9 @@ def stats(runs: pd.DataFrame, batches: pd.DataFrame, seed: int = 0) -> pd.DataFr
 
 
 def sentinels(records: list[dict]) -> pd.DataFrame:
-    """One row per sentinel run (start, middle, end of the sweep), in the order they ran."""
+    """One row per sentinel run (one per round), in the order they ran."""
     if not records:
-        columns = ["sentinel", "status", "verified", "throughput", "started_at", "finished_at", "other_cores", "busy_machine"]
+        columns = ["round", "status", "verified", "throughput", "started_at", "finished_at", "other_cores", "busy_machine"]
         return pd.DataFrame(columns=columns)
-    rows = [{"sentinel": (r.get("order") or {}).get("sentinel"), **run_row(r)} for r in records]
+    rows = [{**run_row(r), "round": r.get("round", r["trial"])} for r in records]
     return pd.DataFrame(rows).sort_values("started_at").reset_index(drop=True)
