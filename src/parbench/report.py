@@ -35,18 +35,25 @@ DEFINITIONS = {
     "startup_s": "bringing the backend up: pool, ray.init, cluster, worker processes ready",
     "setup_s": "placing shared state: ray.put, shared memory, model load in stateful workers",
     "warm-up": "the first batches, run but untimed in throughput (imports, first touches, lazy starts)",
-    "throughput": f"{UNIT} over the timed batches only (steady state); median over every timed batch of every clean trial, "
-    "95 % interval by a two-level bootstrap (trials, then batches)",
-    "speedup_vs_serial": "throughput over serial's at the same worker count; serial runs in-process (BLAS on every core)",
+    "throughput": f"{UNIT} over the timed batches only (steady state): one figure per run (items of a batch over its median "
+    "timed batch), and a cell's figure the geometric mean over its clean runs, one per round, with a 90 % t interval over runs",
+    "speedup_vs_serial": "the geometric mean over rounds of the cell's run's throughput over serial's run in the same round, at "
+    "the same worker count (serial runs in-process, BLAS on every core), with a 90 % t interval over rounds (docs/method.md)",
+    "faster, equivalent, cannot tell": "faster (slower): the paired ratio's one-sided test at 5 % puts it beyond 1 + margin "
+    "(below 1 / (1 + margin)) after Holm's correction over the workload's comparisons; equivalent: its 90 % interval lies "
+    "within ±margin; cannot tell: neither, with the rounds its spread says would decide it",
     "cores busy": "CPU seconds of the driver process over the wall time of the timed batches: for serial and threads, "
-    "whose tasks run in the driver, the cores the work kept busy",
+    "whose tasks run in the driver, the cores the work kept busy; a thread that spins while it waits counts as busy",
+    "cores busy (tree)": "CPU seconds of the whole process tree over the timed batches' wall time: worker processes, and the "
+    "library's own daemons (Ray's raylet and GCS, Dask's scheduler and nannies) that run beside the tasks",
     "end_to_end_s": "start-up to teardown, excluding the harness's own input generation and result digests",
     "memory": "peak PSS summed over the driver and all its descendants, RSS followed every {period} ms and PSS read as often as "
     "its cost allows; shared pages counted once. Shared memory: growth of Shmem in /proc/meminfo (Ray's object store, shm "
-    "segments, memmaps)",
+    "segments, memmaps); that figure is machine-wide, so another program's shared memory would count",
     "exact memory": "where the kernel offers it, the peak of all memory charged to the run's own memory cgroup, from the driver's "
     "start to the end of teardown: every process's private pages, shared memory and tmpfs pages the run first touched, page "
-    "cache it read or wrote first, and kernel memory; pages first charged elsewhere (shared libraries already cached) are not in it",
+    "cache it read or wrote first, and kernel memory; pages first charged elsewhere (shared libraries already cached) are not in it, "
+    "so a run's exact peak can depend on what ran before it",
     "CPU per item": "CPU seconds (user + system) of the driver and every descendant in the timed batches, over the items they "
     "processed; the memory sampler's own CPU excluded",
     "verified": "every timed result checked against a serial reference after the run",
