@@ -223,13 +223,15 @@ def test_slurm_profile_runs_every_benchmark_as_an_exclusive_job(slurm, tmp_path)
     print(f"SLURM sweep took {time.monotonic() - began:.0f} s")
     assert result.returncode == 0, result.stdout[-4000:]
 
-    records = read_records(work)
-    assert len(records) == 2
+    records, twins = read_records(work), read_records(work, twins=True)
+    assert len(records) == 2 and len(twins) == 1
     jobs = {i: show_job(i) for i in quiet("squeue", "--states=all", "--noheader", "--format=%i").stdout.split()}
-    # Every benchmark was a job of its own, and nothing else was: aggregate, plot and report ran
-    # where snakemake ran.
+    # Every benchmark was a job of its own (the A/A twin too), and nothing else was: aggregate, plot and
+    # report ran where snakemake ran.
     cells = {f"{r['workload']}_{r['backend']}_{r['workers']}_{r['trial']}": r for r in records}
-    assert sorted(j["Comment"] for j in jobs.values()) == sorted(["rule_machine", *(f"rule_run_wildcards_{c}" for c in cells)]), jobs
+    twin = [f"rule_twin_wildcards_{r['workload']}_{r['backend']}_{r['workers']}_{r['trial']}" for r in twins]
+    expected = ["rule_machine", *(f"rule_run_wildcards_{c}" for c in cells), *twin]
+    assert sorted(j["Comment"] for j in jobs.values()) == sorted(expected), jobs
     for rule in ("aggregate", "plot", "report"):
         assert f"localrule {rule}:" in result.stdout, rule
     assert (work / "results" / "report.html").stat().st_size > 0
@@ -239,7 +241,7 @@ def test_slurm_profile_runs_every_benchmark_as_an_exclusive_job(slurm, tmp_path)
         assert job["OverSubscribe"] == "NO" and int(job["NumCPUs"]) == slurm.cpus, job
     by_start = sorted(jobs.values(), key=lambda j: j["StartTime"])
     assert all(a["EndTime"] <= b["StartTime"] for a, b in zip(by_start, by_start[1:])), by_start
-    assert overlaps(records) == []
+    assert overlaps([*records, *twins]) == []
     for cell, r in cells.items():
         assert r["status"] == "ok" and r["verified"], (cell, r["reason"])
         # The record names the job that ran it...
