@@ -1,6 +1,9 @@
 """dask: a dask.distributed cluster of single-threaded worker processes. Shared arrays are
 scattered once to every worker (each holds its own copy); stateful work is built once on
-every worker and kept there."""
+every worker and kept there.
+
+Start ends when the scheduler knows `workers` workers (wait_for_workers) and each has answered a call
+(client.run runs on every worker itself, not as a scheduled task)."""
 
 import uuid
 
