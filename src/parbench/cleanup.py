@@ -10,6 +10,7 @@ any more.
 import contextlib
 import fcntl
 import json
+import multiprocessing.util
 import os
 import re
 import shutil
@@ -139,6 +140,14 @@ def note_leaves(kind: str, path, created: bool) -> None:
     if target := os.environ.get(LEAVES_ENV):
         with open(target, "a") as f:
             f.write(json.dumps({"kind": kind, "path": str(path), "created": created}) + "\n")
+
+
+def driver_temp_dir() -> str:
+    """This process's multiprocessing temp folder (pymp-*; forkserver's socket lives there), made now if need be
+    and noted (note_leaves): a driver killed outright leaves it."""
+    path = multiprocessing.util.get_temp_dir()
+    note_leaves("pymp", path, created=True)
+    return path
 
 
 def remove_leaves(folder) -> list[str]:

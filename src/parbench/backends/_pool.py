@@ -1,7 +1,5 @@
 """What the two multiprocessing.Pool backends share: a pool that is really up, and a batch that notices dead workers."""
 
-import multiprocessing.util
-
 from parbench import cleanup
 from parbench.backends.base import WorkersDied
 
@@ -10,8 +8,7 @@ POLL_S = 0.1  # how often a waiting driver checks that the pool's workers are al
 
 def start_pool(ctx, workers: int, initializer, initargs: tuple):
     """A Pool whose every worker has signalled readiness: `initializer(ready, *initargs)` must release `ready`."""
-    # The driver's own temp folder (forkserver's socket lives there), made now so that the supervisor knows it: a killed driver leaves it.
-    cleanup.note_leaves("pymp", multiprocessing.util.get_temp_dir(), created=True)
+    cleanup.driver_temp_dir()  # made now, so that the supervisor knows the folder a killed driver leaves
     ready = ctx.Semaphore(0)
     pool = ctx.Pool(workers, initializer, (ready, *initargs))
     wait_for(ready, workers, pool)

@@ -15,7 +15,7 @@ import joblib
 from joblib import Parallel, delayed
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 
-from parbench import worker
+from parbench import cleanup, worker
 from parbench.backends.base import BackendError, BaseBackend
 
 START_TIMEOUT_S = 300  # for every worker to come up and take its task
@@ -28,6 +28,7 @@ class Backend(BaseBackend):
         # With n_jobs=1 joblib runs tasks in the driver itself; that is joblib's behaviour, so it is kept.
         self.parallel = Parallel(n_jobs=self.workers, backend="loky", max_nbytes="1M", mmap_mode="r")
         self.parallel.__enter__()  # one pool (and one set of memory maps) for the whole run
+        self.scratch = cleanup.driver_temp_dir()  # where `_one_each` counts its workers; removed even if the driver is killed
         self._one_each(worker.prepare, self.blas_threads)
 
     def setup(self, work):
@@ -42,7 +43,7 @@ class Backend(BaseBackend):
         """`fn(*args)` once in each worker: with n_jobs=1, once in the driver."""
         if self.workers == 1:
             return self.parallel([delayed(fn)(*args)])
-        with tempfile.TemporaryDirectory(prefix="parbench-joblib-") as folder:
+        with tempfile.TemporaryDirectory(prefix="workers-", dir=self.scratch) as folder:
             pids = self.parallel(delayed(_at_once)(folder, self.workers, fn, *args) for _ in range(self.workers))
         if len(set(pids)) != self.workers:
             raise BackendError(f"joblib ran {self.workers} tasks in {len(set(pids))} workers")
