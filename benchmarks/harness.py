@@ -192,6 +192,10 @@ def fidelity(workload, n, k, batches, workers, repeats, start_method) -> None:
     say("-" * len(head))
     for backend, rs in rows.items():
         line(f"{backend:16} {'med':>3}", *(med(column) for column in zip(*rs)))
+    # Each repeat runs the script and parbench back to back: its own ratio cancels the machine's drift, a ratio of medians does not.
+    for backend, rs in rows.items():
+        timer, steady = med(r[1] / r[0] for r in rs), med(r[3] / r[2] for r in rs)
+        say(f"{backend:16} paired: median of each repeat's own timer/blog {timer:.3f}, med/med {steady:.3f}")
     ratio = [med(r[0] for r in rows["multiprocessing"]) / med(r[0] for r in rows["ray"]), None]
     ratio[1] = med(r[1] for r in rows["multiprocessing"]) / med(r[1] for r in rows["ray"])
     say(

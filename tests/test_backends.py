@@ -1,12 +1,15 @@
 """Every backend x workload on tiny sizes, each in a fresh supervised driver process as in the
 pipeline; and verification that catches wrong results."""
 
+import dataclasses
+import importlib
 import subprocess
+import time
 
 import numpy as np
 import psutil
 import pytest
-from conftest import MEMORY_FIELDS, REPO, TEXTS, Leftovers, make_spec, missing_fields
+from conftest import MEMORY_FIELDS, REPO, TEXTS, Leftovers, backend_options, make_spec, missing_fields
 
 from parbench import backends, records, runner, workloads
 from parbench.supervise import supervise
@@ -267,3 +270,51 @@ def test_dask_sends_each_shared_value_whole(stateful):
         assert [value for value, _ in backend.run([1, 2])] == [1001, 1002]
     finally:
         backend.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Start-up and setup end when every worker is up and holds the shared state
+
+# A task that answers, from inside its worker, when that process applied the BLAS policy (worker.prepare).
+PROBE = Work(task=getattr, build=importlib.import_module, data={"name": "parbench.worker"}, stateful=False)
+BUILDS_PER_TASK = {"multiprocessing"}  # the blog's pattern: every task builds its state, by design
+
+
+@pytest.mark.parametrize("stateful", [False, True], ids=["tasks", "stateful"])
+@pytest.mark.parametrize("backend", [b for b in backends.names() if not backends.load(b).in_driver])
+def test_the_first_batch_finds_every_worker_up(backend, stateful):
+    """Every task of the first batch runs in a worker that start() brought up (or, for actors, setup()) and,
+    for stateful work, finds its state built: no timed batch pays for a worker's start or its state."""
+    b = backends.load(backend)(WORKERS, 1, backend_options(backend))
+    try:
+        b.start()
+        started = time.time()
+        b.setup(dataclasses.replace(PROBE, stateful=stateful))
+        placed = time.time()
+        results = b.run(["prepared_at"] * WORKERS * 2)
+    finally:
+        b.stop()
+    for prepared, seen in results:
+        assert prepared is not None and prepared <= (placed if stateful else started), f"worker {seen.pid} came up during the batch"
+        if stateful and backend not in BUILDS_PER_TASK:
+            assert not seen.built_state, f"worker {seen.pid} built its state in the batch"
+
+
+def test_joblib_dumps_the_shared_arrays_in_setup(monkeypatch):
+    """joblib memory-maps an array over 1 MB by dumping it to a file at its first call: that call is setup's, not a batch's."""
+    from joblib import _memmapping_reducer
+
+    dumps = []
+    dump = _memmapping_reducer.dump
+    monkeypatch.setattr(_memmapping_reducer, "dump", lambda value, *a, **k: dumps.append(value.nbytes) or dump(value, *a, **k))
+    x = np.ones((512, 512))  # 2 MiB
+    b = backends.load("joblib")(WORKERS, 1, {})
+    try:
+        b.start()
+        b.setup(Work(task=np.matmul, build=lambda x: x, data={"x": x}, stateful=False))
+        in_setup = len(dumps)
+        results = b.run([np.ones((512, 1))] * WORKERS)
+    finally:
+        b.stop()
+    assert in_setup == 1 and len(dumps) == 1, f"{in_setup} dumps in setup, {len(dumps) - in_setup} in the batch"
+    assert all(np.all(r == 512) for r, _ in results)

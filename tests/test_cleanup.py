@@ -67,3 +67,41 @@ def test_machine_lock_is_not_opened_through_a_symlink(tmp_path, monkeypatch):
     (tmp_path / "lock").unlink()
     with cleanup.timed_slot():
         assert f"pid {os.getpid()}" in cleanup.holder()
+
+
+def test_what_a_killed_run_noted_goes_with_its_folder(tmp_path, monkeypatch):
+    """After kill -9 of a whole sweep, the next run removes the folders its driver noted in the supervisor's
+    folder (multiprocessing's pymp-*, Dask's scratch space and its unlocked worker folders), and nothing else."""
+    import fcntl
+    import json
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = tmp_path / "parbench-gone"
+    gone.mkdir()
+    (gone / cleanup.TEMP_LOCK).write_text("")  # its supervisor was killed: nobody holds the lock
+    pymp, foreign = tmp_path / "pymp-noted", tmp_path / "pymp-foreign"  # the run's, and another program's
+    for folder in (pymp, foreign):
+        folder.mkdir()
+        (folder / "listener-x").write_text("")
+    scratch = tmp_path / "dask-scratch-space"
+    for worker in ("worker-stale", "worker-live"):
+        (scratch / worker).mkdir(parents=True)
+        (scratch / f"{worker}.dirlock").write_text("")
+    held = os.open(scratch / "worker-live.dirlock", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)  # a live Dask worker's, as Dask locks it
+    notes = [{"kind": "pymp", "path": str(pymp), "created": True}, {"kind": "dask", "path": str(scratch), "created": True}]
+    (gone / cleanup.LEAVES).write_text("".join(json.dumps(n) + "\n" for n in notes))
+    try:
+        removed = cleanup.remove_stale()
+    finally:
+        os.close(held)
+    assert sorted(removed["temp_left"]) == sorted([str(pymp), str(scratch / "worker-stale")])
+    assert not pymp.exists() and not (scratch / "worker-stale").exists() and not gone.exists()
+    assert foreign.exists() and (scratch / "worker-live").exists()
+
+    # Once its last worker's folder is unlocked, a scratch space the run made goes too.
+    (tmp_path / "parbench-gone").mkdir()
+    (tmp_path / "parbench-gone" / cleanup.TEMP_LOCK).write_text("")
+    (tmp_path / "parbench-gone" / cleanup.LEAVES).write_text(json.dumps(notes[1]) + "\n")
+    assert cleanup.remove_stale()["temp_left"] == [str(scratch / "worker-live"), str(scratch)]
+    assert not scratch.exists()

@@ -52,7 +52,8 @@ class Sweep:
         return {str(p.relative_to(self.work)): p.read_bytes() for p in (self.work / "results" / "runs").rglob("*.json")}
 
     def temp_folders(self) -> list[str]:
-        return sorted(p.name for p in self.tmpdir.glob("parbench-*"))
+        """The supervisors' folders, and what the run's libraries make in TMPDIR (a killed driver's pymp-*, Dask's scratch space)."""
+        return sorted(p.name for pattern in ("parbench-*", "pymp-*", "dask-scratch-space") for p in self.tmpdir.glob(pattern))
 
 
 def run_in_batches(sweep: Sweep, left: Leftovers, after_records: int = 0, limit_s: float = 600) -> Path:
@@ -78,7 +79,7 @@ def run_in_batches(sweep: Sweep, left: Leftovers, after_records: int = 0, limit_
 def assert_nothing_left(sweep: Sweep, left: Leftovers) -> None:
     assert left.processes() == [], "processes of the sweep remain"
     assert left.shm() == [], "the run left entries in /dev/shm"
-    assert sweep.temp_folders() == [], "the run left its temporary folder"
+    assert sweep.temp_folders() == [], "the run left its temporary folders"
     assert left.cgroups() == [], "the run left its cgroups"
 
 

@@ -4,8 +4,10 @@ parbench fails loudly instead of becoming a record."""
 import json
 import os
 import signal
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -236,3 +238,18 @@ def test_shm_cleanup_spares_entries_in_use(kind):
         from multiprocessing import resource_tracker
 
         resource_tracker.unregister(leftover._name, "shared_memory")
+
+
+def test_time_limit_leaves_no_temp_folder(tmp_path, monkeypatch):
+    """A multiprocessing-shared driver killed at the time limit leaves its pymp-* folder (forkserver's socket); the supervisor
+    removes it."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))  # the run's own: other programs' pymp-* folders stay out of it
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    spec = make_spec("multiprocessing-shared", "matmul", 2, batches=100_000, limits={"timeout_s": 20})
+    record, left, _ = run(tmp_path, spec)
+    assert record["status"] == "timeout" and record["timings"]["startup_s"] is not None, "the pool was up: its driver had made its folder"
+    assert sorted(p.name for p in tmp.iterdir()) == []
+    assert [Path(p).parent for p in record["cleanup"]["temp_removed"]] == [tmp]
+    assert_clean(left)

@@ -153,12 +153,7 @@ class RunGroups:
 
     def enter(self) -> None:
         """Move the calling process into every group: the driver's preexec_fn, after fork and before exec."""
-        for group in self.groups.values():
-            fd = os.open(Path(group.path, "cgroup.procs"), os.O_WRONLY)
-            try:
-                os.write(fd, str(os.getpid()).encode())
-            finally:
-                os.close(fd)
+        _join([str(Path(g.path, "cgroup.procs")) for g in self.groups.values()])
 
     def env(self) -> dict:
         """What the driver is told: each group's file and source, or why there is none."""
@@ -182,6 +177,27 @@ def from_env() -> tuple[dict[str, Group], dict[str, str]]:
         return {}, dict.fromkeys(SOURCES, "the run was not started by parbench's supervisor")
     told = json.loads(told)
     return {k: Group(**g) for k, g in told["groups"].items()}, told["missing"]
+
+
+def outside_run() -> list[str]:
+    """In the driver: the `cgroup.procs` files of the groups its run's groups were made in (the supervisor's own)."""
+    groups, _ = from_env()
+    return sorted({str(Path(g.path).parent / "cgroup.procs") for g in groups.values()})
+
+
+def mover(procs_files: list[str]):
+    """A preexec_fn that moves the new process into the groups of `procs_files` before it execs: what it
+    allocates and runs from then on is charged there (a v1 or v2 group keeps only what was charged before)."""
+    return lambda: _join(procs_files)
+
+
+def _join(procs_files: list[str]) -> None:
+    for path in procs_files:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, str(os.getpid()).encode())
+        finally:
+            os.close(fd)
 
 
 def stale(where: dict | None = None) -> list[Path]:

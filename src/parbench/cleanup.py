@@ -9,6 +9,8 @@ any more.
 
 import contextlib
 import fcntl
+import json
+import multiprocessing.util
 import os
 import re
 import shutil
@@ -26,6 +28,11 @@ SHM = Path("/dev/shm")
 LOCK = Path("/tmp/parbench-timed-run.lock")
 TEMP_PREFIX = "parbench-"
 TEMP_LOCK = ".lock"  # held by the supervisor that owns the temporary folder
+# Where the driver notes the folders its libraries make in the machine's temp folder (multiprocessing's
+# pymp-*, Dask's scratch space): a run killed outright leaves them, and only the note proves they are the run's.
+LEAVES_ENV = "PARBENCH_LEAVES"
+LEAVES = "leaves.jsonl"
+DASK_LOCKS = ("global.lock", "purge.lock")  # what a Dask scratch space holds besides its workers' folders
 
 # What the backends' libraries create in /dev/shm: multiprocessing's semaphores (Dask's too) and
 # shared memory, joblib's memory-map folders, loky's semaphores. Anything else (an external Ray
@@ -126,13 +133,90 @@ def stale_temp_folders() -> list[Path]:
     return stale
 
 
+def note_leaves(kind: str, path, created: bool) -> None:
+    """In a run's driver: `path` is a folder of kind 'pymp' (multiprocessing's own temp folder, made by this
+    process) or 'dask' (the Dask scratch space its workers use; `created`: this run makes it) that the run
+    leaves behind if it is killed outright. Noted in the supervisor's temporary folder; nothing outside a supervisor."""
+    if target := os.environ.get(LEAVES_ENV):
+        with open(target, "a") as f:
+            f.write(json.dumps({"kind": kind, "path": str(path), "created": created}) + "\n")
+
+
+def driver_temp_dir() -> str:
+    """This process's multiprocessing temp folder (pymp-*; forkserver's socket lives there), made now if need be
+    and noted (note_leaves): a driver killed outright leaves it."""
+    path = multiprocessing.util.get_temp_dir()
+    note_leaves("pymp", path, created=True)
+    return path
+
+
+def remove_leaves(folder) -> list[str]:
+    """Remove what the ended run of the supervisor's temporary folder `folder` noted (note_leaves): its pymp-*
+    folder, the Dask worker folders that no live worker locks (Dask's own test), and the scratch space itself
+    if the run made it and nothing else is left in it. Returns what was removed."""
+    removed = []
+    try:
+        notes = [json.loads(line) for line in Path(folder, LEAVES).read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return removed
+    for note in notes:
+        path = Path(note["path"])
+        if path.is_symlink() or not path.is_dir() or path.stat().st_uid != os.getuid():
+            continue
+        if note["kind"] == "pymp" and path.name.startswith("pymp-"):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+        elif note["kind"] == "dask" and path.name == "dask-scratch-space":
+            removed += _purge_dask(path, note["created"])
+    return removed
+
+
+def _purge_dask(base: Path, created: bool) -> list[str]:
+    """Dask's worker folders in `base` whose `.dirlock` nobody holds (flock, as Dask takes it), removed under
+    Dask's global lock of the space; then `base` itself if `created` and only Dask's two lock files remain."""
+    removed = []
+    try:
+        space = os.open(base / DASK_LOCKS[0], os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return removed
+    try:
+        fcntl.flock(space, fcntl.LOCK_EX | fcntl.LOCK_NB)  # Dask holds it while it makes a worker's folder
+    except OSError:
+        os.close(space)
+        return removed
+    try:
+        for lock in base.glob("*.dirlock"):
+            fd = os.open(lock, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live worker's
+            finally:
+                os.close(fd)
+            shutil.rmtree(base / lock.stem, ignore_errors=True)
+            lock.unlink(missing_ok=True)
+            removed.append(str(base / lock.stem))
+        if created and set(os.listdir(base)) <= set(DASK_LOCKS):
+            for name in DASK_LOCKS:
+                (base / name).unlink(missing_ok=True)
+            base.rmdir()
+            removed.append(str(base))
+    except OSError:
+        pass
+    finally:
+        os.close(space)
+    return removed
+
+
 def remove_stale() -> dict:
     """Remove what runs of parbench killed outright left on this machine: their /dev/shm entries
-    that no live process uses, their supervisors' temporary folders, and their cgroups."""
-    folders = stale_temp_folders()
+    that no live process uses, their supervisors' temporary folders and what the runs noted there
+    (note_leaves), and their cgroups."""
+    folders, left = stale_temp_folders(), []
     for path in folders:
+        left += remove_leaves(path)
         shutil.rmtree(path, ignore_errors=True)
-    return {"shm": remove_shm(), "temp_folders": [p.name for p in folders], "cgroups": cgroups.remove_stale()}
+    return {"shm": remove_shm(), "temp_folders": [p.name for p in folders], "temp_left": left, "cgroups": cgroups.remove_stale()}
 
 
 def _open_lock() -> int:

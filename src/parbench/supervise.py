@@ -2,8 +2,9 @@
 
 It holds the machine-wide lock of timed runs, enforces the time limit, turns a driver killed
 from outside into a `failed` record, and after every run, and when a signal stops it, kills
-whatever processes of the run remain and removes the files the run left in /dev/shm and its
-temporary folder. A driver that reports a bug in parbench (BUG_EXIT) fails loudly instead.
+whatever processes of the run remain and removes the files the run left in /dev/shm, in its
+temporary folder and, where the driver noted them (cleanup.note_leaves), in the machine's temp
+folder. A driver that reports a bug in parbench (BUG_EXIT) fails loudly instead.
 """
 
 import contextlib
@@ -232,13 +233,15 @@ def supervise(spec: dict, out_path, log_path) -> dict:
         log_start = log.tell()
         spec_path, partial = Path(tmp, "spec.json"), Path(tmp, "record.json")
         spec_path.write_text(json.dumps(spec))
+        leaves = {cleanup.LEAVES_ENV: str(Path(tmp, cleanup.LEAVES))}
         command = [interpreter(spec["settings"]), "-m", "parbench.driver", str(spec_path), str(partial)]
-        driver = _start_driver(command, log, groups, spec["settings"].get("env") or {})
+        driver = _start_driver(command, log, groups, {**(spec["settings"].get("env") or {}), **leaves})
         around = Around(groups.groups.get("cpu"))
-        code, timed_out = _contained(driver, spare, before, lambda: _wait(driver, timeout, ancestors))
+        code, timed_out = _contained(driver, spare, before, lambda: _wait(driver, timeout, ancestors), tmp)
         stopped = reap(spare)
         machine = around.end()
         removed = cleanup.remove_shm(before)
+        left = cleanup.remove_leaves(tmp)  # a driver killed (time or memory limit, signal) leaves its pymp-* folder
         partial_record = records.read(partial) if partial.exists() else None
         exact = cgroups.exact_memory(groups.groups.get("memory"), groups.missing.get("memory"))
 
@@ -246,7 +249,7 @@ def supervise(spec: dict, out_path, log_path) -> dict:
         log.seek(log_start)
         output = log.read()
     record = _final(spec, partial_record, code, timed_out, timeout, started, log_path, output)
-    record["cleanup"] = {"processes_stopped": stopped, "shm_removed": removed}
+    record["cleanup"] = {"processes_stopped": stopped, "shm_removed": removed, "temp_removed": left}
     record["system"] = machine["system"]
     record["cpu"] = {**record["cpu"], **machine["cpu"]}
     # The driver reads the peak as its sampler stops, before verification; one that did not finish read it
@@ -327,14 +330,16 @@ def alone(log, ancestors):
         yield cleanup.shm_entries()
 
 
-def _contained(proc: subprocess.Popen, spare: set[int], before: set[str], wait):
-    """`wait()`; if it raises (a signal, Snakemake gone), nothing of `proc`'s tree may remain."""
+def _contained(proc: subprocess.Popen, spare: set[int], before: set[str], wait, tmp=None):
+    """`wait()`; if it raises (a signal, Snakemake gone), nothing of `proc`'s tree may remain (nor what it noted in `tmp`)."""
     try:
         return wait()
     except BaseException:
         _kill(proc)
         reap(spare, grace_s=0)
         cleanup.remove_shm(before)
+        if tmp is not None:
+            cleanup.remove_leaves(tmp)
         raise
 
 

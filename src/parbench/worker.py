@@ -10,12 +10,14 @@ plain-text reason, the same on every backend.
 import os
 import socket
 import threading
+import time
 import traceback
 from typing import NamedTuple
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
 _prepared = False
+prepared_at = None  # time.time() when this process applied the policy: every backend's start() does it in every worker
 _blas_threads = None  # threads seen in this process after applying the policy
 _kept = {}  # state built once per process, by key
 _lock = threading.Lock()  # a thread-pool backend prepares and builds from several threads
@@ -43,7 +45,7 @@ def blas_threads_now() -> int | None:
 
 def prepare(blas_threads: int | None) -> int | None:
     """Apply the BLAS policy once per process (None leaves the library's own choice)."""
-    global _prepared, _blas_threads
+    global _prepared, _blas_threads, prepared_at
     with _lock:
         if not _prepared:
             import numpy  # noqa: F401  (load BLAS so threadpoolctl can see and limit it)
@@ -51,7 +53,7 @@ def prepare(blas_threads: int | None) -> int | None:
             if blas_threads is not None:
                 threadpool_limits(limits=blas_threads, user_api="blas")
             _blas_threads = blas_threads_now()
-            _prepared = True
+            _prepared, prepared_at = True, time.time()
     return _blas_threads
 
 

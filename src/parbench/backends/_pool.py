@@ -1,5 +1,6 @@
 """What the two multiprocessing.Pool backends share: a pool that is really up, and a batch that notices dead workers."""
 
+from parbench import cleanup
 from parbench.backends.base import WorkersDied
 
 POLL_S = 0.1  # how often a waiting driver checks that the pool's workers are alive
@@ -7,6 +8,7 @@ POLL_S = 0.1  # how often a waiting driver checks that the pool's workers are al
 
 def start_pool(ctx, workers: int, initializer, initargs: tuple):
     """A Pool whose every worker has signalled readiness: `initializer(ready, *initargs)` must release `ready`."""
+    cleanup.driver_temp_dir()  # made now, so that the supervisor knows the folder a killed driver leaves
     ready = ctx.Semaphore(0)
     pool = ctx.Pool(workers, initializer, (ready, *initargs))
     wait_for(ready, workers, pool)

@@ -1,16 +1,22 @@
 """dask: a dask.distributed cluster of single-threaded worker processes. Shared arrays are
 scattered once to every worker (each holds its own copy); stateful work is built once on
-every worker and kept there."""
+every worker and kept there.
 
+Start ends when the scheduler knows `workers` workers (wait_for_workers) and each has answered a call
+(client.run runs on every worker itself, not as a scheduled task)."""
+
+import tempfile
 import uuid
+from pathlib import Path
 
+import dask.config
 import dask.sizeof
 import distributed
 import psutil
 from distributed import Client, LocalCluster
 from distributed.comm import get_address_host
 
-from parbench import worker
+from parbench import cleanup, worker
 from parbench.backends.base import BackendError, BaseBackend, check_reachable
 
 
@@ -19,6 +25,9 @@ class Backend(BaseBackend):
 
     def start(self):
         address = self.options.get("address")
+        if not address:  # where the local workers put their folders (distributed.core.Server), left behind if they are killed
+            scratch = Path(dask.config.get("temporary-directory") or tempfile.gettempdir(), "dask-scratch-space")
+            cleanup.note_leaves("dask", scratch, created=not scratch.exists())
         self.local = None if address else LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None)
         if address:
             check_reachable("Dask scheduler", address)  # else Client retries for 30 s, then raises OSError

@@ -1,15 +1,24 @@
 """joblib: loky worker processes that live across batches. Arrays over 1 MB are memory-mapped
-automatically (dumped once to a file in /dev/shm that workers map); stateful work is built
-once per worker process, on its first task, and kept (loky reuses its workers)."""
+(dumped once to a file in /dev/shm that workers map); stateful work is built once per worker
+process and kept (loky reuses its workers).
 
+Start ends when `workers` loky workers have each run a task at once (held until all have arrived, see
+`_one_each`); setup dumps the shared arrays and, for stateful work, builds the state, in every worker the same way."""
+
+import os
+import tempfile
+import time
 import uuid
+from pathlib import Path
 
 import joblib
 from joblib import Parallel, delayed
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 
-from parbench import worker
+from parbench import cleanup, worker
 from parbench.backends.base import BackendError, BaseBackend
+
+START_TIMEOUT_S = 300  # for every worker to come up and take its task
 
 
 class Backend(BaseBackend):
@@ -19,10 +28,25 @@ class Backend(BaseBackend):
         # With n_jobs=1 joblib runs tasks in the driver itself; that is joblib's behaviour, so it is kept.
         self.parallel = Parallel(n_jobs=self.workers, backend="loky", max_nbytes="1M", mmap_mode="r")
         self.parallel.__enter__()  # one pool (and one set of memory maps) for the whole run
-        self.parallel(delayed(worker.prepare)(self.blas_threads) for _ in range(self.workers))
+        self.scratch = cleanup.driver_temp_dir()  # where `_one_each` counts its workers; removed even if the driver is killed
+        self._one_each(worker.prepare, self.blas_threads)
 
     def setup(self, work):
-        self.work, self.key = work, uuid.uuid4().hex  # nothing moves yet: joblib maps arrays at first use
+        self.work, self.key = work, uuid.uuid4().hex
+        # joblib dumps an array at its first call and then reuses the file (by the array's identity): the first call is here.
+        if work.stateful:
+            self._one_each(worker.keep, self.key, work.build, work.data, self.blas_threads)
+        else:
+            self._one_each(_receive, work.data)
+
+    def _one_each(self, fn, *args):
+        """`fn(*args)` once in each worker: with n_jobs=1, once in the driver."""
+        if self.workers == 1:
+            return self.parallel([delayed(fn)(*args)])
+        with tempfile.TemporaryDirectory(prefix="workers-", dir=self.scratch) as folder:
+            pids = self.parallel(delayed(_at_once)(folder, self.workers, fn, *args) for _ in range(self.workers))
+        if len(set(pids)) != self.workers:
+            raise BackendError(f"joblib ran {self.workers} tasks in {len(set(pids))} workers")
 
     def run(self, items):
         w, blas = self.work, self.blas_threads
@@ -40,3 +64,19 @@ class Backend(BaseBackend):
 
     def describe(self):
         return {"joblib": joblib.__version__}
+
+
+def _receive(data):
+    """Nothing: the arrays in `data` arrive memory-mapped (joblib dumped them for this call)."""
+
+
+def _at_once(folder, count, fn, *args):
+    """`fn(*args)`, then wait until `count` tasks have got here: a waiting task holds its worker, so each runs in its own."""
+    fn(*args)
+    Path(folder, str(os.getpid())).touch()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while len(os.listdir(folder)) < count:
+        if time.monotonic() > deadline:
+            raise BackendError(f"only {len(os.listdir(folder))} of {count} joblib workers came up in {START_TIMEOUT_S} s")
+        time.sleep(0.001)
+    return os.getpid()

@@ -1,5 +1,7 @@
 """multiprocessing: the blog's pattern. A Pool whose every task carries the shared data
-(x pickled into each task) and builds its state itself (the model loaded in each task)."""
+(x pickled into each task) and builds its state itself (the model loaded in each task).
+
+Start ends when every worker's initializer has run and signalled (_pool.start_pool); setup places nothing, by design."""
 
 import multiprocessing
 

@@ -1,5 +1,8 @@
 """multiprocessing-shared: the expert's Pool. Shared arrays go once into shared memory that
-every worker maps without copying; each worker builds its state once, in its initializer."""
+every worker maps without copying; each worker builds its state once, in its initializer.
+
+Start ends when every worker's initializer has signalled it is up (_pool.start_pool); setup when each has
+mapped the shared memory and built its state, in the second step of the same initializer."""
 
 import multiprocessing
 import uuid

@@ -1,6 +1,11 @@
 """ray: shared arrays go once into Ray's object store (ray.put) and tasks get references;
-stateful work runs in actors that build their state once, as in the blog."""
+stateful work runs in actors that build their state once, as in the blog.
 
+Start ends when `workers` worker processes have each run a task at once (held at a gate actor until all
+have arrived), so none is still starting when the batches come; setup ends when every worker has mapped the
+shared arrays from the store (the same way) or every actor holds its state."""
+
+import asyncio
 import os
 import uuid
 from pathlib import Path
@@ -27,6 +32,31 @@ def _on_node(result):
 def _call(task, build, keys, item, blas_threads, *values):
     # Top-level ObjectRef arguments arrive resolved: numpy arrays as read-only views of the store.
     return _on_node(worker.call(task, build, dict(zip(keys, values)), item, blas_threads))
+
+
+START_TIMEOUT_S = 300  # for every worker to come up; a worker that cannot start is a failed run, not a hang
+
+
+@ray.remote(num_cpus=0)
+class _Gate:
+    """Holds each task that arrives until `count` have: then `count` tasks run at once, each in a worker of its own."""
+
+    def __init__(self, count):
+        self.count, self.arrived, self.open = count, 0, asyncio.Event()
+
+    async def arrive(self):
+        self.arrived += 1
+        if self.arrived >= self.count:
+            self.open.set()
+        await self.open.wait()
+
+
+@ray.remote
+def _up(gate, blas_threads, *values):
+    # Top-level ObjectRef arguments arrive resolved: this worker has mapped them from the store.
+    worker.prepare(blas_threads)
+    ray.get(gate.arrive.remote())  # a task blocked in ray.get holds its worker: the next task needs another
+    return ray.get_runtime_context().get_worker_id()
 
 
 # One CPU each, held while the actor lives: otherwise every actor lands on the driver's node, which
@@ -66,6 +96,19 @@ class Backend(BaseBackend):
             raise  # a wrong argument is parbench's bug
         except Exception as error:  # Ray raises bare Exception when its node times out at start-up
             raise BackendError(f"ray.init failed: {error}") from error
+        self._one_each()  # ray.init returns before its workers exist: the first batches paid for their start
+
+    def _one_each(self, *values):
+        """One task in each of `workers` worker processes at once, given `values`."""
+        gate = _Gate.remote(self.workers)
+        try:
+            up = ray.get([_up.remote(gate, self.blas_threads, *values) for _ in range(self.workers)], timeout=START_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            raise BackendError(f"Ray did not bring up {self.workers} workers in {START_TIMEOUT_S} s") from None
+        finally:
+            ray.kill(gate)
+        if len(set(up)) != self.workers:
+            raise BackendError(f"Ray ran {self.workers} tasks in {len(set(up))} workers")
 
     def setup(self, work):
         self.task, self.key = work.task, uuid.uuid4().hex
@@ -79,6 +122,7 @@ class Backend(BaseBackend):
             self.actors = None
             self.build, self.keys = work.build, list(work.data)
             self.refs = [ray.put(v) for v in work.data.values()]
+            self._one_each(*self.refs)
 
     def run(self, items):
         if self.actors:

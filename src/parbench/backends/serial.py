@@ -1,4 +1,6 @@
-"""serial: every task in the driver, one after another; only BLAS threads run in parallel."""
+"""serial: every task in the driver, one after another; only BLAS threads run in parallel.
+
+Start has no worker to wait for: the driver applies the BLAS policy to itself."""
 
 from parbench import worker
 from parbench.backends.base import BaseBackend

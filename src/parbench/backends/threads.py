@@ -1,12 +1,17 @@
 """threads: a ThreadPoolExecutor in the driver. The state is built once and shared by reference
 by every thread: nothing is copied or pickled. Threads run Python in parallel only where the GIL
 is released (numpy's BLAS, waiting on I/O) or absent (a free-threaded CPython); the record's
-`gil_enabled` says which interpreter ran."""
+`gil_enabled` says which interpreter ran.
 
+Start ends when `workers` threads have each run a task at once (held at a barrier until all have arrived)."""
+
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from parbench import worker
 from parbench.backends.base import BaseBackend
+
+START_TIMEOUT_S = 60
 
 
 class Backend(BaseBackend):
@@ -14,7 +19,9 @@ class Backend(BaseBackend):
         # One process: the BLAS policy holds for every thread (under auto, physical cores // workers each).
         worker.prepare(self.blas_threads)
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="parbench-worker")
-        list(self.pool.map(lambda _: worker.prepare(self.blas_threads), range(self.workers)))  # every thread up
+        # A task waiting at the barrier holds its thread, so the pool starts a thread for each.
+        barrier = threading.Barrier(self.workers)
+        list(self.pool.map(lambda _: barrier.wait(START_TIMEOUT_S), range(self.workers)))
 
     def setup(self, work):
         self.task = work.task

@@ -1,8 +1,8 @@
 """I/O-bound work that waits on a real service: each task makes HTTP requests to a local server
 on 127.0.0.1 that answers after a set latency. Threads should win; memory per worker matters.
 
-The server is a process of its own, detached from the driver (like a remote service, its memory
-and CPU are not the backend's); it ends with the run.
+The server is a process of its own, detached from the driver and started outside the run's cgroups
+(like a remote service, its memory and CPU are not the backend's); it ends with the run.
 """
 
 import hashlib
@@ -15,7 +15,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from parbench import cgroups
 from parbench.workloads.base import BaseWorkload, Work, WorkloadError
+
+# The server's listen backlog: socketserver's default of 5 drops the SYN of a 6th simultaneous connect,
+# which the client's kernel sends again only after 1 s (8 workers' first connections came at once).
+BACKLOG = 1024
 
 
 def body(path: str, size: int) -> bytes:
@@ -63,7 +68,7 @@ class Workload(BaseWorkload):
     run_defaults = {"batches": 5}
 
     def work(self) -> Work:
-        self.server_pid, port = start_server(self.params["latency_ms"] / 1000, self.params["response_bytes"])
+        self.server_pid, port, self.server_inside = start_server(self.params["latency_ms"] / 1000, self.params["response_bytes"])
         return Work(task=fetch, build=as_state, data={"host": "127.0.0.1", "port": port}, stateful=False)
 
     def items(self, batch: int, n: int) -> list:
@@ -78,7 +83,10 @@ class Workload(BaseWorkload):
         ]
 
     def describe(self) -> dict:
-        return {"service": "local HTTP server on 127.0.0.1, outside the measured process tree"}
+        where = "outside the measured process tree and the run's cgroups"
+        if getattr(self, "server_inside", None):
+            where = f"outside the measured process tree, but inside the run's cgroups (their figures include it): {self.server_inside}"
+        return {"service": f"local HTTP server on 127.0.0.1, {where}"}
 
     def close(self) -> None:
         pid = getattr(self, "server_pid", None)
@@ -89,17 +97,25 @@ class Workload(BaseWorkload):
                 pass
 
 
-def start_server(latency_s: float, size: int) -> tuple[int, int]:
-    """Start the server detached (a launcher starts it and exits, so it is not our descendant); (pid, port)."""
-    launcher = subprocess.run(
-        [sys.executable, "-m", "parbench.workloads.http", "launch", str(latency_s), str(size), str(os.getpid())],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+def start_server(latency_s: float, size: int) -> tuple[int, int, str | None]:
+    """Start the server detached (a launcher starts it and exits, so it is not our descendant) and outside the
+    run's cgroups (the launcher moves into the supervisor's groups before it execs); (pid, port, why it is
+    inside the run's groups, or None)."""
+    command = [sys.executable, "-m", "parbench.workloads.http", "launch", str(latency_s), str(size), str(os.getpid())]
+    outside, inside = cgroups.outside_run(), None
+    move = cgroups.mover(outside) if outside else None
+    try:
+        launcher = subprocess.run(command, capture_output=True, text=True, timeout=60, preexec_fn=move)
+    except subprocess.TimeoutExpired:
+        raise
+    except subprocess.SubprocessError as error:  # raised in the child by the move, before exec
+        inside = f"it could not be moved out of them ({error})"
+        launcher = subprocess.run(command, capture_output=True, text=True, timeout=60)
     try:
         pid, port = map(int, launcher.stdout.split())
     except ValueError:
         raise WorkloadError(f"the local HTTP server did not start: {' '.join(launcher.stderr.split())[-300:]}") from None
-    return pid, port
+    return pid, port, inside
 
 
 def _launch(latency_s: str, size: str, owner: str) -> None:
@@ -128,8 +144,11 @@ def _serve(latency_s: str, size: str, owner: str) -> None:
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        request_queue_size = BACKLOG
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), Handler)
 
     def watch():  # the run's driver is gone: so is its service
         while True:
