@@ -75,10 +75,9 @@ def _own_memory() -> dict:
     return {"pss": info.pss, "rss": info.rss}
 
 
-def _on_node(result):
-    """The task's result, its Seen naming the host of the Dask worker that ran it."""
-    value, seen = result
-    return value, seen._replace(node=get_address_host(distributed.get_worker().address))
+def _node() -> str:
+    """The host of the Dask worker this task runs on; asked once per worker."""
+    return get_address_host(distributed.get_worker().address)
 
 
 class _Whole:
@@ -102,8 +101,8 @@ def _keep(key, build, data: _Whole, blas_threads):
 
 
 def _call(task, build, keys, item, blas_threads, *values):
-    return _on_node(worker.call(task, build, dict(zip(keys, (v.value for v in values))), item, blas_threads))
+    return worker.call(task, build, dict(zip(keys, (v.value for v in values))), item, blas_threads, node=_node)
 
 
 def _call_kept(task, key, item, blas_threads):
-    return _on_node(worker.call_kept(task, key, item, blas_threads))
+    return worker.call_kept(task, key, item, blas_threads, node=_node)

@@ -3,6 +3,7 @@ by every thread: nothing is copied or pickled. Threads run Python in parallel on
 is released (numpy's BLAS, waiting on I/O) or absent (a free-threaded CPython); the record's
 `gil_enabled` says which interpreter ran."""
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from parbench import worker
@@ -17,15 +18,15 @@ class Backend(BaseBackend):
         list(self.pool.map(lambda _: worker.prepare(self.blas_threads), range(self.workers)))  # every thread up
 
     def setup(self, work):
-        self.task = work.task
-        self.state = worker.guarded("building the state", work.build, **work.data)
+        self.task, self.key = work.task, uuid.uuid4().hex
+        worker.keep(self.key, work.build, work.data, self.blas_threads)  # once, shared by reference by every thread
 
     def run(self, items):
         return list(self.pool.map(self._call, items))
 
     def _call(self, item):
-        return worker.guarded("task", self.task, self.state, item), worker.seen(worker.prepare(self.blas_threads), False)
+        return worker.call_kept(self.task, self.key, item, self.blas_threads)
 
     def stop(self):
         self.pool.shutdown(wait=True, cancel_futures=True)
-        self.state = None
+        worker.drop(getattr(self, "key", None))

@@ -15,7 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from parbench.workloads.base import BaseWorkload, Work, WorkloadError
+from parbench.workloads.base import BaseWorkload, Work, WorkloadError, pairs
 
 
 def body(path: str, size: int) -> bytes:
@@ -73,7 +73,7 @@ class Workload(BaseWorkload):
         size = self.params["response_bytes"]
         return [
             f"batch {batch} task {i}: the answers to {item[0]} differ from what the server sends"
-            for i, (item, got) in enumerate(zip(items, digests))
+            for i, (item, got) in enumerate(pairs(items, digests))
             if got != expected(item, size)
         ]
 
