@@ -65,13 +65,20 @@ def prepare(blas_threads: int | None) -> int | None:
     return _blas_threads
 
 
+def begin(blas_threads: int | None) -> int | None:
+    """A new run in this process (a backend's start, where its processes may outlive a run: the driver's
+    own, an external Dask cluster's): its workers send their Seen afresh, then `prepare`."""
+    _mine.clear()
+    return prepare(blas_threads)
+
+
 def mark(threads: int | None, built: bool, node=None) -> "Seen | int":
     """What a task saw: its worker's Seen on the worker's first task, afterwards the worker's token
     (an even number) plus 1 if this task built state. `node()`, where given, names the node (once per worker)."""
     token = _mine.get(threading.get_ident())
     if token is not None:
         return token | built
-    token = random.getrandbits(62) << 1  # unique enough among a run's workers, on any node
+    token = random.getrandbits(30) << 1  # under 2**31: pickles in 5 bytes; two of a run's 100 workers share one once in 200,000 runs
     first = Seen(os.getpid(), threading.get_native_id(), threads, built, node() if node else socket.gethostname(), token)
     _mine[threading.get_ident()] = token
     return first

@@ -27,7 +27,7 @@ class Backend(BaseBackend):
         except OSError as error:  # reachable, but not a Dask scheduler that answers
             raise BackendError(f"could not connect to the Dask scheduler at {address or 'its local cluster'}: {error}") from error
         self.client.wait_for_workers(self.workers)
-        self.client.run(worker.prepare, self.blas_threads)
+        self.client.run(worker.begin, self.blas_threads)  # an external cluster's workers outlive runs
 
     def setup(self, work):
         self.task, self.key, self.stateful = work.task, uuid.uuid4().hex, work.stateful

@@ -10,7 +10,7 @@ class Backend(BaseBackend):
     in_driver = True
 
     def start(self):
-        worker.prepare(self.blas_threads)
+        worker.begin(self.blas_threads)
 
     def setup(self, work):
         self.task, self.key = work.task, uuid.uuid4().hex

@@ -13,7 +13,7 @@ from parbench.backends.base import BaseBackend
 class Backend(BaseBackend):
     def start(self):
         # One process: the BLAS policy holds for every thread (under auto, physical cores // workers each).
-        worker.prepare(self.blas_threads)
+        worker.begin(self.blas_threads)
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="parbench-worker")
         list(self.pool.map(lambda _: worker.prepare(self.blas_threads), range(self.workers)))  # every thread up
 
