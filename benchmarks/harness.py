@@ -31,6 +31,12 @@ SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 # ray.init() without an address joins the last `ray start` cluster on the machine; both the blog
 # scripts and parbench must start their own, as the blog's did.
 os.environ["RAY_ADDRESS"] = "local"
+# Backend options the harness's runs need (start methods: the config's defaults).
+OPTIONS = {
+    "multiprocessing": {"start_method": "forkserver"},
+    "multiprocessing-shared": {"start_method": "forkserver"},
+    "ray": {"address": None},
+}
 OFF = 1e6  # sampler.period_s that keeps the memory sampler's thread asleep for a whole run
 
 MODES = {
@@ -208,9 +214,9 @@ def fidelity(workload, n, k, batches, workers, repeats, start_method) -> None:
     )
 
 
-def sampler(n, batches, repeats) -> None:
+def sampler(n, batches, repeats, backend="serial", workers=1) -> None:
     say(
-        f"\n## 2. Memory sampler cost: serial matmul n={n} k=128, 1 worker (1 task per batch), {batches} batches, blas_threads auto",
+        f"\n## 2. Memory sampler cost: {backend} matmul n={n} k=128, {workers} worker(s), {batches} batches, blas_threads auto",
         f"off = sampler.period_s 1e6: its thread never wakes during the run (one sample after teardown). {load()}",
         "",
     )
@@ -220,7 +226,9 @@ def sampler(n, batches, repeats) -> None:
     for rep in range(1, repeats + 1):
         for label in ("on", "off") if rep % 2 else ("off", "on"):  # ABBA order cancels a linear drift
             params = {"n": n, "k": 128, "batches": batches, "warmup_batches": 1}
-            record = retried(parbench_run, "serial", 1, params, "auto", period_s=0.05 if label == "on" else OFF)
+            record = retried(
+                parbench_run, backend, workers, params, "auto", period_s=0.05 if label == "on" else OFF, options=OPTIONS.get(backend)
+            )
             t, m = record["timings"], record["memory"]
             medians[label].append(med(t["batch_s"]))
             say(
@@ -230,7 +238,7 @@ def sampler(n, batches, repeats) -> None:
     on, off = med(medians["on"]), med(medians["off"])
     say(
         "-" * len(head),
-        f"median batch with sampler {on:.4f} s, without {off:.4f} s: overhead {on / off - 1:+.2%} (goal: within 2 %)",
+        f"{backend}: median batch with sampler {on:.4f} s, without {off:.4f} s: on/off {on / off:.4f} (goal: within 2 %)",
         "busy s: the sampler's own time in the record (memory.sampling_busy_s), over memory.samples samples;",
         "busy/run: that time over the run's end_to_end_s (an upper bound on what it can steal from the work).",
         load(),
@@ -299,6 +307,9 @@ def main() -> None:
     parser.add_argument("--ner-batches", type=int, help="fidelity, ner: blog batches = parbench batches incl. warm-up (default 10)")
     parser.add_argument("--workloads", default="matmul,ner", help="fidelity: the blog's workloads to replicate (default matmul,ner)")
     parser.add_argument("--workers", type=int, default=2, help="fidelity: workers (default 2)")
+    parser.add_argument(
+        "--sampler-backends", default="serial", help="sampler: backends to run with and without the sampler (default serial)"
+    )
     parser.add_argument("--repeats", type=int, help="how often each comparison is repeated, interleaved (default 3)")
     parser.add_argument(
         "--start-method",
@@ -314,7 +325,8 @@ def main() -> None:
             batches = size["trials"] if workload == "matmul" else size["ner_batches"]
             fidelity(workload, size["n"], size["k"], batches, size["workers"], size["repeats"], size["start_method"])
     if "sampler" in parts:
-        sampler(size["sampler_n"], size["sampler_batches"], size["repeats"])
+        for backend in args.sampler_backends.split(","):
+            sampler(size["sampler_n"], size["sampler_batches"], size["repeats"], backend, 1 if backend == "serial" else size["workers"])
     if "snakemake" in parts:
         snakemake_overhead(size["sweep"], size["repeats"])
 

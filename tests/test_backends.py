@@ -3,17 +3,19 @@ pipeline; and verification that catches wrong results."""
 
 import dataclasses
 import importlib
+import operator
+import pickle
 import subprocess
 import time
 
 import numpy as np
 import psutil
 import pytest
-from conftest import MEMORY_FIELDS, REPO, TEXTS, Leftovers, backend_options, make_spec, missing_fields
+from conftest import MEMORY_FIELDS, REPO, TEXTS, TINY, Leftovers, backend_options, make_spec, missing_fields
 
-from parbench import backends, records, runner, workloads
+from parbench import backends, records, runner, worker, workloads
 from parbench.supervise import supervise
-from parbench.workloads.base import Work
+from parbench.workloads.base import RUN_KEYS, Work, WorkloadError
 
 WORKERS = 2
 CELLS = [(b, w) for b in backends.names() for w in workloads.names()]
@@ -104,6 +106,15 @@ def test_backend_runs_and_verifies(run_once, backend, workload):
 def test_backend_leaves_nothing_behind(run_once, backend, workload):
     """After a normal run no process of it remains, and nothing new in /dev/shm."""
     assert run_once(backend, workload)[4] == {}
+
+
+def test_shared_memory_block_shows_in_peak_shm(run_once):
+    """multiprocessing-shared puts matmul's x (n x n float64) in one shared-memory block: the run's
+    peak growth of Shmem holds it (others on the machine can only add to a peak, or free theirs meanwhile)."""
+    spec, record, *_ = run_once("multiprocessing-shared", "matmul")
+    x_bytes = 8 * spec["params"]["n"] ** 2
+    assert record["memory"]["peak_shm_bytes"] >= x_bytes, record["memory"]
+    assert record["memory"]["phases"]["batch"]["peak_pss_bytes"] is not None, "the timed batches have a PSS reading"
 
 
 def test_blas_threads_under_auto(run_once):
@@ -318,3 +329,281 @@ def test_joblib_dumps_the_shared_arrays_in_setup(monkeypatch):
         b.stop()
     assert in_setup == 1 and len(dumps) == 1, f"{in_setup} dumps in setup, {len(dumps) - in_setup} in the batch"
     assert all(np.all(r == 512) for r, _ in results)
+# Every result is counted (issue 20, item 1)
+
+SerialBackend = backends.load("serial")
+
+
+class Dropping(SerialBackend):
+    """Serial, but every batch loses its last result."""
+
+    def run(self, items):
+        return super().run(items)[:-1]
+
+
+class DroppingAnItem(SerialBackend):
+    """Serial, but the first chunked task of every batch loses its last item's result."""
+
+    def run(self, items):
+        results = super().run(items)
+        (out, mark), rest = results[0], results[1:]
+        return [(out[:-1], mark), *rest]
+
+
+USER_MODULE = """
+def data(params):
+    return {}
+
+def items(params, batch, n):
+    return list(range(batch * n, batch * n + n))
+
+def task(state, item):
+    return item * 2
+"""
+
+
+def fake_run(monkeypatch, fake, workload, **params):
+    monkeypatch.setattr(backends, "load", lambda name: fake)
+    return runner.run(make_spec("serial", workload, 2, **params))
+
+
+@pytest.mark.parametrize("workload", [*workloads.names(), "user"])
+def test_a_batch_short_of_a_result_fails_the_run(monkeypatch, tmp_path, workload):
+    """A backend that loses a task's result must not pass as verified (verify paired what was there,
+    and throughput counts what was sent): the run fails and says which batch came back short."""
+    params = {}
+    if workload == "user":
+        (tmp_path / "mine.py").write_text(USER_MODULE)
+        params = {"module": str(tmp_path / "mine.py"), "batches": 2, "warmup_batches": 1, "tasks_per_batch": None}
+    record = fake_run(monkeypatch, Dropping, workload, **params)
+    tasks = record["tasks_per_batch"]
+    assert record["status"] == "failed" and record["verified"] is False
+    assert record["reason"] == f"batch 0 returned {tasks - 1} result{'s' if tasks != 2 else ''} for {tasks} tasks", record["reason"]
+
+
+def test_a_chunked_task_short_of_an_item_fails_the_run(monkeypatch):
+    record = fake_run(monkeypatch, DroppingAnItem, "primes", items_per_task=3)
+    assert record["status"] == "failed" and record["verified"] is False
+    assert record["reason"] == "batch 0 task 0 returned 2 results for 3 items", record["reason"]
+
+
+def _tiny_workload(name):
+    params = {k: v for k, v in TINY[name].items() if k not in RUN_KEYS}
+    w = workloads.load(name)(params, trial=1)
+    w.work()
+    return w
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_verify_refuses_fewer_results_than_items(name):
+    """Each workload's verify pairs items with results: fewer results is an error, not a shorter check."""
+    w = _tiny_workload(name)
+    try:
+        items = w.items(0, 3)
+        with pytest.raises(WorkloadError, match="2 results for 3 items"):
+            w.verify(0, items, [None, None])
+    finally:
+        w.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The same per-task bookkeeping on every backend (issue 20, item 5)
+
+
+@pytest.mark.parametrize("backend", backends.names())
+def test_every_backend_returns_a_small_mark_per_task(backend):
+    """Each task goes through worker.call/call_kept and returns, besides its result, its worker's
+    Seen on the worker's first task and a small number after that (no runtime queried per task,
+    no record pickled with every result), and the driver turns the marks back into Seen records."""
+    options = backend_options(backend)
+    if backend == "ray":
+        options = {**options, "address": None}
+    b = backends.load(backend)(2, 1, options)
+    b.start()
+    try:
+        # Builtins: every backend's workers can import them (0 + item is the item).
+        b.setup(Work(task=operator.add, build=int, data={}, stateful=False))
+        marks = worker.Marks()
+        first = b.run(list(range(8)))
+        later = b.run(list(range(8, 16)))
+    finally:
+        b.stop()
+    assert [v for v, _ in first + later] == list(range(16))
+    sent = [m for _, m in first + later]
+    seen = marks.resolve(sent)
+    assert all(isinstance(s, worker.Seen) and s.pid > 0 for s in seen)
+    workers = {(s.node, s.pid, s.thread) for s in seen}
+    assert 1 <= len(workers) <= b.worker_count()
+    full = [m for m in sent if isinstance(m, worker.Seen)]
+    assert len(full) == len(workers), "each worker sends its Seen once"
+    small = [m for m in sent if not isinstance(m, worker.Seen)]
+    assert len(small) == 16 - len(workers) and all(isinstance(m, int) for m in small), [type(m).__name__ for m in small]
+    assert all(len(pickle.dumps(m)) <= len(pickle.dumps(2**31 - 1)) for m in small), "a mark pickles as a 4-byte integer"
+
+
+# ---------------------------------------------------------------------------------------------
+# Warm-up until every worker has worked, and how the timed tasks spread (issue 20, item 4)
+
+
+def _on(pid):
+    return worker.Seen(pid, pid, 1, False, "node", pid * 2)
+
+
+class LateWorker(SerialBackend):
+    """Serial in truth, but it claims two workers, and the second first runs a task in batch `late`
+    (every batch until then runs on the first alone; None: never)."""
+
+    late = 3
+
+    def worker_count(self):
+        return 2
+
+    def setup(self, work):
+        super().setup(work)
+        self.batch = 0
+
+    def run(self, items):
+        out = [
+            (value, _on(1 if self.late is None or self.batch < self.late or i % 2 == 0 else 2))
+            for i, (value, _) in enumerate(super().run(items))
+        ]
+        self.batch += 1
+        return out
+
+
+class NeverSecond(LateWorker):
+    late = None
+
+
+def test_warmup_lasts_until_every_worker_has_run_a_task(monkeypatch):
+    """One warm-up batch asked for; the second worker first works in the fourth batch: three more
+    warm-up batches, and the timed batches use both workers."""
+    record = fake_run(monkeypatch, LateWorker, "primes", batches=2, warmup_batches=1, tasks_per_batch=4)
+    assert record["status"] == "ok" and record["verified"], record["reason"]
+    used = record["workers_used"]
+    assert len(record["timings"]["warmup_s"]) == 4 and used["warmup_extra_batches"] == 3
+    assert used["warmup_workers"] == 2 and used["declared"] == 2
+    assert used["per_batch"] == [2, 2] and used["tasks_per_worker"] == [4, 4] and used["fewer"] is False
+    assert record["verification"]["items_checked"] == 4 * 6
+
+
+def test_warmup_gives_up_after_its_cap_and_the_run_says_it_used_fewer_workers(monkeypatch):
+    record = fake_run(monkeypatch, NeverSecond, "primes", batches=2, warmup_batches=1, tasks_per_batch=4)
+    used = record["workers_used"]
+    assert used["warmup_extra_batches"] == runner.WARMUP_EXTRA_MAX and len(record["timings"]["warmup_s"]) == 1 + runner.WARMUP_EXTRA_MAX
+    assert used["per_batch"] == [1, 1] and used["tasks_per_worker"] == [8] and used["fewer"] is True
+    assert used["note"] is None
+
+
+def test_a_batch_of_fewer_tasks_than_workers_is_said_not_flagged(monkeypatch):
+    """One task per batch on two workers: a batch cannot use both, so one worker per batch is not `fewer`."""
+    record = fake_run(monkeypatch, NeverSecond, "primes", batches=2, warmup_batches=1, tasks_per_batch=1)
+    used = record["workers_used"]
+    assert used["possible_per_batch"] == 1 and used["per_batch"] == [1, 1] and used["fewer"] is False
+    assert used["note"] == "a batch of 1 task cannot use all 2 workers"
+
+
+def test_no_warmup_asked_means_none_added(monkeypatch):
+    record = fake_run(monkeypatch, NeverSecond, "primes", batches=2, warmup_batches=0, tasks_per_batch=4)
+    assert record["timings"]["warmup_s"] == [] and record["workers_used"]["warmup_extra_batches"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# min_timed_s: time batches until they add up to a minimum (issue 25, item 6)
+
+SLEEPY_TASK = """
+import time
+
+def data(params):
+    return {}
+
+def items(params, batch, n):
+    return [params["sleep_s"]] * n
+
+def task(state, sleep_s):
+    time.sleep(sleep_s)
+    return sleep_s
+"""
+
+
+def test_min_timed_s_times_batches_until_their_sum_reaches_it(tmp_path):
+    """Each batch sleeps at least 0.1 s, so 0.45 s of timed batches is reached by the fifth at the latest."""
+    (tmp_path / "sleepy.py").write_text(SLEEPY_TASK)
+    spec = make_spec("serial", "sleepy", 1, module=str(tmp_path / "sleepy.py"), sleep_s=0.1, batches=2, warmup_batches=0, min_timed_s=0.45)
+    spec["params"]["tasks_per_batch"] = 1
+    record = runner.run(spec)
+    batch_s = record["timings"]["batch_s"]
+    assert record["status"] == "ok" and record["verified"], record["reason"]
+    assert 2 <= len(batch_s) <= 5 and sum(batch_s) >= 0.45 and sum(batch_s[:-1]) < 0.45, batch_s
+    assert record["timed_until"] == {"min_timed_s": 0.45, "max_batches": 2 * runner.MIN_TIMED_MAX_FACTOR, "met": True}
+    assert record["verification"]["items_checked"] == len(batch_s)
+    assert records.problems(record) == []
+
+
+def test_min_timed_s_stops_at_its_cap():
+    record = runner.run(make_spec("serial", "primes", 1, batches=1, warmup_batches=0, min_timed_s=1000))
+    assert len(record["timings"]["batch_s"]) == runner.MIN_TIMED_MAX_FACTOR
+    assert record["timed_until"]["met"] is False and record["verified"]
+
+
+def test_without_min_timed_s_the_batches_are_batches():
+    record = runner.run(make_spec("serial", "primes", 1, batches=3, warmup_batches=0))
+    assert len(record["timings"]["batch_s"]) == 3 and record.get("timed_until") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# What each timer includes: known sleeps in known phases, on every backend (issue 20, item 14)
+
+SLEEP_S = 0.5  # large against what these phases cost on tiny work, so a sleep shows where it falls
+# data() runs in the driver before setup (the harness's inputs, in no timer); build() makes the state
+# (once per worker in setup, in a worker's first task, or in every task, as the backend does); task() sleeps.
+PHASED = f"""
+import time
+STATEFUL = __STATEFUL__
+
+def data(params):
+    time.sleep({SLEEP_S})
+    return {{"build_s": params["build_s"]}}
+
+def build(build_s):
+    time.sleep(build_s)
+    return {{}}
+
+def items(params, batch, n):
+    return [params["task_s"]] * n
+
+def task(state, task_s):
+    time.sleep(task_s)
+    return task_s
+"""
+
+
+def phased_run(tmp_path, backend, stateful, build_s, task_s):
+    module = tmp_path / f"phased_{stateful}.py"
+    module.write_text(PHASED.replace("__STATEFUL__", str(stateful)))
+    spec = make_spec(backend, "phased", 2, module=str(module), build_s=build_s, task_s=task_s, batches=2, warmup_batches=1)
+    record = supervise(spec, tmp_path / "r.json", tmp_path / "r.log")
+    assert record["status"] == "ok" and record["verified"], f"{record['reason']}\n{(tmp_path / 'r.log').read_text()[-2000:]}"
+    return record
+
+
+@pytest.mark.parametrize("backend", backends.names())
+def test_a_task_sleep_is_in_every_batch_and_nowhere_else(tmp_path, backend):
+    """task() sleeps: each warm-up and timed batch lasts at least that; setup does not hold it; data()'s
+    sleep (the driver's inputs) is in the harness's time, not in setup."""
+    t = phased_run(tmp_path, backend, False, build_s=0, task_s=SLEEP_S)["timings"]
+    assert all(s >= SLEEP_S for s in t["warmup_s"] + t["batch_s"]), t
+    assert t["setup_s"] < SLEEP_S, t
+    assert t["harness_s"] >= SLEEP_S, "data() is the harness's work"
+
+
+@pytest.mark.parametrize("backend", backends.names())
+def test_a_state_build_sleep_is_in_the_timed_batches_only_where_the_record_says_state_was_built(tmp_path, backend):
+    """build() sleeps, task() does not. Wherever the backend builds the state (setup, a worker's first
+    task, every task), the build's sleep is in the timed batches exactly when the record counts state
+    builds in them, and before them otherwise."""
+    record = phased_run(tmp_path, backend, True, build_s=SLEEP_S, task_s=0)
+    t, builds = record["timings"], record["state_builds"]
+    assert t["setup_s"] + sum(t["warmup_s"]) >= SLEEP_S, "built before the timed batches, or in the warm-up's tasks"
+    for s in t["batch_s"]:
+        assert (s >= SLEEP_S) == (builds["batch"] > 0), (t, builds)

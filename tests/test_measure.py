@@ -313,3 +313,65 @@ def test_library_default_is_the_librarys_own_under_snakemakes_thread_variables(t
     assert record["status"] == "ok", record["reason"]
     assert record["blas_threads"] == int(default.stdout), "the library's own default, not Snakemake's 1"
     assert not any(name in record["environment"]["env"] for name in SNAKEMAKE_THREAD_VARS)
+
+
+# ---------------------------------------------------------------------------------------------
+# No PSS walk inside a timed batch (issue 20, item 6)
+
+SLEEPY = """
+import time
+
+def data(params):
+    return {}
+
+def items(params, batch, n):
+    return [0.2] * n
+
+def task(state, sleep_s):
+    time.sleep(sleep_s)
+    return sleep_s
+"""
+
+
+def test_no_pss_walk_inside_a_timed_batch(tmp_path, monkeypatch):
+    """Batches of 0.2 s, the sampler every 10 ms: RSS is read inside the timed batches, PSS
+    (/proc/PID/smaps_rollup) never, yet the batch phase has its PSS, read just after a batch."""
+    made = []
+    init = TreeSampler.__init__
+
+    def keep(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    walks = []
+    full_info = psutil.Process.memory_full_info
+
+    def spy(self):
+        walks.append(made[-1].current)
+        return full_info(self)
+
+    monkeypatch.setattr(TreeSampler, "__init__", keep)
+    monkeypatch.setattr(psutil.Process, "memory_full_info", spy)
+    (tmp_path / "sleepy.py").write_text(SLEEPY)
+    spec = make_spec("serial", "sleepy", 1, module=str(tmp_path / "sleepy.py"), batches=3, warmup_batches=1, period_s=0.01)
+    record = runner.run(spec)
+    assert record["status"] == "ok", record["reason"]
+    assert walks and "batch" not in walks, walks
+    batch = record["memory"]["phases"]["batch"]
+    assert batch["peak_pss_bytes"] is not None and batch["peak_rss_bytes"] is not None
+
+
+def test_the_memory_limit_is_checked_inside_a_timed_batch():
+    """In a cheap phase the sampler reads RSS only, but RSS above what the limit allows still sets off a
+    PSS reading and the limit's callback."""
+    calls = []
+    sampler = TreeSampler(period_s=0.02, limit_bytes=1, on_limit=calls.append, cheap_phases=("batch",))
+    sampler.phase("batch")
+    sampler._tick()
+    assert len(calls) == 1 and sampler.samples == 1
+    quiet = TreeSampler(period_s=0.02, limit_bytes=psutil.virtual_memory().total * 4, cheap_phases=("batch",))
+    quiet.phase("batch")
+    quiet._tick()
+    assert quiet.samples == 0 and quiet.rss_samples == 1, "no PSS reading in a cheap phase below the limit"
+    quiet.catch_up("batch")
+    assert quiet.samples == 1 and quiet.summary()["phases"]["batch"]["peak_pss_bytes"] > 0

@@ -205,3 +205,53 @@ def test_stale_cgroups_of_gone_supervisors_are_removed():
         for path in made:
             if path.exists():
                 path.rmdir()
+
+
+# A task that, once in the timed batch, wakes a spinner outside the run (through a FIFO) and sleeps
+# while it spins; data() sleeps first, so the run's whole window is long beside its one timed batch.
+BURST = textwrap.dedent(
+    '''
+    """One timed task beside a burst of someone else's CPU."""
+    import os, time
+
+    def data(params):
+        time.sleep(params["idle_s"])
+        return {}
+
+    def items(params, batch, n):
+        return [params["fifo"]] * n
+
+    def task(state, fifo):
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # the spinner starts (nobody reads: verification's rerun)
+        except OSError:
+            pass
+        time.sleep(1.0)
+        return 1
+    '''
+)
+
+
+@needs_cgroups
+def test_other_load_during_the_timed_batches_is_judged_on_them(tmp_path):
+    """A core of other work during the one timed batch only, after 4 s of idle inputs: the per-batch
+    figure sees it (a busy run), and sees more than the whole run's average, which the idle start dilutes."""
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", f"open({str(fifo)!r}).close()\nimport time\nend = time.time() + 1.0\nwhile time.time() < end: pass"]
+    )
+    module = tmp_path / "burst.py"
+    module.write_text(BURST)
+    try:
+        spec = make_spec(
+            "serial", "burst", 1, module=str(module), idle_s=4.0, fifo=str(fifo), tasks_per_batch=1, batches=1, warmup_batches=0
+        )
+        record = run(spec, tmp_path)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert len(record["system"]["other_cpu_batch_s"]) == 1
+    (row,) = [stats.run_row(record)]
+    assert row["other_cores_batches"] > stats.BUSY_OTHER_CORES and row["busy_machine"], row
+    assert row["other_cores_batches"] > row["other_cores"], "the idle start-up dilutes the whole run's average"

@@ -29,7 +29,7 @@ THROUGHPUT_VERDICTS = ("faster", "slower", "no clear difference")
 MEMORY_VERDICTS = ("less memory", "more memory", "no clear difference")
 ONLY_HERE, ONLY_BASELINE, NOT_COMPARABLE = "only here", "only in baseline", "not comparable"
 # Workload parameters that change how many batches run, or the random data, but not what one task costs.
-SAME_TASK_KEYS = ("batches", "warmup_batches", "seed")
+SAME_TASK_KEYS = ("batches", "warmup_batches", "min_timed_s", "seed")
 FINISHED = ("runs/", "tables/runs.csv", "machine.json")
 CSS = (Path(__file__).parent / "templates" / "report.css").read_text()
 

@@ -33,6 +33,15 @@ def shmem_bytes() -> int:
     return 0
 
 
+def proc_stat() -> tuple[float, float]:
+    """CPU seconds the whole machine has been busy since boot (every state but idle and iowait; steal
+    included, as time other guests took from this machine), and steal alone, from /proc/stat."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:9]] + [0] * 8
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+    return (user + nice + system + irq + softirq + steal) / HZ, steal / HZ
+
+
 def _stat_fields(pid: int) -> list[str] | None:
     """/proc/PID/stat after the command name (which may hold spaces): fields 3 onwards, or None if gone."""
     try:
@@ -100,10 +109,14 @@ class TreeSampler:
     peak may be there), and at once when RSS passes the memory limit. (A sample can also wait, without
     CPU, while a worker changes its memory map; that wait slows nobody but the sampler.) `phase(name)`
     labels the samples that follow. If the tree's PSS passes `limit_bytes`, `on_limit(pss)` is called once.
+
+    In `cheap_phases` (the runner's timed batches) the thread reads RSS only: no PSS walk stalls the
+    work being timed. PSS is then read only when RSS says the limit may be passed, and otherwise by
+    `catch_up(label)`, which the driver calls between batches, outside their timers.
     """
 
-    def __init__(self, period_s: float = 0.05, limit_bytes: int | None = None, on_limit=None):
-        self.period_s, self.limit_bytes, self.on_limit = period_s, limit_bytes, on_limit
+    def __init__(self, period_s: float = 0.05, limit_bytes: int | None = None, on_limit=None, cheap_phases: tuple = ()):
+        self.period_s, self.limit_bytes, self.on_limit, self.cheap_phases = period_s, limit_bytes, on_limit, tuple(cheap_phases)
         self.root = psutil.Process()
         self.tree = ProcessTree(self.root.pid)
         self.shm_base = shmem_bytes()
@@ -115,6 +128,7 @@ class TreeSampler:
         self._statm: dict[int, int] = {}  # pid -> open /proc/PID/statm
         self._full_at, self._full_cost, self._full_rss, self._full_pss = float("-inf"), 0.0, 0, 0
         self._lock = threading.Lock()
+        self._reading = threading.Lock()  # one reading at a time: the thread's, or the driver's catch_up
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
         self._began = time.perf_counter()
@@ -125,10 +139,23 @@ class TreeSampler:
         return self
 
     def phase(self, name: str) -> None:
-        """Label the samples that follow (no sample here: the driver's timed code must not wait for one)."""
+        """Label the samples that follow (no sample here: the driver's timed code must not wait for one).
+        Entering a cheap phase waits for a PSS reading under way to end (before the phase's timer starts)."""
         if name not in self.phases:
             self._listed_at = float("-inf")  # workers come and go as new phases begin: list them afresh
         self.current = name
+        if name in self.cheap_phases:
+            with self._reading:  # the thread reads `current` under this lock: no PSS walk begins after this
+                pass
+
+    def catch_up(self, label: str) -> None:
+        """A PSS reading for phase `label` now (in the calling thread) if the phase has none yet or one is
+        due: how a cheap phase gets its PSS, read just after it (the workers still hold what they held in it)."""
+        with self._reading:
+            unread = self.phases.get(label, {}).get("pss") is None
+            rss = self._rss_sample(label)
+            if unread or full_due(time.perf_counter() - self._full_at, self._full_cost, rss > self._full_rss * (1 + RISE), False):
+                self._sample(label)
 
     def _pids(self) -> list[int]:
         if time.monotonic() - self._listed_at > REFRESH_S:
@@ -145,8 +172,11 @@ class TreeSampler:
 
     def sample(self) -> float:
         """Take one full sample (PSS, RSS, Shmem); returns the CPU time it took."""
+        with self._reading:
+            return self._sample(self.current)
+
+    def _sample(self, label: str) -> float:
         t0, cpu0 = time.perf_counter(), time.thread_time()
-        label = self.current
         pss = rss = own = 0
         pids = self._pids()
         for pid in set(self._procs) - set(pids):
@@ -175,6 +205,11 @@ class TreeSampler:
 
     def rss_sample(self) -> int:
         """Read the tree's RSS from /proc/PID/statm (kept open: a read is one system call); returns it."""
+        with self._reading:
+            return self._rss_sample(self.current)
+
+    def _rss_sample(self, label: str) -> int:
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         rss = own = 0
         pids = self._pids()
         for pid in set(self._statm) - set(pids):
@@ -190,23 +225,26 @@ class TreeSampler:
             rss += resident
             if pid == self.root.pid:
                 own = resident
-        self._record(self.current, rss=rss, driver_rss=own)
+        self._record(label, rss=rss, driver_rss=own)
         with self._lock:
             self.rss_samples += 1
+            self.busy_s += time.perf_counter() - t0
+            self.cpu_s += time.thread_time() - cpu0
         return rss
 
     def _tick(self) -> None:
-        t0, cpu0 = time.perf_counter(), time.thread_time()
-        rss = self.rss_sample()
-        with self._lock:
-            self.busy_s += time.perf_counter() - t0
-            self.cpu_s += time.thread_time() - cpu0
-        phase_unread = self.phases.get(self.current, {}).get("pss") is None
-        # PSS can have passed the limit only by as much as RSS grew since it was read (shared pages
-        # count in every process's RSS, so RSS alone above the limit says little).
-        over = bool(self.limit_bytes) and self._full_pss + max(0, rss - self._full_rss) > self.limit_bytes
-        if full_due(time.perf_counter() - self._full_at, self._full_cost, rss > self._full_rss * (1 + RISE) or phase_unread, over):
-            self.sample()
+        with self._reading:
+            label = self.current
+            rss = self._rss_sample(label)
+            phase_unread = self.phases.get(label, {}).get("pss") is None
+            # PSS can have passed the limit only by as much as RSS grew since it was read (shared pages
+            # count in every process's RSS, so RSS alone above the limit says little).
+            over = bool(self.limit_bytes) and self._full_pss + max(0, rss - self._full_rss) > self.limit_bytes
+            rising = rss > self._full_rss * (1 + RISE) or phase_unread
+            # In a timed batch PSS is read only to check the limit.
+            due = over if label in self.cheap_phases else full_due(time.perf_counter() - self._full_at, self._full_cost, rising, over)
+            if due:
+                self._sample(label)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.period_s):

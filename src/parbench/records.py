@@ -52,7 +52,7 @@ def new(spec: dict, environment: dict, **fields) -> dict:
         "timings": {"startup_s": None, "setup_s": None, "warmup_s": [], "batch_s": [], "teardown_s": None, "end_to_end_s": None},
         "memory": dict.fromkeys(MEMORY + EXACT),
         "cpu": {**dict.fromkeys(CPU), "driver_warmup_s": [], "driver_batch_s": [], "tree_warmup_s": [], "tree_batch_s": []},
-        "system": dict.fromkeys(SYSTEM),
+        "system": {**dict.fromkeys(SYSTEM), "other_cpu_warmup_s": [], "other_cpu_batch_s": []},
         "order": spec.get("order"),
         "verified": False,
         "blas_threads": None,

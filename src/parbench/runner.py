@@ -15,12 +15,20 @@ import numpy as np
 import psutil
 
 from parbench import backends, cgroups, environment, records, worker, workloads
-from parbench.measure import TreeSampler
-from parbench.worker import TaskError
+from parbench.measure import TreeSampler, proc_stat
+from parbench.worker import Marks, TaskError
 from parbench.workloads.base import RUN_KEYS, Work, WorkloadError
 
 GIB = 1024**3
 DEFAULT_MEMORY_SHARE = 0.8  # memory limit when limits.memory_gb is null: this share of the machine's memory
+# Warm-up batches beyond `warmup_batches` while some worker has not run a task yet (recorded in workers_used).
+WARMUP_EXTRA_MAX = 10
+# Under `min_timed_s`, at most this many times `batches` timed batches (recorded in timed_until).
+MIN_TIMED_MAX_FACTOR = 20
+
+
+class ShortBatch(Exception):
+    """A batch came back with fewer (or more) results than it had tasks or items: the run failed."""
 
 
 def blas_threads(policy, in_driver: bool, workers: int, physical_cores: int) -> int | None:
@@ -40,26 +48,32 @@ class Clock:
     `timed(key)` adds to `timings[key]` (a list key appends, and the CPU seconds in it go to
     `cpu['driver_' + key]`, the driver's: all the CPU of serial and threads, whose tasks run in the
     driver, and to `cpu['tree_' + key]`, the whole tree's, read by `tree_cpu()` just outside the
-    timer); `harness(label)` is driver work (inputs, digests) that no timing includes, `end_to_end_s` excluded."""
+    timer, and what the rest of the machine used meanwhile to `system['other_cpu_' + key]`: the
+    machine's busy time from /proc/stat less the tree's); `harness(label)` is driver work (inputs,
+    digests) that no timing includes, `end_to_end_s` excluded."""
 
-    def __init__(self, timings: dict, sampler: TreeSampler, cpu: dict, tree_cpu):
+    def __init__(self, timings: dict, sampler: TreeSampler, cpu: dict, tree_cpu, system: dict):
         self.timings, self.sampler, self.cpu, self.tree_cpu, self.harness_s = timings, sampler, cpu, tree_cpu, 0.0
+        self.system = system
         self.begin = time.perf_counter()
 
     @contextlib.contextmanager
     def timed(self, key: str, label: str):
         self.sampler.phase(label)
         batch = isinstance(self.timings[key], list)
-        tree0 = self.tree_cpu() if batch else 0.0
+        tree0, machine0 = (self.tree_cpu(), proc_stat()[0]) if batch else (0.0, 0.0)
         t0, cpu0, sampling0 = time.perf_counter(), time.process_time(), self.sampler.cpu_s
         yield
         elapsed = time.perf_counter() - t0
         sampling = self.sampler.cpu_s - sampling0  # the memory sampler's own CPU is not the work's
         cpu = time.process_time() - cpu0 - sampling
         if batch:
+            tree, machine = self.tree_cpu() - tree0, proc_stat()[0] - machine0
             self.timings[key].append(elapsed)
             self.cpu.setdefault(f"driver_{key}", []).append(cpu)
-            self.cpu.setdefault(f"tree_{key}", []).append(self.tree_cpu() - tree0 - sampling)
+            self.cpu.setdefault(f"tree_{key}", []).append(tree - sampling)
+            # /proc/stat counts 10 ms ticks per CPU: one batch's figure is coarse, sums over batches are not.
+            self.system.setdefault(f"other_cpu_{key}", []).append(round(machine - tree, 4))
         else:
             self.timings[key] = elapsed
 
@@ -103,7 +117,8 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
         reason = f"process tree PSS {pss / GIB:.1f} GiB passed limits.memory_gb = {memory_gb:.1f}"
         on_limit({**record, "memory": memory(), "status": "oom", "reason": reason})
 
-    sampler = TreeSampler(settings.get("sampler", {}).get("period_s", 0.05), int(memory_gb * GIB), over_limit)
+    # No PSS walk inside a timed batch (it stalls the work it measures): RSS there, PSS just after each.
+    sampler = TreeSampler(settings.get("sampler", {}).get("period_s", 0.05), int(memory_gb * GIB), over_limit, cheap_phases=("batch",))
     groups, missing = cgroups.from_env()
     tree_cpu = TreeCpu(groups.get("cpu"), sampler.tree)
     record["cpu"]["tree_source"] = tree_cpu.source
@@ -116,9 +131,11 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
 
     report()
     sampler.start()
-    clock = Clock(record["timings"], sampler, record["cpu"], tree_cpu)
-    warmups, batches = params["warmup_batches"], params["batches"]
+    clock = Clock(record["timings"], sampler, record["cpu"], tree_cpu, record["system"])
+    warmups, batches, min_timed = params["warmup_batches"], params["batches"], params.get("min_timed_s")
     digests, seen, stateful, cluster_memory = {}, collections.defaultdict(list), None, None
+    timed_seen, marks = [], Marks()  # per timed batch, what its tasks saw
+    declared, extra = backend.worker_count(), 0
     try:
         with clock.timed("startup_s", "startup"):
             backend.start()
@@ -132,8 +149,8 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
             backend.setup(work)
         del work  # from here the driver holds the shared data only if the backend keeps it
         report()
-        for b in range(warmups + batches):
-            key, label = ("warmup_s", "warmup") if b < warmups else ("batch_s", "batch")
+
+        def one(b: int, key: str, label: str) -> list:
             with clock.harness("inputs"):
                 items = workload.items(b, tasks * chunk)
                 inputs = [items[i : i + chunk] for i in range(0, len(items), chunk)] if chunk > 1 else items
@@ -141,11 +158,28 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
             with clock.timed(key, label):
                 results = backend.run(inputs)
             with clock.harness("digests"):
+                results = list(results)
+                check_count(b, inputs, results, chunk)
                 outputs = [r for out, _ in results for r in out] if chunk > 1 else [out for out, _ in results]
                 digests[b] = [workload.digest(output) for output in outputs]
-                seen[label].extend(s for _, s in results)
+                batch_seen = marks.resolve([s for _, s in results])
+                seen[label].extend(batch_seen)
                 del inputs, results, outputs
+                sampler.catch_up(label)
             report()
+            return batch_seen
+
+        for b in range(warmups):
+            one(b, "warmup_s", "warmup")
+        # Every worker runs a task before the timed batches (a first task pays for imports, first touch, state builds).
+        while warmups and len(distinct(seen["warmup"])) < declared and extra < WARMUP_EXTRA_MAX:
+            extra += 1
+            one(warmups + extra - 1, "warmup_s", "warmup")
+        b = warmups + extra
+        cap = batches * MIN_TIMED_MAX_FACTOR
+        while len(timed_seen) < batches or (min_timed and sum(record["timings"]["batch_s"]) < min_timed and len(timed_seen) < cap):
+            timed_seen.append(one(b, "batch_s", "batch"))
+            b += 1
         with clock.harness("cluster"):
             cluster_memory = backend.cluster_memory()
         with clock.timed("teardown_s", "teardown"):
@@ -177,12 +211,16 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
             problems += workload.verify(b, workload.items(b, tasks * chunk), d)
         except WorkloadError as error:
             problems.append(f"batch {b}: {error}")
-    record["verified"] = record["status"] == "ok" and not problems and len(digests) == warmups + batches
+    record["verified"] = record["status"] == "ok" and not problems and len(digests) == warmups + extra + len(timed_seen)
     record["verification"] = {"items_checked": sum(map(len, digests.values())), "problems": problems[:20]}
     record.update(_seen(seen, stateful))
-    flops = workload.flops_per_item()
+    record["workers_used"] = workers_used(declared, tasks, timed_seen, seen["warmup"], extra)
     timed = sum(record["timings"]["batch_s"])
-    record["gflops"] = flops * tasks * chunk * batches / timed / 1e9 if flops and timed and record["status"] == "ok" else None
+    if min_timed:
+        cap = batches * MIN_TIMED_MAX_FACTOR
+        record["timed_until"] = {"min_timed_s": min_timed, "max_batches": cap, "met": timed >= min_timed}
+    flops = workload.flops_per_item()
+    record["gflops"] = flops * tasks * chunk * len(timed_seen) / timed / 1e9 if flops and timed and record["status"] == "ok" else None
     record["workload_info"] = {**record.get("workload_info", {}), **workload.describe(), "flops_per_item": flops}
     record["backend_info"] = backend.describe()
     # After every import of the run: an extension module can turn a free-threaded build's GIL back on.
@@ -202,6 +240,43 @@ class TreeCpu:
 
     def __call__(self) -> float:
         return cgroups.read(self.group)["usage_s"] if self.group else self.tree.cpu_s()
+
+
+def check_count(b: int, inputs: list, results: list, chunk: int) -> None:
+    """Raise ShortBatch unless batch `b` returned one result per task (and per item, for chunked tasks):
+    a backend that loses tasks would otherwise look faster, and verification pairs what is there."""
+    if len(results) != len(inputs):
+        raise ShortBatch(f"batch {b} returned {_n(len(results), 'result')} for {_n(len(inputs), 'task')}")
+    if chunk > 1:
+        for i, ((out, _), given) in enumerate(zip(results, inputs)):
+            if len(out) != len(given):
+                raise ShortBatch(f"batch {b} task {i} returned {_n(len(out), 'result')} for {_n(len(given), 'item')}")
+
+
+def _n(count: int, what: str) -> str:
+    return f"{count} {what}" + ("" if count == 1 else "s")
+
+
+def distinct(seen: list) -> set:
+    """The distinct workers (node, process, thread) among what tasks saw."""
+    return {(s.node, s.pid, s.thread) for s in seen}
+
+
+def workers_used(declared: int, tasks: int, timed: list[list], warmup: list, extra: int) -> dict:
+    """How the tasks spread over the workers: the record's `workers_used` (docs/record.md)."""
+    possible = min(declared, tasks)  # a batch of fewer tasks than workers cannot use them all
+    per_worker = collections.Counter((s.node, s.pid, s.thread) for batch in timed for s in batch)
+    per_batch = [len(distinct(batch)) for batch in timed]
+    return {
+        "declared": declared,
+        "possible_per_batch": possible,
+        "per_batch": per_batch,
+        "tasks_per_worker": sorted(per_worker.values(), reverse=True),
+        "warmup_workers": len(distinct(warmup)),
+        "warmup_extra_batches": extra,
+        "fewer": any(n < possible for n in per_batch),
+        "note": f"a batch of {_n(tasks, 'task')} cannot use all {declared} workers" if tasks < declared else None,
+    }
 
 
 def chunked(work: Work) -> Work:
@@ -230,7 +305,7 @@ def failure(error: BaseException, failures: tuple) -> str | None:
     could not be pickled for the workers, the backend failed), else None: a bug in parbench."""
     chain = _causes(error)
     # Exactly ours, not Ray's RayTaskError(TaskError), a subclass whose str() is a coloured traceback.
-    ours = [e for e in chain if type(e) in (TaskError, WorkloadError)]
+    ours = [e for e in chain if type(e) in (TaskError, WorkloadError, ShortBatch)]
     if ours:
         return str(ours[0])
     unpicklable = [e for e in chain if _unpicklable(e)]
@@ -275,7 +350,7 @@ def _seen(seen: dict, stateful: bool | None) -> dict:
     return {
         "blas_threads": counts.most_common(1)[0][0] if counts else None,
         "blas_threads_seen": sorted(counts, key=str),
-        "workers_seen": {label: len({(s.node, s.pid, s.thread) for s in ss}) for label, ss in seen.items()},
+        "workers_seen": {label: len(distinct(ss)) for label, ss in seen.items()},
         # Model loads inside tasks: the blog's pattern loads per task; others should show none when timed.
         "state_builds": {label: sum(s.built_state for s in ss) for label, ss in seen.items()} if stateful else None,
     }

@@ -41,6 +41,12 @@ def run_row(r: dict) -> dict:
     # run's CPU cgroup; getrusage misses processes reaped automatically, such as Ray's workers).
     exact_tree = in_tree and str(cpu.get("tree_totals_source", "")).startswith("cgroup")
     other_cores = other / window if window and other is not None and exact_tree else None
+    # The same over the timed batches alone (a run's start-up, often seconds, must not dilute them); summed over
+    # every timed batch, not judged per batch: /proc/stat's 10 ms ticks make one short batch's figure noise.
+    other_batches = system.get("other_cpu_batch_s")
+    whole = bool(other_batches) and len(other_batches) == len(batch_s) and busy > 0 and exact_tree
+    other_cores_batches = sum(other_batches) / busy if whole else None
+    judged = other_cores_batches if other_cores_batches is not None else other_cores  # records made before the per-batch figure
     return {
         **{k: r[k] for k in ("workload", "backend", "workers", "trial")},
         "status": r.get("status"),
@@ -90,7 +96,8 @@ def run_row(r: dict) -> dict:
         "other_cpu_s": other,
         "tree_totals_source": cpu.get("tree_totals_source"),
         "other_cores": other_cores,
-        "busy_machine": other_cores > BUSY_OTHER_CORES if other_cores is not None else None,
+        "other_cores_batches": other_cores_batches,
+        "busy_machine": judged > BUSY_OTHER_CORES if judged is not None else None,
         "tree_involuntary_switches": system.get("tree_involuntary_switches"),
         "planned_position": order.get("position"),
         "started_at": r.get("started_at"),

@@ -24,6 +24,7 @@ import psutil
 
 from parbench import cgroups, cleanup, environment, records
 from parbench.driver import BUG_EXIT, SUPERVISOR, kill_tree
+from parbench.measure import proc_stat
 
 PR_SET_CHILD_SUBREAPER = 36
 DEFAULT_TIMEOUT_S = 1800
@@ -155,15 +156,6 @@ def _orphaned(ancestors: list[psutil.Process]) -> bool:
     return False
 
 
-def proc_stat() -> tuple[float, float]:
-    """CPU seconds the whole machine has been busy since boot (every state but idle and iowait; steal
-    included, as time other guests took from this machine), and steal alone, from /proc/stat."""
-    with open("/proc/stat") as f:
-        ticks = [int(v) for v in f.readline().split()[1:9]] + [0] * 8
-    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
-    return (user + nice + system + irq + softirq + steal) / HZ, steal / HZ
-
-
 class Around:
     """The machine around one run, from just before the driver starts to after its last process is
     reaped: load average, the CPU the whole machine and the run's tree used, steal, and the tree's
@@ -250,7 +242,7 @@ def supervise(spec: dict, out_path, log_path) -> dict:
         output = log.read()
     record = _final(spec, partial_record, code, timed_out, timeout, started, log_path, output)
     record["cleanup"] = {"processes_stopped": stopped, "shm_removed": removed, "temp_removed": left}
-    record["system"] = machine["system"]
+    record["system"] = {**record["system"], **machine["system"]}  # the driver's per-batch figures stay
     record["cpu"] = {**record["cpu"], **machine["cpu"]}
     # The driver reads the peak as its sampler stops, before verification; one that did not finish read it
     # earlier or never, so the group's peak over the driver's whole life is taken.

@@ -1,13 +1,18 @@
 """Code that runs inside workers, shared by every backend.
 
 Every task goes through `call` (state built per task) or `call_kept` (state built once per
-process and kept), so every backend applies the BLAS policy the same way and reports the same
-facts from inside its workers: process and thread, BLAS threads seen, and whether the task built
-state. An exception raised by a workload's own code comes back as a `TaskError` with a short
-plain-text reason, the same on every backend.
+process and kept), on every backend serial included, so every backend applies the BLAS policy the
+same way and reports the same facts from inside its workers: process and thread, BLAS threads
+seen, and whether the task built state. A task sends those facts in full only the first time its
+worker (process and thread) runs a task; after that a small number stands for them (`mark`,
+turned back into a Seen by `Marks` in the driver, outside every timer), so the per-task
+bookkeeping is one dictionary lookup and a few bytes on every backend. An exception raised by a
+workload's own code comes back as a `TaskError` with a short plain-text reason, the same on every
+backend.
 """
 
 import os
+import random
 import socket
 import threading
 import time
@@ -21,6 +26,8 @@ prepared_at = None  # time.time() when this process applied the policy: every ba
 _blas_threads = None  # threads seen in this process after applying the policy
 _kept = {}  # state built once per process, by key
 _lock = threading.Lock()  # a thread-pool backend prepares and builds from several threads
+_mine: dict[int, int] = {}  # thread ident -> its worker's token, once the worker has sent its Seen
+os.register_at_fork(after_in_child=_mine.clear)  # a forked worker is another worker: it sends its own Seen
 
 
 class Seen(NamedTuple):
@@ -31,6 +38,7 @@ class Seen(NamedTuple):
     blas_threads: int | None
     built_state: bool
     node: str = socket.gethostname()  # a backend whose nodes can share a host (Ray) names them itself
+    token: int = 0  # the worker's number: its later tasks send only this (and whether they built state)
 
 
 class TaskError(Exception):
@@ -46,6 +54,8 @@ def blas_threads_now() -> int | None:
 def prepare(blas_threads: int | None) -> int | None:
     """Apply the BLAS policy once per process (None leaves the library's own choice)."""
     global _prepared, _blas_threads, prepared_at
+    if _prepared:  # every task calls this: no lock once done
+        return _blas_threads
     with _lock:
         if not _prepared:
             import numpy  # noqa: F401  (load BLAS so threadpoolctl can see and limit it)
@@ -57,8 +67,35 @@ def prepare(blas_threads: int | None) -> int | None:
     return _blas_threads
 
 
-def seen(threads: int | None, built: bool) -> Seen:
-    return Seen(os.getpid(), threading.get_native_id(), threads, built)
+def begin(blas_threads: int | None) -> int | None:
+    """A new run in this process (a backend's start, where its processes may outlive a run: the driver's
+    own, an external Dask cluster's): its workers send their Seen afresh, then `prepare`."""
+    _mine.clear()
+    return prepare(blas_threads)
+
+
+def mark(threads: int | None, built: bool, node=None) -> "Seen | int":
+    """What a task saw: its worker's Seen on the worker's first task, afterwards the worker's token
+    (an even number) plus 1 if this task built state. `node()`, where given, names the node (once per worker)."""
+    token = _mine.get(threading.get_ident())
+    if token is not None:
+        return token | built
+    token = random.getrandbits(30) << 1  # under 2**31: pickles in 5 bytes; two of a run's 100 workers share one once in 200,000 runs
+    first = Seen(os.getpid(), threading.get_native_id(), threads, built, node() if node else socket.gethostname(), token)
+    _mine[threading.get_ident()] = token
+    return first
+
+
+class Marks:
+    """The driver's side of `mark`: every worker's Seen by its token."""
+
+    def __init__(self):
+        self.known: dict[int, Seen] = {}
+
+    def resolve(self, marks: list) -> list[Seen]:
+        """The Seen of each of a batch's marks (a worker's full Seen may come later in the batch than its token)."""
+        self.known.update((m.token, m) for m in marks if isinstance(m, Seen))
+        return [m if isinstance(m, Seen) else self.known[m & ~1]._replace(built_state=bool(m & 1)) for m in marks]
 
 
 def where(error: BaseException, fn=None) -> str:
@@ -90,16 +127,18 @@ def guarded(what: str, fn, /, *args, **kwargs):
         raise TaskError(describe_error(what, error, fn)) from None
 
 
-def call(task, build, data: dict, item, blas_threads):
+def call(task, build, data: dict, item, blas_threads, node=None):
     """Build the state from `data`, then run one task: the state lives only as long as the task."""
     threads = prepare(blas_threads)
     state = guarded("building the state", build, **data)
-    return guarded("task", task, state, item), seen(threads, True)
+    return guarded("task", task, state, item), mark(threads, True, node)
 
 
 def keep(key, build, data: dict, blas_threads) -> bool:
     """Build the state once in this process and keep it under `key`; True if it was built now."""
     prepare(blas_threads)
+    if key in _kept:  # joblib's tasks call this every time: no lock once built
+        return False
     with _lock:
         if key in _kept:
             return False
@@ -107,11 +146,11 @@ def keep(key, build, data: dict, blas_threads) -> bool:
         return True
 
 
-def call_kept(task, key, item, blas_threads, build=None, data=None):
+def call_kept(task, key, item, blas_threads, build=None, data=None, node=None):
     """Run one task on the state kept under `key` (built here first if `build` is given and it is missing)."""
     threads = prepare(blas_threads)
     built = keep(key, build, data, blas_threads) if build is not None else False
-    return guarded("task", task, _kept[key], item), seen(threads, built)
+    return guarded("task", task, _kept[key], item), mark(threads, built, node)
 
 
 def each(task, many, state, items: list) -> list:

@@ -54,8 +54,14 @@ class BaseBackend(ABC):
         """Make the work's shared state available to the workers."""
 
     @abstractmethod
-    def run(self, items: list) -> list[tuple[object, Seen]]:
-        """Run one batch, one task per item; results in item order, each with what its worker saw."""
+    def run(self, items: list) -> list[tuple[object, Seen | int]]:
+        """Run one batch, one task per item, each through `worker.call` or `worker.call_kept`: results in
+        item order, each with its worker's mark (`worker.mark`: what the worker saw)."""
+
+    def worker_count(self) -> int:
+        """How many distinct workers (node, process, thread) can run this run's tasks: one where every
+        task runs in the driver's own thread. The runner warms up until each has run a task."""
+        return 1 if self.in_driver else self.workers
 
     def stop(self) -> None:
         """Release every worker and shared resource."""

@@ -36,7 +36,7 @@ class Backend(BaseBackend):
         except OSError as error:  # reachable, but not a Dask scheduler that answers
             raise BackendError(f"could not connect to the Dask scheduler at {address or 'its local cluster'}: {error}") from error
         self.client.wait_for_workers(self.workers)
-        self.client.run(worker.prepare, self.blas_threads)
+        self.client.run(worker.begin, self.blas_threads)  # an external cluster's workers outlive runs
 
     def setup(self, work):
         self.task, self.key, self.stateful = work.task, uuid.uuid4().hex, work.stateful
@@ -84,10 +84,9 @@ def _own_memory() -> dict:
     return {"pss": info.pss, "rss": info.rss}
 
 
-def _on_node(result):
-    """The task's result, its Seen naming the host of the Dask worker that ran it."""
-    value, seen = result
-    return value, seen._replace(node=get_address_host(distributed.get_worker().address))
+def _node() -> str:
+    """The host of the Dask worker this task runs on; asked once per worker."""
+    return get_address_host(distributed.get_worker().address)
 
 
 class _Whole:
@@ -111,8 +110,8 @@ def _keep(key, build, data: _Whole, blas_threads):
 
 
 def _call(task, build, keys, item, blas_threads, *values):
-    return _on_node(worker.call(task, build, dict(zip(keys, (v.value for v in values))), item, blas_threads))
+    return worker.call(task, build, dict(zip(keys, (v.value for v in values))), item, blas_threads, node=_node)
 
 
 def _call_kept(task, key, item, blas_threads):
-    return _on_node(worker.call_kept(task, key, item, blas_threads))
+    return worker.call_kept(task, key, item, blas_threads, node=_node)

@@ -22,16 +22,15 @@ from parbench import worker  # noqa: E402
 from parbench.backends.base import BackendError, BaseBackend, check_reachable  # noqa: E402
 
 
-def _on_node(result):
-    """The task's result, its Seen naming the Ray node that ran it (nodes can share a host and its address)."""
-    value, seen = result
-    return value, seen._replace(node=ray.get_runtime_context().get_node_id())
+def _node() -> str:
+    """The Ray node this worker runs on (nodes can share a host and its address); asked once per worker."""
+    return ray.get_runtime_context().get_node_id()
 
 
 @ray.remote
 def _call(task, build, keys, item, blas_threads, *values):
     # Top-level ObjectRef arguments arrive resolved: numpy arrays as read-only views of the store.
-    return _on_node(worker.call(task, build, dict(zip(keys, values)), item, blas_threads))
+    return worker.call(task, build, dict(zip(keys, values)), item, blas_threads, node=_node)
 
 
 START_TIMEOUT_S = 300  # for every worker to come up; a worker that cannot start is a failed run, not a hang
@@ -78,7 +77,7 @@ class _Keeper:
         return True
 
     def call(self, task, key, item, blas_threads):
-        return _on_node(worker.call_kept(task, key, item, blas_threads))
+        return worker.call_kept(task, key, item, blas_threads, node=_node)
 
 
 class Backend(BaseBackend):

@@ -2,6 +2,8 @@
 
 Start has no worker to wait for: the driver applies the BLAS policy to itself."""
 
+import uuid
+
 from parbench import worker
 from parbench.backends.base import BaseBackend
 
@@ -10,15 +12,15 @@ class Backend(BaseBackend):
     in_driver = True
 
     def start(self):
-        worker.prepare(self.blas_threads)
+        worker.begin(self.blas_threads)
 
     def setup(self, work):
-        self.task = work.task
-        self.state = worker.guarded("building the state", work.build, **work.data)
+        self.task, self.key = work.task, uuid.uuid4().hex
+        worker.keep(self.key, work.build, work.data, self.blas_threads)
 
     def run(self, items):
-        seen = worker.seen(worker.prepare(self.blas_threads), False)
-        return [(worker.guarded("task", self.task, self.state, item), seen) for item in items]
+        # Each task through worker.call_kept, as on every other backend: the same per-task bookkeeping.
+        return [worker.call_kept(self.task, self.key, item, self.blas_threads) for item in items]
 
     def stop(self):
-        self.state = None
+        worker.drop(getattr(self, "key", None))

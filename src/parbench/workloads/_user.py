@@ -30,7 +30,7 @@ from types import ModuleType
 
 import numpy as np
 
-from parbench.workloads.base import RUN_KEYS, BaseWorkload, Work, WorkloadError
+from parbench.workloads.base import RUN_KEYS, BaseWorkload, Work, WorkloadError, pairs
 
 # Default check: floating-point arrays and numbers agree to this relative error (norm-wise for
 # arrays): results computed with other BLAS thread counts differ in their last bits.
@@ -188,7 +188,7 @@ class Functions(BaseWorkload):
             self._reference = self._call("building the state", getattr(m, "build", data_as_state), **self._data())
         check = getattr(m, "check", None)
         problems = []
-        for i, (item, position) in enumerate(zip(items, digests)):
+        for i, (item, position) in enumerate(pairs(items, digests)):
             result = self._result(position)
             expected = self._call("task (the serial reference)", m.task, self._reference, item)
             ok = self._call("check(item, result, expected)", check, item, result, expected) if check else same(result, expected)

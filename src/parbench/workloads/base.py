@@ -7,12 +7,19 @@ from typing import Any
 
 # Config keys of a workload that shape the run, not the tasks: never passed to the workload itself.
 # `workers` overrides the sweep's worker counts for this workload (it names runs, it does not shape one).
-RUN_KEYS = ("batches", "warmup_batches", "tasks_per_batch", "items_per_task", "module", "workers")
+RUN_KEYS = ("batches", "warmup_batches", "min_timed_s", "tasks_per_batch", "items_per_task", "module", "workers")
 
 
 class WorkloadError(Exception):
     """The workload's own code failed in the driver (making its data or items, checking a result):
     the run failed, parbench did not."""
+
+
+def pairs(items: list, digests: list) -> zip:
+    """(item, digest) pairs for `verify`; WorkloadError if the counts differ (zip alone would stop at the shorter)."""
+    if len(items) != len(digests):
+        raise WorkloadError(f"{len(digests)} results for {len(items)} items")
+    return zip(items, digests)
 
 
 @dataclass(frozen=True)

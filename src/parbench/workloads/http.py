@@ -16,7 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from parbench import cgroups
-from parbench.workloads.base import BaseWorkload, Work, WorkloadError
+from parbench.workloads.base import BaseWorkload, Work, WorkloadError, pairs
 
 # The server's listen backlog: socketserver's default of 5 drops the SYN of a 6th simultaneous connect,
 # which the client's kernel sends again only after 1 s (8 workers' first connections came at once).
@@ -78,7 +78,7 @@ class Workload(BaseWorkload):
         size = self.params["response_bytes"]
         return [
             f"batch {batch} task {i}: the answers to {item[0]} differ from what the server sends"
-            for i, (item, got) in enumerate(zip(items, digests))
+            for i, (item, got) in enumerate(pairs(items, digests))
             if got != expected(item, size)
         ]
 

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from parbench.workloads.base import BaseWorkload, Work
+from parbench.workloads.base import BaseWorkload, Work, pairs
 
 # Relative tolerance of the Freivalds check; float64 rounding at n = 10240 is ~1e-12.
 RTOL = 1e-9
@@ -82,7 +82,7 @@ class Workload(BaseWorkload):
 
     def verify(self, batch: int, items: list, digests: list) -> list[str]:
         problems = []
-        for i, (y, got) in enumerate(zip(items, digests)):
+        for i, (y, got) in enumerate(pairs(items, digests)):
             want = self._wx @ y
             if got is None:
                 problems.append(f"batch {batch} task {i}: result is not an {self.params['n']}x{self.params['k']} array")

@@ -4,7 +4,7 @@ import functools
 import importlib.util
 from pathlib import Path
 
-from parbench.workloads.base import BaseWorkload, Work
+from parbench.workloads.base import BaseWorkload, Work, pairs
 
 # spaCy's Language.max_length: a longer text makes nlp() raise (a pipeline may not change it).
 MAX_LENGTH = 1_000_000
@@ -175,7 +175,7 @@ class Workload(BaseWorkload):
     def verify(self, batch: int, items: list, digests: list) -> list[str]:
         return [
             f"batch {batch} task {i}: entities {got!r} differ from the serial pipeline's {want!r}"
-            for i, (text, got) in enumerate(zip(items, digests))
+            for i, (text, got) in enumerate(pairs(items, digests))
             if got != (want := tag(self.reference, text))
         ]
 

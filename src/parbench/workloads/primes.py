@@ -5,7 +5,7 @@ import functools
 
 import numpy as np
 
-from parbench.workloads.base import BaseWorkload, Work
+from parbench.workloads.base import BaseWorkload, Work, pairs
 
 
 def no_state():
@@ -63,6 +63,6 @@ class Workload(BaseWorkload):
     def verify(self, batch: int, items: list, digests: list) -> list[str]:
         return [
             f"batch {batch} task {i}: {got} primes in [{low}, {high}), the sieve finds {want}"
-            for i, ((low, high), got) in enumerate(zip(items, digests))
+            for i, ((low, high), got) in enumerate(pairs(items, digests))
             if got != (want := sieve_count(low, high))
         ]

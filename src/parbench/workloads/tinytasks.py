@@ -2,7 +2,7 @@
 Ray's "too fine-grained tasks" example (10,000 items of about 16 µs each); `items_per_task`
 batches them as its documentation recommends."""
 
-from parbench.workloads.base import BaseWorkload, Work
+from parbench.workloads.base import BaseWorkload, Work, pairs
 
 MASK = 0x7FFFFFFF
 
@@ -72,7 +72,7 @@ class Workload(BaseWorkload):
     def verify(self, batch: int, items: list, digests: list) -> list[str]:
         return [
             f"batch {batch} task {i}: {got} after {rounds} steps from {number}, expected {want}"
-            for i, ((number, rounds), got) in enumerate(zip(items, digests))
+            for i, ((number, rounds), got) in enumerate(pairs(items, digests))
             if got != (want := jump(number, rounds))
         ]
 
