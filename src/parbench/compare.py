@@ -331,13 +331,13 @@ def framing(diff: pd.DataFrame, here: Sweep, base: Sweep) -> str:
     moved_text = " That peak moved by more than 10 %: the machine itself was not the same." if moved else ""
     if not other:
         return (
-            "Same machine, and nothing recorded differs (an A/A comparison): a verdict other than no clear difference is a false "
+            "Same machine, and nothing recorded differs (an A/A comparison): a verdict of faster or slower is a false "
             "positive or a change of the machine's state between the sweeps (other load, temperature)." + gemm_text + moved_text
         )
     return (
         f"Same machine (host, CPU model, cores and memory agree). What differs: {other_text}. Ratios reflect those differences "
-        "plus any change of the machine's state between the sweeps (other load, temperature, kernel), which the intervals do not "
-        "cover: they cover the variation between runs within each sweep." + gemm_text + moved_text
+        "plus any change of the machine's state between the sweeps (other load, temperature, kernel) that the sentinels do not "
+        "cancel (one that slows some workloads more than others), which the intervals do not cover." + gemm_text + moved_text
     )
 
 
