@@ -163,6 +163,13 @@ def detectable(sd: float, n: int, margin: float, alpha: float = ALPHA, power: fl
     return math.expm1(math.log1p(margin) + _quantiles(n, alpha / (2 * family), power) * sd / math.sqrt(n))
 
 
+@lru_cache(maxsize=256)
+def _sufficient(level: float, power: float) -> np.ndarray:
+    """_quantiles(n, level, power) / sqrt(n) for n = 2 .. MAX_ROUNDS (index n - 2): what a spread of 1 leaves resolvable."""
+    n = np.arange(2, MAX_ROUNDS + 1)
+    return (st.t.ppf(1 - level, n - 1) + st.t.ppf(power, n - 1)) / np.sqrt(n)
+
+
 def rounds_needed(r: Ratio, margin: float, alpha: float = ALPHA, power: float = POWER, family: int = 1) -> int | None:
     """How many rounds the observed spread says would decide this ratio (faster/slower if its estimate
     lies beyond the margin, equivalent if inside), with the given power; None: more than MAX_ROUNDS,
@@ -175,8 +182,6 @@ def rounds_needed(r: Ratio, margin: float, alpha: float = ALPHA, power: float = 
     if r.sd == 0:
         return 2
     inside = abs(r.mean) < math.log1p(margin)
-    for n in range(2, MAX_ROUNDS + 1):
-        # Equivalence: two one-sided tests at alpha; a difference: the doubled test of `verdicts`.
-        if _quantiles(n, alpha if inside else alpha / (2 * family), power) * r.sd / math.sqrt(n) <= gap:
-            return n
-    return None
+    # Equivalence: two one-sided tests at alpha; a difference: the doubled test of `verdicts`.
+    enough = np.nonzero(_sufficient(alpha if inside else alpha / (2 * family), power) * r.sd <= gap)[0]
+    return int(enough[0]) + 2 if len(enough) else None

@@ -3,7 +3,6 @@ row per workload x backend x workers x variant) and the A/A table (one row per w
 method of docs/method.md: the run is the unit, a cell's speedup is the geometric mean over rounds of
 its run's throughput over the reference run of the same round, judged by parbench.decide."""
 
-
 import numpy as np
 import pandas as pd
 
@@ -219,13 +218,14 @@ def used(runs: pd.DataFrame) -> pd.Series:
     return (quiet & enough) | (ok & ~enough)
 
 
-def round_logs(runs: pd.DataFrame, twin: bool = False) -> pd.DataFrame:
-    """log run_throughput, one row per cell (CELL), one column per round: the runs used (twins, or not)."""
+def round_logs(runs: pd.DataFrame, twin: bool = False, use: pd.Series | None = None) -> pd.DataFrame:
+    """log run_throughput, one row per cell (CELL), one column per round: the runs used (twins, or not).
+    use: used(runs), if already at hand."""
     runs = _with_method_columns(runs)
-    use = runs[used(runs) & (runs.twin == twin)]
+    use = runs[(used(runs) if use is None else use) & (runs.twin == twin)]
     if use.empty:
         return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=CELL))
-    return use.assign(log=np.log(use.run_throughput.astype(float))).pivot_table(index=CELL, columns="round", values="log", aggfunc="mean")
+    return use.assign(log=np.log(use.run_throughput.to_numpy(float))).groupby([*CELL, "round"]).log.mean().unstack("round")
 
 
 def reference_of(key: tuple) -> tuple:
@@ -257,49 +257,46 @@ def stats(runs: pd.DataFrame, batches: pd.DataFrame | None = None, seed: int = 0
     """
     runs = _with_method_columns(runs)
     cells = runs[~runs.twin]
-    logs = round_logs(runs)
-    aa_table = aa(runs, margin=margin, logs=logs)
-    use = used(runs) & ~runs.twin
-    ok_all = cells[is_clean(cells)]
-    medians = ok_all.groupby(CELL)[[c for c in MEDIANS if c in ok_all]].median().add_suffix("_median")
-    rows = []
-    for key, cell in cells.groupby(CELL, sort=True):
-        ok, quiet = cell[is_clean(cell)], cell[use.loc[cell.index]]
-        row = dict(zip(CELL, key))
-        row.update(
-            n_runs=len(cell),
-            n_clean=len(ok),
-            all_clean=len(ok) == len(cell),
-            statuses=", ".join(f"{s} x{n}" for s, n in cell.status.value_counts().sort_index().items()),
-        )
-        if len(quiet):
-            r = decide.from_logs(np.log(quiet.run_throughput.to_numpy(float)))
-            low, high = r.interval() if r.n > 1 else (r.estimate, r.estimate)
-            row.update(
-                throughput_median=r.estimate,
-                throughput_ci_low=low,
-                throughput_ci_high=high,
-                throughput_log_sd=r.sd,
-                batch_s_median=float(quiet.items_per_batch.iloc[0]) / r.estimate,
-            )
-        row.update({f"{c}_median": np.nan for c in MEDIANS})
-        if key in medians.index:
-            row.update(medians.loc[key].to_dict())
-        pss = ok.peak_tree_pss_bytes.to_numpy(float) if "peak_tree_pss_bytes" in ok else np.array([])
-        pss = pss[pss > 0]
-        low, high = decide.from_logs(np.log(pss)).interval() if len(pss) > 1 else (np.nan, np.nan)
-        row.update(peak_tree_pss_ci_low=low, peak_tree_pss_ci_high=high)
-        # Runs made on a busy machine (all of the cell's runs, clean or not).
-        row["n_busy"] = int((cell.busy_machine == True).sum())  # noqa: E712 (True, False or missing)
-        row["items_per_task"] = cell.items_per_task.iloc[0]
-        row["gil_enabled"] = bool(ok.gil_enabled.all()) if len(ok) and ok.gil_enabled.notna().all() else np.nan
-        row["blas_threads"] = ok.blas_threads.mode().iloc[0] if len(ok) and ok.blas_threads.notna().any() else np.nan
-        row["physical_cores"] = cell.physical_cores.dropna().iloc[0] if cell.physical_cores.notna().any() else np.nan
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    for column in ("throughput_median", "throughput_ci_low", "throughput_ci_high", "throughput_log_sd", "batch_s_median"):
-        if column not in out:
-            out[column] = np.nan
+    use = used(runs)
+    logs = round_logs(runs, use=use)
+    aa_table = aa(runs, margin=margin, logs=logs, use=use)
+    use = use & ~runs.twin
+    ok_mask = is_clean(cells)
+    ok_all, quiet = cells[ok_mask], cells[use.loc[cells.index]]
+    by = cells.groupby(CELL, sort=True)
+    out = pd.DataFrame({"n_runs": by.size(), "n_clean": ok_mask.groupby([cells[k] for k in CELL]).sum()})
+    out["all_clean"] = out.n_clean == out.n_runs
+    out["statuses"] = by.status.agg(lambda s: ", ".join(f"{k} x{n}" for k, n in s.value_counts().sort_index().items()))
+    # Throughput: the geometric mean over the runs used, and its t interval over them.
+    logs_used = np.log(quiet.run_throughput.astype(float)).groupby([quiet[k] for k in CELL])
+    n, mean, sd = logs_used.count(), logs_used.mean(), logs_used.std(ddof=1)
+    half = np.array([decide.t_quantile(1 - decide.ALPHA, k - 1) if k > 1 else 0.0 for k in n]) * sd.fillna(0) / np.sqrt(n)
+    out["throughput_median"] = np.exp(mean)
+    out["throughput_ci_low"], out["throughput_ci_high"] = np.exp(mean - half), np.exp(mean + half)
+    out["throughput_log_sd"] = sd
+    out["batch_s_median"] = quiet.groupby([quiet[k] for k in CELL]).items_per_batch.first() / out.throughput_median
+    numbers = ok_all[[c for c in MEDIANS if c in ok_all]].apply(pd.to_numeric, errors="coerce").astype(float)
+    medians = numbers.groupby([ok_all[k] for k in CELL]).median().add_suffix("_median")
+    out = out.join(medians.reindex(columns=[f"{c}_median" for c in MEDIANS]))
+    # Memory: the median above and a 90 % t interval over runs (on logs).
+    pss = ok_all[ok_all.peak_tree_pss_bytes > 0] if "peak_tree_pss_bytes" in ok_all else ok_all.iloc[:0]
+    logs_pss = np.log(pss.peak_tree_pss_bytes.astype(float)).groupby([pss[k] for k in CELL]) if len(pss) else None
+    if logs_pss is not None:
+        n, mean, sd = logs_pss.count(), logs_pss.mean(), logs_pss.std(ddof=1)
+        half = np.array([decide.t_quantile(1 - decide.ALPHA, k - 1) if k > 1 else np.nan for k in n]) * sd / np.sqrt(n)
+        out["peak_tree_pss_ci_low"], out["peak_tree_pss_ci_high"] = np.exp(mean - half), np.exp(mean + half)
+    else:
+        out["peak_tree_pss_ci_low"] = out["peak_tree_pss_ci_high"] = np.nan
+    # Runs made on a busy machine (all of the cell's runs, clean or not).
+    out["n_busy"] = (cells.busy_machine == True).groupby([cells[k] for k in CELL]).sum()  # noqa: E712 (True, False or missing)
+    out["items_per_task"] = by.items_per_task.first()
+    ok_by = ok_all.groupby(CELL)
+    gil = ok_by.gil_enabled.agg(lambda g: bool(g.all()) if g.notna().all() else np.nan) if "gil_enabled" in ok_all else None
+    out["gil_enabled"] = gil if gil is not None else np.nan
+    blas = ok_by.blas_threads.agg(lambda b: b.mode().iloc[0] if b.notna().any() else np.nan) if "blas_threads" in ok_all else None
+    out["blas_threads"] = blas if blas is not None else np.nan
+    out["physical_cores"] = by.physical_cores.first() if "physical_cores" in cells else np.nan
+    out = out.reset_index()
     if out.empty:
         return out
     out["margin"] = margin
@@ -338,7 +335,9 @@ AA_COLUMNS = [
 ]  # fmt: skip
 
 
-def aa(runs: pd.DataFrame, margin: float = decide.DEFAULT_MARGIN, logs: pd.DataFrame | None = None) -> pd.DataFrame:
+def aa(
+    runs: pd.DataFrame, margin: float = decide.DEFAULT_MARGIN, logs: pd.DataFrame | None = None, use: pd.Series | None = None
+) -> pd.DataFrame:
     """The A/A arm: one row per workload (and variant) whose reference cell has twins, the twin over its
     reference paired within rounds, judged by the rule of every cell.
 
@@ -350,14 +349,19 @@ def aa(runs: pd.DataFrame, margin: float = decide.DEFAULT_MARGIN, logs: pd.DataF
     smallest true difference (a share) those rounds with that spread find with 80 % power in that family.
     """
     runs = _with_method_columns(runs)
-    twins, logs = round_logs(runs, twin=True), round_logs(runs) if logs is None else logs
+    use = used(runs) if use is None else use
+    twins, logs = round_logs(runs, twin=True, use=use), round_logs(runs, use=use) if logs is None else logs
     cells = runs[~runs.twin]
     rows = []
     for key in twins.index:
         workload, _, workers, variant = key
-        at = cells[(cells.workload == workload) & (cells.variant == variant)]
-        family = at[at.backend != REFERENCE][KEYS].drop_duplicates().shape[0]
-        r = paired_cells(pd.concat([logs, twins.rename(index={REFERENCE: "twin"}, level=1)]), (workload, "twin", workers, variant), key)
+        family = int(
+            ((cells.workload == workload) & (cells.variant == variant) & (cells.backend != REFERENCE))
+            .groupby(cells.backend + "/" + cells.workers.astype(str))
+            .any()
+            .sum()
+        )
+        r = decide.from_logs((twins.loc[key] - logs.loc[key]).to_numpy() if key in logs.index else [])
         low, high = r.interval()
         word = decide.verdict(r, margin, family=max(family, 1))
         rows.append(
