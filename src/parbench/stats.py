@@ -266,7 +266,8 @@ def stats(runs: pd.DataFrame, batches: pd.DataFrame | None = None, seed: int = 0
     by = cells.groupby(CELL, sort=True)
     out = pd.DataFrame({"n_runs": by.size(), "n_clean": ok_mask.groupby([cells[k] for k in CELL]).sum()})
     out["all_clean"] = out.n_clean == out.n_runs
-    out["statuses"] = by.status.agg(lambda s: ", ".join(f"{k} x{n}" for k, n in s.value_counts().sort_index().items()))
+    tally = cells.groupby([*CELL, "status"]).size()
+    out["statuses"] = pd.Series({k: ", ".join(f"{s} x{n}" for s, n in g.droplevel(CELL).items()) for k, g in tally.groupby(level=CELL)})
     # Throughput: the geometric mean over the runs used, and its t interval over them.
     logs_used = np.log(quiet.run_throughput.astype(float)).groupby([quiet[k] for k in CELL])
     n, mean, sd = logs_used.count(), logs_used.mean(), logs_used.std(ddof=1)
@@ -290,11 +291,18 @@ def stats(runs: pd.DataFrame, batches: pd.DataFrame | None = None, seed: int = 0
     # Runs made on a busy machine (all of the cell's runs, clean or not).
     out["n_busy"] = (cells.busy_machine == True).groupby([cells[k] for k in CELL]).sum()  # noqa: E712 (True, False or missing)
     out["items_per_task"] = by.items_per_task.first()
-    ok_by = ok_all.groupby(CELL)
-    gil = ok_by.gil_enabled.agg(lambda g: bool(g.all()) if g.notna().all() else np.nan) if "gil_enabled" in ok_all else None
-    out["gil_enabled"] = gil if gil is not None else np.nan
-    blas = ok_by.blas_threads.agg(lambda b: b.mode().iloc[0] if b.notna().any() else np.nan) if "blas_threads" in ok_all else None
-    out["blas_threads"] = blas if blas is not None else np.nan
+    at = [ok_all[k] for k in CELL]
+    if "gil_enabled" in ok_all:  # True only where every clean run says so; unknown where one does not say
+        known = ok_all.gil_enabled.notna().groupby(at).all()
+        out["gil_enabled"] = ok_all.gil_enabled.eq(True).groupby(at).all().astype(object).where(known, np.nan)
+    else:
+        out["gil_enabled"] = np.nan
+    if "blas_threads" in ok_all and ok_all.blas_threads.notna().any():  # the mode over clean runs (the smallest of ties)
+        counts = ok_all.groupby([*CELL, "blas_threads"]).size().rename("k").reset_index()
+        mode = counts.sort_values(["k", "blas_threads"], ascending=[False, True]).drop_duplicates(CELL).set_index(CELL).blas_threads
+        out["blas_threads"] = mode
+    else:
+        out["blas_threads"] = np.nan
     out["physical_cores"] = by.physical_cores.first() if "physical_cores" in cells else np.nan
     out = out.reset_index()
     if out.empty:
@@ -352,15 +360,12 @@ def aa(
     use = used(runs) if use is None else use
     twins, logs = round_logs(runs, twin=True, use=use), round_logs(runs, use=use) if logs is None else logs
     cells = runs[~runs.twin]
+    # Each workload's family: its non-reference cells.
+    families = cells[cells.backend != REFERENCE].drop_duplicates(CELL).groupby(["workload", "variant"]).size()
     rows = []
     for key in twins.index:
         workload, _, workers, variant = key
-        family = int(
-            ((cells.workload == workload) & (cells.variant == variant) & (cells.backend != REFERENCE))
-            .groupby(cells.backend + "/" + cells.workers.astype(str))
-            .any()
-            .sum()
-        )
+        family = int(families.get((workload, variant), 0))
         r = decide.from_logs((twins.loc[key] - logs.loc[key]).to_numpy() if key in logs.index else [])
         low, high = r.interval()
         word = decide.verdict(r, margin, family=max(family, 1))
