@@ -71,6 +71,7 @@ def sweep(
     sentinel_throughput: float = 20.0,
     first_round: int = 1,
     seed: int = 0,
+    free: bool = False,
 ) -> list[dict]:
     """The records of one session's sweep: `rounds` rounds, each running every cell once (and once per
     variant) in a seeded shuffle, the reference cell's A/A twin (per variant) and one sentinel.
@@ -78,6 +79,8 @@ def sweep(
     cells: {(workload, backend, workers): true throughput in items/s}. variants: {name: factor on the
     truth} (None: one unnamed variant, `variant` null). first_round: the first round's number (adding
     rounds to an existing sweep). Sentinel records (order.sentinel true) are in the list: split() them off.
+    free: the design before rounds (tests/old_method.py): every run of the sweep in one free shuffle, a
+    cell's trials wherever they fall (records still say their `round`, the trial number).
     """
     rng = rng if rng is not None else np.random.default_rng(seed)
     named = variants or {None: 1.0}
@@ -91,6 +94,8 @@ def sweep(
         if sentinel:
             order.insert(int(rng.integers(len(order) + 1)), (SENTINEL, None, False, True))
         plan += [(r, place, len(order), job) for place, job in enumerate(order, 1)]
+    if free:
+        plan = [plan[i] for i in rng.permutation(len(plan))]
     speed = session_factor * drift_curve(len(plan), rng, drift, drift_kind)
     out = []
     for position, (r, place, of, (cell, variant, is_twin, is_sentinel)) in enumerate(plan, 1):
