@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from parbench import decide, stats
 
@@ -36,37 +37,22 @@ MEMORY_WORDS = {
 THROUGHPUT_VERDICTS = decide.WORDS
 MEMORY_VERDICTS = tuple(MEMORY_WORDS.values())
 ONLY_HERE, ONLY_BASELINE, NOT_COMPARABLE = "only here", "only in baseline", "not comparable"
-MARGIN = 0.05
+MARGIN = decide.DEFAULT_MARGIN
 NORMALISED = "by each sweep's sentinel of the same round"
-
-
-def round_of(r: dict) -> int:
-    """A record's round (`trial` in records written before rounds had their own field)."""
-    return int(r.get("round") or r["trial"])
 
 
 def is_sentinel(r: dict) -> bool:
     return bool((r.get("order") or {}).get("sentinel"))
 
 
-def run_throughput(r: dict) -> float:
-    """The run's one figure: items per batch over its median timed batch (nan if it has no timed batch)."""
-    batch_s = [s for s in (r.get("timings") or {}).get("batch_s") or [] if s > 0]
-    return stats.items_per_batch(r) / float(np.median(batch_s)) if batch_s else math.nan
-
-
-def clean(r: dict) -> bool:
-    return r.get("status") == "ok" and bool(r.get("verified")) and math.isfinite(run_throughput(r))
-
-
 @dataclass
 class Cell:
     n_runs: int = 0
-    n_clean: int = 0
+    n_clean: int = 0  # the runs used: clean, and not made on a busy machine (stats.used)
     statuses: dict = field(default_factory=dict)
-    throughput: dict = field(default_factory=dict)  # round -> the clean run's throughput (items/s)
-    peaks: dict = field(default_factory=dict)  # round -> the clean run's peak tree PSS, bytes
-    started: dict = field(default_factory=dict)  # round -> the clean run's start (s since the epoch)
+    throughput: dict = field(default_factory=dict)  # round -> the run's throughput (items/s; stats' run_throughput)
+    peaks: dict = field(default_factory=dict)  # round -> the run's peak tree PSS, bytes
+    started: dict = field(default_factory=dict)  # round -> the run's start (s since the epoch)
     task: dict = field(default_factory=dict)  # what one task is: workload parameters beyond SAME_TASK_KEYS, and tasks per batch
     memory_scope: str = "local"  # what the tree PSS covers: 'local' or 'driver only' (an external cluster)
 
@@ -75,30 +61,36 @@ class Cell:
         return ", ".join(f"{s} ×{n}" for s, n in sorted(self.statuses.items()))
 
 
+def _rows(records: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([stats.run_row(r) for r in records])
+
+
 def cells(records: list[dict]) -> dict[tuple, Cell]:
-    """Every cell (workload, backend, workers, variant) of a sweep's run records; sentinels and the
-    A/A twins (the reference's second run of a round, the sweep's own noise check) are left out."""
+    """Every cell (workload, backend, workers, variant) of a sweep's run records, with the runs the
+    method uses (stats.used: clean, busy ones left out unless too few are quiet); sentinels and the
+    A/A twins (the reference's second run of a round, the sweep's own noise check) are no cells."""
+    recs = [r for r in records if not is_sentinel(r) and not r.get("twin")]
+    if not recs:
+        return {}
+    rows = _rows(recs)
     out: dict[tuple, Cell] = {}
-    for r in records:
-        if is_sentinel(r) or r.get("twin"):
-            continue
-        key = (r["workload"], r["backend"], int(r["workers"]), r.get("variant") or "")
+    for r, row, use in zip(recs, rows.itertuples(index=False), stats.used(rows).to_numpy()):
+        key = (row.workload, row.backend, int(row.workers), row.variant)
         cell = out.get(key)
         if cell is None:
             params = {k: v for k, v in (r.get("params") or {}).items() if k not in SAME_TASK_KEYS}
             cell = out[key] = Cell(task={**params, "tasks_per_batch": r.get("tasks_per_batch")})
         cell.n_runs += 1
-        cell.statuses[str(r.get("status"))] = cell.statuses.get(str(r.get("status")), 0) + 1
+        cell.statuses[str(row.status)] = cell.statuses.get(str(row.status), 0) + 1
         if not (r.get("cluster") or {}).get("workers_in_memory_tree", True):
             cell.memory_scope = "driver only"
-        if not clean(r) or round_of(r) in cell.throughput:
+        if not use or int(row.round) in cell.throughput:
             continue
         cell.n_clean += 1
-        cell.throughput[round_of(r)] = run_throughput(r)
-        cell.started[round_of(r)] = float(r.get("started_at") or math.nan)
-        peak = (r.get("memory") or {}).get("peak_tree_pss_bytes")
-        if peak:
-            cell.peaks[round_of(r)] = float(peak)
+        cell.throughput[int(row.round)] = float(row.run_throughput)
+        cell.started[int(row.round)] = float(r.get("started_at") or math.nan)
+        if row.peak_tree_pss_bytes and row.peak_tree_pss_bytes == row.peak_tree_pss_bytes:
+            cell.peaks[int(row.round)] = float(row.peak_tree_pss_bytes)
     return out
 
 
@@ -132,12 +124,14 @@ class Series:
 
 
 def series(sentinels: list[dict]) -> Series:
-    ok = [r for r in sentinels if clean(r)]
-    ok.sort(key=lambda r: r.get("started_at") or 0)
     per_round = bool(sentinels) and all("round" in r for r in sentinels)
-    by_round = {round_of(r): run_throughput(r) for r in ok} if per_round else {}
-    timed = [(float(r["started_at"]), math.log(run_throughput(r))) for r in ok if r.get("started_at") is not None]
-    return Series(by_round, np.array([t for t, _ in timed]), np.array([v for _, v in timed]), per_round)
+    if not sentinels:
+        return Series({}, np.array([]), np.array([]), False)
+    rows = _rows(sentinels)
+    rows = rows[stats.is_clean(rows) & (rows.run_throughput > 0)].sort_values("started_at")
+    by_round = dict(zip(rows["round"].astype(int), rows.run_throughput.astype(float))) if per_round else {}
+    timed = rows[rows.started_at.notna()]
+    return Series(by_round, timed.started_at.to_numpy(float), np.log(timed.run_throughput.to_numpy(float)), per_round)
 
 
 def normalised(cell: Cell, s: Series) -> list[float]:
