@@ -168,8 +168,8 @@ def comparison_figures(ext):
 
 
 def comparison_targets():
-    """What rule compare makes when compare_with names a baseline; nothing otherwise."""
-    if not BASELINES:
+    """What rule compare makes when compare_with names a baseline or the sweep has two or more variants; nothing otherwise."""
+    if not BASELINES and len(config.get("variants") or {}) < 2:
         return []
     return [
         "results/tables/comparison.csv",
