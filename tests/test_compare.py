@@ -591,3 +591,13 @@ def test_a_baseline_finds_its_variants_and_twins_records_wherever_they_are(tmp_p
     assert sorted((r["variant"], r["round"], r["twin"]) for r in loaded.records) == sorted(
         (r["variant"], r["round"], r["twin"]) for r in runs
     )
+
+
+def test_each_variant_is_compared_with_a_baseline_that_had_none():
+    base = sweep_of(seed=12)
+    runs, sent = synth.split(
+        synth.sweep({("matmul", "serial", 2): 10.0, ("matmul", "ray", 2): 15.0}, 4, np.random.default_rng(13), variants={"a": 1, "b": 1})
+    )
+    table = compare.compare(Sweep("this sweep", runs, {}, sent), [Sweep("old", base.records, {}, base.sentinels)], variants=["a", "b"])
+    across = table[table.kind == compare.judge.ACROSS]
+    assert sorted(across.variant) == ["a", "a", "b", "b"] and across.verdict.isin(compare.THROUGHPUT_VERDICTS).all()

@@ -362,7 +362,7 @@ def compare(here: Sweep, bases: list[Sweep], margin: float = judge.MARGIN, varia
 def not_comparable(table: pd.DataFrame) -> pd.DataFrame:
     """The rows without a throughput or memory verdict from intervals, with why."""
     judged = table.verdict.isin(THROUGHPUT_VERDICTS) & table.memory_verdict.isin(MEMORY_VERDICTS)
-    return table.loc[~judged, ["baseline", *KEYS, "verdict", "memory_verdict", "reason"]]
+    return table.loc[~judged, ["baseline", "variant", *KEYS, "verdict", "memory_verdict", "reason"]]
 
 
 # ---------------------------------------------------------------- the figure
@@ -703,7 +703,8 @@ def page(here: Sweep, bases: list[Sweep], table: pd.DataFrame, figures: dict[str
         body = "<p>None: every cell ran cleanly on both sides and did the same task.</p>"
     else:
         shown = skipped.assign(workers=skipped.workers.astype(int))
-        body = _html_table(shown if table.baseline.nunique() > 1 else shown.drop(columns="baseline"))
+        single = [c for c in ("baseline", "variant") if table[c].fillna("").nunique() <= 1]
+        body = _html_table(shown.drop(columns=single))
     skipped = f'<section id="not-comparable"><h2>{SECTIONS["not-comparable"]}</h2>{body}</section>'
 
     method = (

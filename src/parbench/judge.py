@@ -307,6 +307,9 @@ def across(here: list[dict], here_sentinels: list[dict], base: list[dict], base_
     """This sweep against another session's: per cell (and variant), Welch's ratio of the runs'
     throughputs normalised by each sweep's sentinel series; raw where either sweep has none per round."""
     mine, theirs = cells(here), cells(base)
+    named = sorted({k[3] for k in mine} - {""})
+    if named and {k[3] for k in theirs} == {""}:  # a baseline without variants: each of this sweep's variants against it
+        theirs = {(*k[:3], v): c for k, c in theirs.items() for v in named}
     s_here, s_base = series(here_sentinels), series(base_sentinels)
     lacking = [who for who, s in (("this sweep", s_here), (name, s_base)) if not (s.per_round and len(s.times))]
     how = NORMALISED if not lacking else f"no: {' and '.join(lacking)} ran no sentinel per round; raw throughputs, Welch"
