@@ -726,11 +726,12 @@ def page(here: Sweep, bases: list[Sweep], table: pd.DataFrame, figures: dict[str
         "<li>The full table: <code>results/tables/comparison.csv</code>.</li></ul></section>"
     )
     nav = "".join(f'<a href="#{k}">{_esc(v)}</a>' for k, v in SECTIONS.items())
-    title = ", ".join([*("variants of this sweep" for _ in [1] if (table.kind == judge.WITHIN).any()), *(b.name for b in bases)])
+    within = (table.kind == judge.WITHIN).any()
+    title = "; ".join([*(["its variants against the first"] if within else []), *(f"against {b.name}" for b in bases)])
     lead = "".join(f"<p class=banner>{_esc(line)}</p>" for line in opening(table, bases))
     head = (
-        f"<h1>parbench: this sweep against {_esc(title)}</h1>{lead}<p class=sub>{len(here.records)} runs here, "
-        + ", ".join(f"{len(b.records)} in {_esc(b.name)}" for b in bases)
+        f"<h1>parbench: this sweep, {_esc(title)}</h1>{lead}<p class=sub>"
+        + ", ".join([f"{len(here.records)} runs here", *(f"{len(b.records)} in {_esc(b.name)}" for b in bases)])
         + f" · generated {_esc(time.strftime('%Y-%m-%d %H:%M'))}</p><nav>{nav}</nav>"
     )
     return (
