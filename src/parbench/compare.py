@@ -509,6 +509,15 @@ def _count(v) -> str:
     return "–" if v is None or not v == v else str(int(v))
 
 
+def _needed(n, rounds, verdict) -> str:
+    """The rounds a cell's observed spread says would decide it, for cells that cannot tell yet."""
+    if verdict != judge.decide.CANNOT_TELL:
+        return "–"
+    if not rounds >= 2:
+        return "unknown (one round)"
+    return _count(n) if n == n and n is not None else "over 1000"
+
+
 def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
     """The verdicts as the page shows them: one row per cell (serial first, as in the figure), values with their intervals."""
     mib = 2**20
@@ -535,10 +544,7 @@ def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
             "verdict": table.verdict,
             "rounds": [_count(v) for v in table.n_rounds],
             "detectable": [_fmt(100 * v, " %") for v in table.detectable_difference],
-            "rounds needed": [
-                _count(n) if n == n else ("–" if v in (ONLY_HERE, ONLY_BASELINE, NOT_COMPARABLE) else "over 1000")
-                for n, v in zip(table.rounds_needed, table.verdict)
-            ],
+            "rounds needed": [_needed(n, r, v) for n, r, v in zip(table.rounds_needed, table.n_rounds, table.verdict)],
             "peak PSS / baseline, MiB": [
                 f"{_fmt(h / mib)} / {_fmt(b / mib)}" if np.isfinite(h) else "–"
                 for h, b in table[["peak_tree_pss_bytes_here", "peak_tree_pss_bytes_baseline"]].to_numpy()
