@@ -510,6 +510,13 @@ def busy_warning(runs: pd.DataFrame) -> str | None:
     )
 
 
+def sentinel_label(row) -> str:
+    """A sentinel run's place: start/middle/end (before rounds), else its round (one sentinel per round)."""
+    if isinstance(row.get("sentinel"), str):
+        return row.sentinel
+    return f"round {int(row['round'])}" if not pd.isna(row.get("round", math.nan)) else "?"
+
+
 def drift(sentinels: pd.DataFrame, runs: pd.DataFrame | None = None) -> tuple[str, bool]:
     """What the sentinel (the same serial run at the start, middle and end of the sweep) says of the
     machine's drift, and whether it passes DRIFT_WARN; `runs` made outside the sentinels' window (a
@@ -518,7 +525,7 @@ def drift(sentinels: pd.DataFrame, runs: pd.DataFrame | None = None) -> tuple[st
     if len(ok) < 2:
         why = "the config has no sentinel (set sentinel: {} for one)" if sentinels.empty else "the sentinel did not run cleanly twice"
         return f"Drift not measured: {why}. The sentinel is the same small serial run at the start, middle and end of the sweep.", False
-    order = " → ".join(f"{num(r.throughput)} ({r.sentinel})" for _, r in ok.iterrows())
+    order = " → ".join(f"{num(r.throughput)} ({sentinel_label(r)})" for _, r in ok.iterrows())
     spread = ok.throughput.max() / ok.throughput.min() - 1
     busy_note = " (some sentinels ran on a busy machine)" if busy_count(ok) else ""
     text = (
