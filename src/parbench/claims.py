@@ -101,6 +101,11 @@ def ratio_text(estimate, low, high, rounds=None) -> str:
     return f"{num(estimate)}× {interval_text(low, high, '×')}{over}"
 
 
+def paired_text(r: decide.Ratio) -> str:
+    """'1.98× [1.96–2.01×] paired over 5 rounds': a ratio of two cells' runs of the same rounds."""
+    return f"{num(r.estimate)}× {interval_text(*r.interval(), '×')} paired over {r.n} rounds"
+
+
 def speedup_text(row) -> str:
     """'1.20× serial's throughput [1.10–1.31×] over 5 rounds' (90 % interval of the paired ratio)."""
     rounds = row.get("n_rounds") if hasattr(row, "get") else None
@@ -188,6 +193,14 @@ def choose(stats: pd.DataFrame, runs: pd.DataFrame | None = None, margin: float 
     return Choice(best, runner, ratio, word, faster, others, serials[0], family_of(stats), margin)
 
 
+def cannot_tell_from(choice: Choice) -> list:
+    """The cells the recommended one cannot be told from: a parallel choice's runner-up where their paired
+    ratio is not `faster`; serial's, every parallel cell that cannot be told from serial."""
+    if choice.best.backend == REFERENCE:
+        return [r for r in choice.others if word_of(r) == decide.CANNOT_TELL]
+    return [choice.runner_up] if choice.runner_up is not None and choice.runner_up_word != decide.FASTER else []
+
+
 def counts_text(rows: list) -> str:
     """'2 equivalent, 1 slower, 3 cannot tell': the verdicts of some cells against serial."""
     words = [word_of(r) for r in rows]
@@ -213,19 +226,18 @@ def recommendation(stats: pd.DataFrame, runs: pd.DataFrame | None = None) -> lis
         elif choice.runner_up_word == decide.FASTER:
             r = choice.versus_runner_up
             out.append(
-                f"Faster than the runner-up, {cell_text(runner)} (also faster than serial): "
-                f"{ratio_text(r.estimate, *r.interval(), r.n)} paired within rounds, beyond the {m} margin."
+                f"Faster than the runner-up, {cell_text(runner)} (also faster than serial): {paired_text(r)}, beyond the {m} margin."
             )
         else:
             r = choice.versus_runner_up
             how = (
-                f"{ratio_text(r.estimate, *r.interval(), r.n)} paired within rounds; {rounds_text(decide.rounds_needed(r, choice.margin))}"
+                f"{paired_text(r)}; {rounds_text(decide.rounds_needed(r, choice.margin))}"
                 if r is not None
                 else "no paired comparison of their runs is at hand"
             )
             out.append(f"Cannot tell it from the runner-up, {cell_text(runner)}, also faster than serial: {how}.")
         return out
-    out = [f"Use serial (in the driver, no worker processes): {throughput_text(best)}."]
+    out = [f"Use {cell_text(best)} (in the driver, no worker processes): {throughput_text(best)}."]
     judged = [r for _, r in stats[stats.backend != REFERENCE].iterrows()]
     if not judged:
         out.append("How sure: no parallel backend ran.")
@@ -498,6 +510,13 @@ def busy_warning(runs: pd.DataFrame) -> str | None:
     )
 
 
+def sentinel_label(row) -> str:
+    """A sentinel run's place: start/middle/end (before rounds), else its round (one sentinel per round)."""
+    if isinstance(row.get("sentinel"), str):
+        return row.sentinel
+    return f"round {int(row['round'])}" if not pd.isna(row.get("round", math.nan)) else "?"
+
+
 def drift(sentinels: pd.DataFrame, runs: pd.DataFrame | None = None) -> tuple[str, bool]:
     """What the sentinel (the same serial run at the start, middle and end of the sweep) says of the
     machine's drift, and whether it passes DRIFT_WARN; `runs` made outside the sentinels' window (a
@@ -506,7 +525,7 @@ def drift(sentinels: pd.DataFrame, runs: pd.DataFrame | None = None) -> tuple[st
     if len(ok) < 2:
         why = "the config has no sentinel (set sentinel: {} for one)" if sentinels.empty else "the sentinel did not run cleanly twice"
         return f"Drift not measured: {why}. The sentinel is the same small serial run at the start, middle and end of the sweep.", False
-    order = " → ".join(f"{num(r.throughput)} ({r.sentinel})" for _, r in ok.iterrows())
+    order = " → ".join(f"{num(r.throughput)} ({sentinel_label(r)})" for _, r in ok.iterrows())
     spread = ok.throughput.max() / ok.throughput.min() - 1
     busy_note = " (some sentinels ran on a busy machine)" if busy_count(ok) else ""
     text = (
@@ -600,9 +619,7 @@ def summary(stats: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                     "speedup over serial": speedup,
                     "CPU per item": cpu_figure(best, serial_at(s, best.workers)),
                     "peak memory": mib(best.peak_tree_pss_bytes_median),
-                    "cannot tell from": cell_text(choice.runner_up)
-                    if choice.runner_up is not None and choice.runner_up_word != decide.FASTER
-                    else "–",
+                    "cannot tell from": ", ".join(cell_text(r) for r in cannot_tell_from(choice)) or "–",
                 }
             )
         rows.append(row)

@@ -2,9 +2,17 @@
 interval, and one of four words with a margin: `faster`, `slower`, `equivalent`, `cannot tell`.
 
 A ratio is measured on the log scale, one value per round (paired: two runs of the same round) or per
-run (unpaired: two sweeps), with Student's t: with the 3-10 rounds a sweep affords, a bootstrap over
-rounds covers too little (tests/test_method.py measures both), while the t interval on logs is exact
-for log-normal noise and close otherwise. Pure functions of numbers; nothing here reads a table.
+run (unpaired: two sweeps), with Student's t. Why t and not a bootstrap over rounds: with the 3-10
+rounds a sweep affords, a percentile bootstrap covers far too little, while t on logs is exact for
+log-normal noise. Coverage of the two-sided 90 % interval of a mean log ratio (normal logs, sd 0.07,
+2000 seeds per number of rounds; tests/test_method.py, test_the_t_interval_covers_where_a_bootstrap_over_rounds_does_not):
+
+    rounds       3      4      5      6      7      8      9     10
+    t        90.1 % 90.8 % 89.8 % 89.1 % 89.3 % 90.0 % 90.5 % 91.0 %
+    bootstrap 60.7 % 76.2 % 78.4 % 80.3 % 81.1 % 82.8 % 84.4 % 84.5 %
+
+(the bootstrap: 1000 resamples of the rounds, 5th and 95th percentiles of their means). Pure functions
+of numbers; nothing here reads a table.
 """
 
 import math
