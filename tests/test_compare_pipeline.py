@@ -1,5 +1,5 @@
 """Rule compare through Snakemake: bad baselines are refused before any job, setting or changing
-compare_with reruns no benchmark, a sweep against a copy of itself finds no difference, and halving
+compare_with (or the margin) reruns no benchmark, a sweep against a copy of itself finds no difference, and halving
 serial matmul's BLAS threads is found slower."""
 
 import os
@@ -85,14 +85,17 @@ def compared(done, tmp_path_factory):
 
 
 def test_a_sweep_against_a_copy_of_itself(compared):
-    work, _, out, before = compared
+    work, tmp, out, before = compared
     assert {p: p.stat().st_mtime_ns for p in before} == before, "records were rewritten"
     assert "rule run:" not in out and "rule machine:" not in out
     table = pd.read_csv(work / "results" / "tables" / "comparison.csv")
     assert len(table) == len(before)  # one trial per cell here
-    assert (table.verdict == "no clear difference").all() and np.allclose(table.throughput_ratio, 1), table
+    # One round on each side: a ratio of 1, and no interval to decide anything with.
+    assert (table.verdict == "cannot tell").all() and np.allclose(table.throughput_ratio, 1) and (table.n_rounds == 1).all(), table
+    assert (table.baseline == str(tmp / "baseline")).all() and table.normalised.str.len().gt(0).all()
     page = (work / "results" / "comparison.html").read_text()
     assert "A/A comparison" in page and page.count("data:image/png;base64,") == table.workload.nunique()  # one figure each
+    assert "confounded with the machine" in page.split("<nav>")[0]
 
 
 def test_changing_compare_with_reruns_no_benchmark(compared):
@@ -100,6 +103,15 @@ def test_changing_compare_with_reruns_no_benchmark(compared):
     other = copy_of(work / "results", tmp / "another")
     config = {**yaml.safe_load((tmp / "compare.yaml").read_text()), "compare_with": [str(tmp / "baseline"), str(other)]}
     jobs = dry_run(work, write_config(tmp, config, "changed.yaml"))
+    assert jobs.get("compare") == 1 and set(jobs) <= NOT_BENCHMARKS, jobs
+
+
+def test_changing_the_margin_reruns_only_the_comparison(compared):
+    work, tmp, _, _ = compared
+    if "margin" not in yaml.safe_load((work / "config" / "schema.yaml").read_text())["properties"]:
+        pytest.skip("config/schema.yaml has no margin yet (the method's config keys)")
+    config = {**yaml.safe_load((tmp / "compare.yaml").read_text()), "margin": 0.1}
+    jobs = dry_run(work, write_config(tmp, config, "margin.yaml"))
     assert jobs.get("compare") == 1 and set(jobs) <= NOT_BENCHMARKS, jobs
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO
@@ -12,9 +13,19 @@ from parbench.stats import blog_timer, run_row
 MIB = 2**20
 
 
+def verdict_of(speedup, margin=0.05) -> str:
+    """decide's word for a hand-made speedup interval (one comparison, no Holm): what stats would say."""
+    _, low, high = speedup
+    if low > 1 + margin or high < 1 / (1 + margin):
+        return "faster" if low > 1 else "slower"
+    return "equivalent" if 1 / (1 + margin) < low and high < 1 + margin else "cannot tell"
+
+
 def cell(backend, workers, thr, low, high, workload="matmul", clean=True, pss=100, speedup=None, **extra):
-    """One stats.csv row; memory in MiB, speedup as (median, low, high)."""
+    """One stats.csv row; memory in MiB, speedup as (median, low, high), its verdict from the interval unless given."""
     s = speedup or (float("nan"),) * 3
+    if backend != "serial":
+        extra.setdefault("verdict_vs_serial", verdict_of(s) if speedup else "cannot tell")
     return {
         "workload": workload,
         "backend": backend,
@@ -46,56 +57,98 @@ def frame(*cells):
 # ---------------------------------------------------------------- throughput claims
 
 
-def test_a_backend_clearly_faster_than_serial_is_chosen_over_a_faster_median_that_is_not():
+def test_a_backend_faster_than_serial_is_chosen_over_a_higher_median_that_cannot_be_told_from_it():
     """ner-chunked in a default sweep: ray had the highest median but an interval over serial down to 0.84,
-    joblib a lower median and an interval above 1. Serial must not be 'clearly faster' than joblib."""
+    joblib a lower median and an interval above 1 + margin: joblib is recommended, ray cannot be told from serial."""
     stats = frame(
         cell("serial", 2, 552, 520, 570, speedup=(1, 1, 1)),
-        cell("ray", 2, 772, 472, 951, speedup=(1.40, 0.84, 1.76)),
-        cell("joblib", 2, 745, 593, 947, speedup=(1.35, 1.14, 1.79)),
+        cell("ray", 2, 772, 472, 951, speedup=(1.40, 0.84, 1.76), rounds_needed=40),
+        cell("joblib", 2, 745, 593, 947, speedup=(1.35, 1.14, 1.79), n_rounds=5),
         cell("dask", 2, 407, 360, 556, speedup=(0.74, 0.64, 1.04)),
     )
     advice = claims.recommendation(stats)
     assert advice[0] == "Use joblib with 2 workers: 745 items/s [593–947]."
-    assert "not clearly faster than ray (2 workers)" in advice[1]
-    assert "Clearly faster than the rest, the best of which is dask" in advice[2]
-    # Without joblib no parallel backend beats serial; ray's higher median is still not called slower.
+    assert advice[1] == (
+        "How sure: faster than serial at the same batch size, 1.35× serial's throughput [1.14–1.79×] over 5 rounds, beyond the "
+        "5% margin; chosen from 3 comparisons with serial (Holm's correction over them)."
+    )
+    assert advice[2] == "No other cell is faster than serial."
+    # Without joblib no parallel cell is faster than serial: serial, and the closest cannot be told from it.
     advice = claims.recommendation(stats[stats.backend != "joblib"])
-    assert advice[0].startswith("Use serial") and "not clearly faster than ray (2 workers)" in advice[1]
+    assert advice[0].startswith("Use serial (in the driver")
+    assert advice[1].endswith("of 2 compared (Holm's correction over them): 2 cannot tell.")
+    assert advice[2] == (
+        "The closest: cannot tell ray with 2 workers from serial: 1.40× serial's throughput [0.84–1.76×]; about 40 rounds would decide it."
+    )
 
 
-def test_clear_winner_is_named_with_its_margin():
+def paired_runs(speeds: dict, rounds=5, workers=2, sd=0.01, seed=0):
+    """A runs table of `rounds` rounds: each backend's run_throughput, speeds[backend] times a per-round machine speed."""
+    rng = np.random.default_rng(seed)
+    machine = rng.lognormal(0, 0.2, rounds)  # the machine's speed drifts a lot between rounds: pairing takes it out
+    return pd.DataFrame(
+        [
+            {"workload": "matmul", "backend": b, "workers": workers, "trial": r + 1, "round": r + 1, "twin": False, "variant": "",
+             "status": "ok", "verified": True, "run_throughput": v * machine[r] * rng.lognormal(0, sd)}
+            for b, v in speeds.items()
+            for r in range(rounds)
+        ]
+    )  # fmt: skip
+
+
+def test_the_winner_is_told_from_the_runner_up_only_by_their_paired_ratio():
     stats = frame(
-        cell("serial", 2, 10, 9, 11),
+        cell("serial", 2, 10, 9, 11, speedup=(1, 1, 1)),
         cell("ray", 2, 30, 28, 32, speedup=(3, 2.6, 3.5)),
         cell("multiprocessing", 2, 15, 14, 16, speedup=(1.5, 1.3, 1.7)),
     )
     advice = claims.recommendation(stats)
     assert advice[0] == "Use ray with 2 workers: 30.0 items/s [28.0–32.0]."
-    assert "clearly ahead" in advice[1] and "2.00×" in advice[1] and "at least 1.75×" in advice[1]
-    assert "multiprocessing with 2 workers" in advice[1]
-    assert advice[2] == "Against serial at the same batch size: ray is faster than serial: 3.00× serial's throughput [2.60–3.50×]."
+    assert advice[2] == (
+        "Cannot tell it from the runner-up, multiprocessing with 2 workers, also faster than serial: no paired comparison "
+        "of their runs is at hand."
+    ), "without the runs, no claim between the two"
+    advice = claims.recommendation(stats, paired_runs({"serial": 10, "ray": 30, "multiprocessing": 15}))
+    assert advice[2].startswith("Faster than the runner-up, multiprocessing with 2 workers (also faster than serial): 1.98× [")
+    assert advice[2].endswith("×] paired over 5 rounds, beyond the 5% margin.")
+    close = claims.recommendation(stats, paired_runs({"serial": 10, "ray": 15.3, "multiprocessing": 15}, sd=0.05))
+    assert close[2].startswith("Cannot tell it from the runner-up, multiprocessing with 2 workers, also faster than serial: 0.98× [")
+    assert "rounds would decide it" in close[2]
     (at2,) = claims.per_workers(stats)
-    assert at2.startswith("At 2 workers: ray is fastest") and "the next, multiprocessing" in at2
+    assert at2 == "At 2 workers, against serial (margin 5%): faster: ray 3.00× [2.60–3.50×], multiprocessing 1.50× [1.30–1.70×]."
 
 
-def test_overlapping_intervals_say_no_clear_difference():
+def test_cells_that_cannot_be_told_from_serial_leave_serial_recommended():
     stats = frame(
-        cell("ray", 4, 30, 20, 40, speedup=(1.1, 0.8, 1.5)),
-        cell("multiprocessing-shared", 4, 28, 25, 31),
-        cell("serial", 4, 27, 24, 35),
-        cell("multiprocessing", 4, 5, 4, 6),
+        cell("ray", 4, 30, 20, 40, speedup=(1.1, 0.8, 1.5), rounds_needed=40),
+        cell("multiprocessing-shared", 4, 28, 25, 31, speedup=(1.04, 0.99, 1.08), rounds_needed=None),
+        cell("serial", 4, 27, 24, 35, speedup=(1, 1, 1)),
+        cell("multiprocessing", 4, 5, 4, 6, speedup=(0.19, 0.15, 0.23)),
     )
     (at4,) = claims.per_workers(stats)
-    # Exactly the three whose intervals overlap: the clearly slower multiprocessing is not in the tie.
-    assert at4.startswith("At 4 workers: no clear difference between ray, multiprocessing-shared, serial (highest median: ray")
-    assert "ray shows no clear difference from serial" in at4
+    assert at4 == (
+        "At 4 workers, against serial (margin 5%): cannot tell: ray 1.10× [0.80–1.50×], multiprocessing-shared 1.04× [0.99–1.08×]; "
+        "slower: multiprocessing 0.19× [0.15–0.23×]."
+    )
     advice = claims.recommendation(stats)
-    # ray's median is highest, but its speedup interval holds 1: serial, the simpler choice, is recommended.
     assert advice[0].startswith("Use serial (in the driver")
-    assert "not clearly faster than" in advice[1] and "ray (4 workers)" in advice[1] and "multiprocessing-shared (4 workers)" in advice[1]
-    assert "Clearly faster than the rest, the best of which is multiprocessing (4 workers) 5.00 [4.00–6.00] items/s." in advice[2]
-    assert advice[3].startswith("No parallel backend is clearly faster; the best, ray with 4 workers: ray shows no clear difference")
+    assert advice[1] == (
+        "How sure: no parallel cell is faster than serial beyond the 5% margin, of 3 compared (Holm's correction over them): "
+        "1 slower, 2 cannot tell."
+    )
+    assert advice[2] == (
+        "The closest: cannot tell ray with 4 workers from serial: 1.10× serial's throughput [0.80–1.50×]; about 40 rounds would decide it."
+    )
+    assert "clearly" not in " ".join(advice + [at4])
+
+
+def test_every_parallel_cell_equivalent_to_serial_says_so():
+    stats = frame(cell("serial", 2, 10, 9, 11, speedup=(1, 1, 1)), cell("threads", 2, 10, 9, 11, speedup=(1.0, 0.97, 1.03)))
+    advice = claims.recommendation(stats)
+    assert (
+        advice[1].endswith(": 1 equivalent.")
+        and advice[2] == "Every parallel cell is equivalent to serial within ±5%: serial is the simpler choice."
+    )
 
 
 def test_touching_intervals_count_as_overlap():
@@ -130,7 +183,7 @@ def test_serial_winning_says_no_parallel_backend_is_faster():
     )
     advice = claims.recommendation(stats)
     assert advice[0].startswith("Use serial (in the driver")
-    assert "joblib with 2 workers: joblib is slower than serial" in advice[-1]
+    assert advice[1].endswith("of 2 compared (Holm's correction over them): 2 slower.")
 
 
 # ---------------------------------------------------------------- scaling
@@ -142,16 +195,19 @@ def scaling_frame(*points, backend="ray"):
 
 def test_scaling_stops_where_more_workers_no_longer_beat_the_interval():
     stats = scaling_frame((1, 10, 9, 11), (2, 20, 18, 22), (4, 21, 19, 23), (8, 22, 20, 24))
-    assert claims.scaling_stop(stats).workers == 2
+    assert claims.scaling_stop(stats)[0].workers == 2
     (text,) = claims.scaling(stats)
-    assert text.startswith("ray: scaling stops at 2 workers (20.0 items/s [18.0–22.0])") and "at 8 workers: 22.0" in text
+    assert text.startswith("ray: scaling stops at 2 workers (20.0 items/s [18.0–22.0]): 4 workers is not faster: cannot tell, 1.05× [")
+    assert "at 8 workers: 22.0" in text
 
 
 def test_scaling_that_never_stops_and_that_never_starts():
     rising = scaling_frame((1, 10, 9, 11), (2, 20, 18, 22), (4, 40, 36, 44))
-    assert claims.scaling(rising) == ["ray: still improving at 4 workers, the most run (40.0 items/s [36.0–44.0])."]
+    assert claims.scaling(rising) == ["ray: faster at every step up to 4 workers, the most run (40.0 items/s [36.0–44.0])."]
     flat = scaling_frame((1, 10, 8, 12), (2, 11, 9, 13), (4, 12, 10, 14))
-    assert claims.scaling(flat)[0].startswith("ray: no clear gain from more than 1 worker")
+    assert claims.scaling(flat)[0].startswith(
+        "ray: scaling stops at 1 worker (10.0 items/s [8.00–12.0]): 2 workers is not faster: cannot tell"
+    )
 
 
 def test_scaling_skips_serial_and_single_counts_and_unclean_cells():
@@ -434,9 +490,9 @@ def test_summary_row_characterises_the_work_and_names_the_choice():
     assert row["workload"] == "matmul" and row["items per task"] == 1
     assert row["shared input"] == "800 MiB" and row["serial time per item"] == "100 ms" and row["state build (serial)"] == "2.00 ms"
     assert row["kind"] == "one core; threads stay on one (the GIL is held, or per-task overhead)"
-    assert row["recommended"] == "ray with 2 workers" and row["speedup over serial"] == "3.00× [2.60–3.50×]"
+    assert row["recommended"] == "ray with 2 workers" and row["speedup over serial"] == "faster: 3.00× [2.60–3.50×]"
     assert row["peak memory"] == "700 MiB"
-    assert row["not clearly different"] == "multiprocessing-shared with 2 workers", "dask is clearly slower; serial is the baseline"
+    assert row["cannot tell from"] == "multiprocessing-shared with 2 workers", "the runner-up, without a paired comparison"
 
 
 def test_summary_row_when_serial_is_the_choice_and_when_nothing_is_clean():
@@ -448,7 +504,7 @@ def test_summary_row_when_serial_is_the_choice_and_when_nothing_is_clean():
     )
     rows = claims.summary(stats, pd.DataFrame()).set_index("workload")
     assert rows.loc["matmul", "recommended"] == "serial" and rows.loc["matmul", "speedup over serial"] == "1 (is serial)"
-    assert rows.loc["matmul", "not clearly different"] == "ray with 2 workers"
+    assert rows.loc["matmul", "cannot tell from"] == "ray with 2 workers"
     assert rows.loc["ner", "recommended"] == "No cell ran cleanly: nothing to recommend."
 
 
@@ -519,7 +575,7 @@ def test_cells_with_runs_on_a_busy_machine_are_marked_wherever_named():
     advice = claims.recommendation(stats)
     assert advice[0] == "Use ray with 2 workers [busy machine]: 30.0 items/s [28.0–32.0]."
     (at2,) = claims.per_workers(stats)
-    assert at2.startswith("At 2 workers: ray [busy machine] is fastest") and "the next, multiprocessing (" in at2
+    assert at2.startswith("At 2 workers, against serial (margin 5%): faster: ray [busy machine] 3.00×") and ", multiprocessing 1.50×" in at2
     assert claims.busy(stats) == [
         "Made on a busy machine, marked [busy machine] wherever named: ray at 2 workers (1 of 3 runs). Other work beside a run "
         "takes cores and memory bandwidth from it, so these figures may be lower and noisier than this machine gives; rerun them "
@@ -594,6 +650,11 @@ def test_drift_from_the_sentinel_warns_above_its_threshold():
         "Drift not measured: the sentinel did not run cleanly twice. The sentinel is the same small serial run once in every round.",
         False,
     )
+
+
+def test_a_sentinel_per_round_is_named_by_its_round():
+    per_round = sentinel_runs(100, 99, 97).assign(sentinel=True, round=[1, 2, 3])
+    assert "100 (round 1) → 99.0 (round 2) → 97.0 (round 3) items/s" in claims.drift(per_round)[0]
 
 
 def test_blogs_timer_covers_every_batch_and_a_stateful_setup():

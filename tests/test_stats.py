@@ -1,4 +1,5 @@
-"""parbench.stats on hand-made records: speedup, efficiency, intervals, and unclean runs."""
+"""parbench.stats on hand-made records: the run as the unit, the paired speedup, intervals, the A/A
+table, busy and unclean runs."""
 
 import json
 from pathlib import Path
@@ -23,6 +24,9 @@ def record(
     cores=CORES,
     tasks=None,
     chunk=1,
+    twin=False,
+    variant=None,
+    busy=None,
 ):
     """A run record with the fields parbench.stats reads."""
     tasks = tasks or workers
@@ -33,6 +37,10 @@ def record(
         "backend": backend,
         "workers": workers,
         "trial": trial,
+        "round": trial,
+        "twin": twin,
+        "variant": variant,
+        "order": {"round": trial, "place": 1, "of": 1, "position": trial, "sentinel": False},
         "status": status,
         "reason": None if status == "ok" else "made up",
         "verified": verified,
@@ -62,6 +70,9 @@ def record(
         "finished_at": 1000.0 * trial + 10,
         "environment": {"host": "h", "cpu_model": "c", "physical_cores": cores, "git_commit": "0" * 40, "config_hash": "x"},
         "workload_info": {"flops_per_item": 1e9, "data_bytes": 1000},
+        # other_cpu_s over window_s: other cores busy beside the run (stats.BUSY_OTHER_CORES)
+        **({"system": {"window_s": 1.0, "other_cpu_s": 1.0 if busy else 0.0}} if busy is not None else {}),
+        **({"cpu": {"driver_batch_s": [0.5 * s for s in batch_s], "tree_totals_source": "cgroup v2"}} if busy is not None else {}),
     }
 
 
@@ -120,20 +131,91 @@ def test_speedup_is_the_ratio_of_median_throughputs(sweep):
     assert row(out, "ray", 2).speedup_vs_serial == pytest.approx(2.0, rel=0.25)
 
 
-def test_efficiency_is_speedup_per_usable_core(sweep):
-    out = sweep[2]
-    for _, r in out.iterrows():
-        assert r.efficiency == pytest.approx(r.speedup_vs_serial / min(r.workers, CORES), rel=1e-12)
-    # 4 workers on 2 cores: divided by 2, not 4
-    r = row(out, "ray", 4)
-    assert r.efficiency == pytest.approx(r.speedup_vs_serial / 2)
-
-
-def test_median_is_over_all_batches_of_all_trials(sweep):
+def test_throughput_is_the_geometric_mean_of_one_figure_per_run(sweep):
+    """The run is the unit: each run's items over the median of its timed batches, then the geometric mean over runs."""
     runs, batches, out = sweep
     for _, r in out.iterrows():
-        mine = batches[(batches.backend == r.backend) & (batches.workers == r.workers)]
-        assert r.throughput_median == pytest.approx(np.median(mine.throughput), rel=1e-12)
+        mine = runs[(runs.backend == r.backend) & (runs.workers == r.workers)]
+        per_run = [b["items"].iloc[0] / b.seconds.median() for _, b in batches.merge(mine[[*stats.KEYS, "trial"]]).groupby("trial")]
+        assert np.allclose(sorted(mine.run_throughput), sorted(per_run))
+        assert r.throughput_median == pytest.approx(np.exp(np.mean(np.log(per_run))), rel=1e-12)
+
+
+def test_speedup_is_paired_within_rounds():
+    """The machine halves its speed in round 2: a paired ratio sees ray at exactly 2x in both rounds,
+    so a zero-width interval, while each cell's own throughput interval is wide; an unpaired round counts not."""
+    recs = [record("serial", 2, 1, [1.0, 1.0]), record("ray", 2, 1, [0.5, 0.5]), record("serial", 2, 2, [2.0, 2.0])]
+    recs += [record("ray", 2, 2, [1.0, 1.0]), record("ray", 2, 3, [0.1, 0.1])]  # round 3: no serial run to pair with
+    out = table(recs)[2]
+    ray = row(out, "ray", 2)
+    assert ray.speedup_vs_serial == pytest.approx(2.0) and ray.n_rounds == 2
+    assert (ray.speedup_ci_low, ray.speedup_ci_high) == pytest.approx((2.0, 2.0))
+    assert ray.throughput_ci_high / ray.throughput_ci_low > 2, "across rounds the drift is in the cell's own interval"
+    assert ray.verdict_vs_serial == "faster" and ray.family == 1 and "efficiency" not in out
+
+
+def test_verdicts_are_judged_over_the_workloads_family_with_the_margin():
+    rng = np.random.default_rng(3)
+    recs = [
+        record(b, 2, t, [2.0 / speed * rng.lognormal(0, 0.01)] * 2, workload=w)
+        for w in ("matmul", "primes")
+        for b, speed in (("serial", 1.0), ("ray", 1.5), ("dask", 1.0), ("threads", 1.04))
+        for t in range(1, 7)
+    ]
+    runs, batches = stats.tables(recs)
+    out = stats.stats(runs, batches)
+    assert (out.family == 3).all(), "every non-reference cell of a workload"
+    assert row(out, "ray", 2).verdict_vs_serial == "faster" and row(out, "dask", 2).verdict_vs_serial == "equivalent"
+    assert pd.isna(row(out, "serial", 2).verdict_vs_serial) and row(out, "serial", 2).speedup_vs_serial == 1.0
+    wide = stats.stats(runs, batches, margin=0.6)
+    assert row(wide, "ray", 2).verdict_vs_serial == "equivalent" and (wide.margin == 0.6).all()
+    assert (out[out.backend != "serial"].detectable_difference > 0.05).all(), "never below the margin"
+
+
+def test_a_twin_is_left_out_of_its_cell_and_judged_in_the_aa_table():
+    recs = [record("serial", 2, t, [1.0, 1.0]) for t in (1, 2, 3)] + [record("ray", 2, t, [0.5, 0.5]) for t in (1, 2, 3)]
+    recs += [record("serial", 2, t, [s, s], twin=True) for t, s in ((1, 0.9), (2, 1.0), (3, 1.1))]
+    runs, batches = stats.tables(recs)
+    assert runs.twin.sum() == 3 and set(runs.columns) >= {"round", "place", "twin", "variant", "run_throughput"}
+    out = stats.stats(runs, batches)
+    serial = row(out, "serial", 2)
+    assert serial.n_runs == 3 and serial.throughput_median == pytest.approx(2.0), "the twins are not the reference's runs"
+    (aa,) = stats.aa(runs).to_dict("records")
+    assert aa["workload"] == "matmul" and aa["n_rounds"] == 3 and aa["family"] == 1
+    assert aa["estimate"] == pytest.approx(np.exp(-np.mean(np.log([0.9, 1.0, 1.1]))))
+    assert aa["noise_sd"] == pytest.approx(np.std(np.log([0.9, 1.0, 1.1]), ddof=1))
+    assert aa["ci_low"] < 1 < aa["ci_high"] and aa["verdict"] == "cannot tell" and not aa["false_verdict"]
+    assert serial.detectable_difference == pytest.approx(aa["detectable_difference"]), "the reference's precision is the twin's"
+
+
+def test_runs_on_a_busy_machine_are_left_out_while_two_quiet_ones_remain():
+    recs = [record("serial", 2, t, [1.0, 1.0], busy=False) for t in (1, 2, 3)]
+    recs += [
+        record("ray", 2, 1, [0.5, 0.5], busy=False),
+        record("ray", 2, 2, [0.5, 0.5], busy=False),
+        record("ray", 2, 3, [5.0, 5.0], busy=True),
+    ]
+    out = table(recs)[2]
+    ray = row(out, "ray", 2)
+    assert ray.n_busy == 1 and ray.throughput_median == pytest.approx(4.0) and ray.n_rounds == 2
+    # Fewer than two quiet runs: the cell rests on every clean run (and keeps its busy mark).
+    out = table([record("serial", 2, t, [1.0, 1.0], busy=True) for t in (1, 2)])[2]
+    assert row(out, "serial", 2).n_busy == 2 and row(out, "serial", 2).throughput_median == pytest.approx(2.0)
+
+
+def test_variants_are_cells_of_their_own_judged_against_their_own_serial():
+    recs = [
+        record(b, 2, t, [1.0 / f / s] * 2, variant=v)
+        for v, f in (("a", 1.0), ("b", 2.0))
+        for b, s in (("serial", 1), ("ray", 1.5))
+        for t in (1, 2, 3)
+    ]
+    out = table(recs)[2]
+    assert len(out) == 4 and set(out.variant) == {"a", "b"}
+    assert np.allclose(out[out.backend == "ray"].speedup_vs_serial, 1.5)
+    assert out.set_index(["variant", "backend"]).throughput_median.to_dict() == pytest.approx(
+        {("a", "ray"): 3.0, ("a", "serial"): 2.0, ("b", "ray"): 6.0, ("b", "serial"): 4.0}
+    )
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -150,6 +232,9 @@ def test_intervals_bracket_their_medians(seed):
     out = table(recs, seed=seed)[2]
     for _, r in out.iterrows():
         assert r.throughput_ci_low <= r.throughput_median <= r.throughput_ci_high, r.to_dict()
+        if r.backend != "serial" and r.n_rounds < 2:  # one paired round: an estimate, no interval
+            assert np.isnan(r.speedup_ci_low) and r.verdict_vs_serial == "cannot tell", r.to_dict()
+            continue
         slack = 1e-12 * r.speedup_vs_serial
         assert r.speedup_ci_low - slack <= r.speedup_vs_serial <= r.speedup_ci_high + slack, r.to_dict()
 
@@ -207,7 +292,7 @@ def test_no_serial_baseline_means_no_speedup():
     out = table([record("ray", 2, 1, [1.0]), record("ray", 2, 2, [1.2])])[2]
     r = row(out, "ray", 2)
     assert not np.isnan(r.throughput_median)
-    assert np.isnan(r.speedup_vs_serial) and np.isnan(r.efficiency)
+    assert np.isnan(r.speedup_vs_serial) and r.verdict_vs_serial == "cannot tell" and r.n_rounds == 0
 
 
 def test_stats_are_reproducible_with_a_seed(sweep):

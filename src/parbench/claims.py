@@ -1,16 +1,20 @@
-"""The report's claims: sentences and summary rows generated from the stats table, claiming only
-what the 95 % intervals support. Pure functions of the tables, tested on hand-made ones."""
+"""The report's claims: sentences and summary rows generated from the stats table (and, for a paired
+comparison of two cells, the runs table), claiming only what parbench.decide's verdicts support, in its
+four words: faster, slower, equivalent, cannot tell (docs/method.md). Pure functions of the tables,
+tested on hand-made ones and on synthetic sweeps (tests/test_method.py)."""
 
+import math
 from typing import NamedTuple
 
 import pandas as pd
 
-from parbench.stats import BUSY_OTHER_CORES, clean, is_clean
+from parbench import decide
+from parbench.stats import BUSY_OTHER_CORES, REFERENCE, clean, is_clean, paired_cells, round_logs
 from parbench.text import UNIT, interval_text, mib, num, seconds_text, size_text, workers_text
 
 KEYS = ["workload", "backend", "workers"]
-# The least data an interval needs: two clean trials (fresh processes), so that it sees how much one
-# process differs from another; with one, a bootstrap over its batches alone would claim too much.
+# The least data an interval needs: two clean rounds (fresh processes), so that it sees how much one
+# process differs from another.
 MIN_TRIALS = 2
 # Memory peaks closer than this share are no clear difference, whatever their ranges (one trial has no range).
 MEMORY_TOLERANCE = 0.05
@@ -40,7 +44,7 @@ def backend_text(row) -> str:
 
 def cell_text(row) -> str:
     """'ray with 2 workers'; serial has no workers (its `workers` only sets the batch size)."""
-    return ("serial" if row.backend == "serial" else f"{row.backend} with {workers_text(row.workers)}") + busy_mark(row)
+    return (REFERENCE if row.backend == REFERENCE else f"{row.backend} with {workers_text(row.workers)}") + busy_mark(row)
 
 
 def throughput_text(row) -> str:
@@ -71,157 +75,279 @@ def best_per_backend(cells: pd.DataFrame) -> list:
     return ranked(cells.sort_values("throughput_median", ascending=False).drop_duplicates("backend"))
 
 
-def ahead_text(a, b) -> str:
-    """'2.1× (at least 1.3×) the next backend, ray with 2 workers: 40 items/s [35–44]'."""
-    low, _ = ratio_interval(a, b)
-    return (
-        f"{num(a.throughput_median / b.throughput_median)}× (at least {num(low)}×) the next backend, {cell_text(b)}: {throughput_text(b)}"
+def margin_of(stats: pd.DataFrame) -> float:
+    """The margin the stats table was judged with (config `margin`), else decide's default."""
+    if "margin" in stats and stats.margin.notna().any():
+        return float(stats.margin.dropna().iloc[0])
+    return decide.DEFAULT_MARGIN
+
+
+def family_of(stats: pd.DataFrame) -> int:
+    """How many comparisons with serial the workload's verdicts were judged among (Holm's family)."""
+    if "family" in stats and stats.family.notna().any():
+        return int(stats.family.max())
+    return int((stats.backend != REFERENCE).sum())
+
+
+def word_of(row) -> str:
+    """A cell's verdict against serial (cannot tell where the table has none)."""
+    word = row.get("verdict_vs_serial") if hasattr(row, "get") else None
+    return word if isinstance(word, str) and word in decide.WORDS else decide.CANNOT_TELL
+
+
+def ratio_text(estimate, low, high, rounds=None) -> str:
+    """'1.20× [1.10–1.31×] over 5 rounds'."""
+    over = f" over {int(rounds)} rounds" if rounds is not None and not pd.isna(rounds) and rounds > 0 else ""
+    return f"{num(estimate)}× {interval_text(low, high, '×')}{over}"
+
+
+def paired_text(r: decide.Ratio) -> str:
+    """'1.98× [1.96–2.01×] paired over 5 rounds': a ratio of two cells' runs of the same rounds."""
+    return f"{num(r.estimate)}× {interval_text(*r.interval(), '×')} paired over {r.n} rounds"
+
+
+def speedup_text(row) -> str:
+    """'1.20× serial's throughput [1.10–1.31×] over 5 rounds' (90 % interval of the paired ratio)."""
+    rounds = row.get("n_rounds") if hasattr(row, "get") else None
+    return f"{num(row.speedup_vs_serial)}× serial's throughput {interval_text(row.speedup_ci_low, row.speedup_ci_high, '×')}" + (
+        f" over {int(rounds)} rounds" if rounds is not None and not pd.isna(rounds) and rounds > 0 else ""
     )
 
 
-def versus_serial(row, name: str) -> str:
-    """How a non-serial cell stands against serial at the same worker count, by the speedup interval."""
+def rounds_text(needed) -> str:
+    """What more rounds would do for a `cannot tell`."""
+    if needed is None or pd.isna(needed):
+        return "no affordable number of rounds would decide it at this spread"
+    return f"about {int(needed)} rounds would decide it"
+
+
+def versus_serial(row, name: str, margin: float | None = None) -> str:
+    """How a non-serial cell stands against serial at the same worker count: its verdict and paired ratio."""
     if pd.isna(row.get("speedup_vs_serial")) or pd.isna(row.get("speedup_ci_low")):
         return f"serial did not run cleanly at {workers_text(row.workers)}, so {name} has no comparison with it"
-    speedup = f"{num(row.speedup_vs_serial)}× serial's throughput {interval_text(row.speedup_ci_low, row.speedup_ci_high, '×')}"
-    if row.speedup_ci_low > 1:
-        return f"{name} is faster than serial: {speedup}"
-    if row.speedup_ci_high < 1:
-        return f"{name} is slower than serial: {speedup}"
-    return f"{name} shows no clear difference from serial: {speedup}"
+    m = margin if margin is not None else (row.get("margin") if not pd.isna(row.get("margin", math.nan)) else decide.DEFAULT_MARGIN)
+    word, speedup = word_of(row), speedup_text(row)
+    if word in (decide.FASTER, decide.SLOWER):
+        return f"{name} is {word} than serial: {speedup}, beyond the {m:.0%} margin"
+    if word == decide.EQUIVALENT:
+        return f"{name} is equivalent to serial: {speedup}, within ±{m:.0%}"
+    return f"cannot tell {name} from serial: {speedup}; {rounds_text(row.get('rounds_needed'))}"
 
 
 def short_text(row) -> str:
     """'ray (2 workers) 105 [36.3–127]': a cell in a list."""
-    name = row.backend if row.backend == "serial" else f"{row.backend} ({workers_text(row.workers)})"
+    name = row.backend if row.backend == REFERENCE else f"{row.backend} ({workers_text(row.workers)})"
     return f"{name}{busy_mark(row)} {num(row.throughput_median)} {interval_text(row.throughput_ci_low, row.throughput_ci_high)}"
 
 
 class Choice(NamedTuple):
-    """The answer for one workload: the recommended cell, the cells not clearly different from it
-    (best first), the clearly slower ones, and serial's best cell (None if serial did not run cleanly)."""
+    """The answer for one workload: the recommended cell; the runner-up (the next cell faster than
+    serial, None if there is none) with the paired ratio best / runner-up and its word (`faster`: the
+    best is ahead; otherwise the two cannot be told apart); every cell faster than serial (best first);
+    the other parallel cells; serial's best cell; the family's size and the margin."""
 
     best: pd.Series
-    tied: list
-    clear: list
+    runner_up: pd.Series | None
+    versus_runner_up: decide.Ratio | None
+    runner_up_word: str | None
+    faster: list
+    others: list
     serial: pd.Series | None
+    family: int
+    margin: float
 
 
-def choose(stats: pd.DataFrame) -> Choice | None:
-    """The best backend and worker count for one workload, None if no cell can be claimed. A parallel
-    backend is chosen only if its speedup interval over serial lies above 1; otherwise serial is (the
-    simplest thing that is not clearly slower)."""
-    cells = claimable(stats)
-    if cells.empty:
+def cell_key(row) -> tuple:
+    return (row.workload, row.backend, row.workers, row.get("variant", "") if not pd.isna(row.get("variant", "")) else "")
+
+
+def paired(runs: pd.DataFrame | None, a, b) -> decide.Ratio | None:
+    """Cell a over cell b, paired within rounds from the runs table; None without runs."""
+    if runs is None or runs.empty or not {"status", "verified", "trial"} <= set(runs):
         return None
-    order = best_per_backend(cells)
-    serial = [r for r in order if r.backend == "serial"]
-    if order[0].backend != "serial" and serial:
-        # The fastest backend whose speedup interval lies above 1 (not only the fastest median), else serial.
-        beats = [r for r in order if r.backend != "serial" and r.speedup_ci_low > 1]
-        first = beats[0] if beats else serial[0]
-        order = [first, *(r for r in order if r.backend != first.backend)]
-    best, rest = order[0], order[1:]
-    # Against a parallel choice, serial is the baseline it beat, not a rival.
-    rivals = [r for r in rest if best.backend == "serial" or r.backend != "serial"]
-    # Clearly slower: below the best with no overlap; a rival with a higher median is never called slower.
-    clear = [r for r in rivals if not overlaps(best, r) and r.throughput_median < best.throughput_median]
-    return Choice(best, [r for r in rivals if not any(r is c for c in clear)], clear, serial[0] if serial else None)
+    r = paired_cells(round_logs(runs), cell_key(a), cell_key(b))
+    return r if r.n else None
 
 
-def recommendation(stats: pd.DataFrame) -> list[str]:
-    """The first-screen answer for one workload: the best backend and worker count, then how sure that is."""
-    choice = choose(stats)
+def choose(stats: pd.DataFrame, runs: pd.DataFrame | None = None, margin: float | None = None) -> Choice | None:
+    """The backend and worker count to use for one workload, None if no cell can be claimed or serial
+    ran no claimable cell. A parallel cell is chosen only where its verdict against serial is `faster`
+    (Holm over the workload's family, beyond the margin); among several, the highest throughput, and it
+    is told apart from the runner-up only where their paired ratio over the rounds says `faster`.
+    Otherwise serial is (the simplest thing, and nothing is faster)."""
+    cells = claimable(stats)
+    serials = ranked(cells[cells.backend == REFERENCE])
+    if cells.empty or not serials:
+        return None
+    margin = margin_of(stats) if margin is None else margin
+    parallel = ranked(cells[cells.backend != REFERENCE])
+    faster = [r for r in parallel if word_of(r) == decide.FASTER]
+    others = [r for r in parallel if word_of(r) != decide.FASTER]
+    best, runner, ratio, word = serials[0], None, None, None
+    if faster:
+        best = faster[0]
+        if len(faster) > 1:
+            runner = faster[1]
+            ratio = paired(runs, best, runner)
+            word = decide.verdict(ratio, margin) if ratio is not None else decide.CANNOT_TELL
+    return Choice(best, runner, ratio, word, faster, others, serials[0], family_of(stats), margin)
+
+
+def cannot_tell_from(choice: Choice) -> list:
+    """The cells the recommended one cannot be told from: a parallel choice's runner-up where their paired
+    ratio is not `faster`; serial's, every parallel cell that cannot be told from serial."""
+    if choice.best.backend == REFERENCE:
+        return [r for r in choice.others if word_of(r) == decide.CANNOT_TELL]
+    return [choice.runner_up] if choice.runner_up is not None and choice.runner_up_word != decide.FASTER else []
+
+
+def counts_text(rows: list) -> str:
+    """'2 equivalent, 1 slower, 3 cannot tell': the verdicts of some cells against serial."""
+    words = [word_of(r) for r in rows]
+    return ", ".join(f"{words.count(w)} {w}" for w in (decide.FASTER, decide.EQUIVALENT, decide.SLOWER, decide.CANNOT_TELL) if w in words)
+
+
+def recommendation(stats: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
+    """The first-screen answer for one workload: the backend and worker count, then how sure that is, in
+    decide's words, with how many comparisons it was chosen from and the margin."""
+    choice = choose(stats, runs)
     if choice is None:
         return [nothing_to_claim(stats)]
-    best, tied, clear, serial = choice
-    how = " (in the driver, no worker processes)" if best.backend == "serial" else ""
-    out = [f"Use {cell_text(best)}{how}: {throughput_text(best)}."]
-    if tied:
-        out.append(
-            f"How sure: not clearly faster than {', '.join(map(short_text, tied))} {UNIT}: the intervals overlap, "
-            "so these data cannot rank them."
-        )
-        if clear:
-            out.append(f"Clearly faster than the rest, the best of which is {short_text(clear[0])} {UNIT}.")
-    elif clear:
-        out.append(f"How sure: clearly ahead, at {ahead_text(best, clear[0])}.")
-    else:
-        out.append("How sure: it is the only backend that ran cleanly.")
-    if best.backend != "serial":
-        if serial is not None:
-            out.append(f"Against serial at the same batch size: {versus_serial(best, best.backend)}.")
-    else:
-        parallel = [r for r in tied + clear if r.backend != "serial"]
-        if parallel:
+    best, m = choice.best, f"{choice.margin:.0%}"
+    if best.backend != REFERENCE:
+        out = [
+            f"Use {cell_text(best)}: {throughput_text(best)}.",
+            f"How sure: faster than serial at the same batch size, {speedup_text(best)}, beyond the {m} margin; "
+            f"chosen from {choice.family} comparisons with serial (Holm's correction over them).",
+        ]
+        runner = choice.runner_up
+        if runner is None:
+            out.append("No other cell is faster than serial.")
+        elif choice.runner_up_word == decide.FASTER:
+            r = choice.versus_runner_up
             out.append(
-                f"No parallel backend is clearly faster; the best, {cell_text(parallel[0])}: "
-                f"{versus_serial(parallel[0], parallel[0].backend)}."
+                f"Faster than the runner-up, {cell_text(runner)} (also faster than serial): {paired_text(r)}, beyond the {m} margin."
             )
+        else:
+            r = choice.versus_runner_up
+            how = (
+                f"{paired_text(r)}; {rounds_text(decide.rounds_needed(r, choice.margin))}"
+                if r is not None
+                else "no paired comparison of their runs is at hand"
+            )
+            out.append(f"Cannot tell it from the runner-up, {cell_text(runner)}, also faster than serial: {how}.")
+        return out
+    out = [f"Use {cell_text(best)} (in the driver, no worker processes): {throughput_text(best)}."]
+    judged = [r for _, r in stats[stats.backend != REFERENCE].iterrows()]
+    if not judged:
+        out.append("How sure: no parallel backend ran.")
+        return out
+    out.append(
+        f"How sure: no parallel cell is faster than serial beyond the {m} margin, of {choice.family} compared "
+        f"(Holm's correction over them): {counts_text(judged)}."
+    )
+    unsure = [r for r in choice.others if word_of(r) == decide.CANNOT_TELL]
+    if unsure:
+        top = max(unsure, key=lambda r: r.speedup_vs_serial if not pd.isna(r.speedup_vs_serial) else -math.inf)
+        out.append(f"The closest: {versus_serial(top, cell_text(top), choice.margin)}.")
+    elif choice.others and all(word_of(r) == decide.EQUIVALENT for r in choice.others):
+        out.append(f"Every parallel cell is equivalent to serial within ±{m}: serial is the simpler choice.")
     return out
 
 
 def nothing_to_claim(stats: pd.DataFrame) -> str:
-    """Why no cell can carry a claim: none ran cleanly, or too few clean trials for an interval."""
+    """Why no cell can carry a claim: none ran cleanly, too few clean rounds, or serial has no claimable cell."""
     clean = stats[stats.all_clean.astype(bool)]
     if clean.empty:
         return "No cell ran cleanly: nothing to recommend."
+    if (clean.n_clean >= MIN_TRIALS).any() and not claimable(stats).backend.eq(REFERENCE).any():
+        return "Serial did not run cleanly in enough rounds: no cell can be compared with it, so nothing is recommended."
     return (
-        f"Not enough repeats to rank: every cell has fewer than {MIN_TRIALS} clean trials, and an interval from one "
+        f"Not enough repeats to rank: every cell has fewer than {MIN_TRIALS} clean rounds, and an interval from one "
         "process cannot show how much another process would differ. Run with trials: 2 or more."
     )
 
 
 def per_workers(stats: pd.DataFrame) -> list[str]:
-    """At each worker count: which backend has the highest throughput, and by how much over the next and over serial."""
+    """At each worker count: every parallel backend's verdict against serial, faster first, with its paired ratio."""
     out = []
+    margin = margin_of(stats)
     for w, cells in claimable(stats).groupby("workers"):
-        order = ranked(cells)
-        best = order[0]
-        head = f"At {workers_text(w)}: "
-        if len(order) == 1:
-            out.append(head + f"only {backend_text(best)} ran cleanly ({throughput_text(best)}).")
+        order = ranked(cells[cells.backend != REFERENCE])
+        head = f"At {workers_text(w)}"
+        if not order:
             continue
-        tied = [r for r in order[1:] if overlaps(best, r)]
-        if tied:
-            names = ", ".join(backend_text(r) for r in [best, *tied])
-            text = head + f"no clear difference between {names} (highest median: {best.backend}, {throughput_text(best)})"
-        else:
-            nxt = order[1]
-            low, _ = ratio_interval(best, nxt)
-            text = head + (
-                f"{backend_text(best)} is fastest, {throughput_text(best)}: {num(best.throughput_median / nxt.throughput_median)}× "
-                f"the next, {backend_text(nxt)} (at least {num(low)}×)"
-            )
-        if best.backend != "serial":
-            text += f"; {versus_serial(best, best.backend)}"
-        out.append(text + ".")
+        if pd.isna(order[0].get("speedup_vs_serial")) and not (cells.backend == REFERENCE).any():
+            out.append(f"{head}: serial did not run cleanly, so no backend has a comparison with it.")
+            continue
+        parts = []
+        for word in (decide.FASTER, decide.EQUIVALENT, decide.CANNOT_TELL, decide.SLOWER):
+            named = [r for r in order if word_of(r) == word]
+            if named:
+                label = {decide.FASTER: "faster", decide.SLOWER: "slower", decide.EQUIVALENT: "equivalent"}.get(word, "cannot tell")
+                parts.append(
+                    f"{label}: "
+                    + ", ".join(f"{backend_text(r)} {ratio_text(r.speedup_vs_serial, r.speedup_ci_low, r.speedup_ci_high)}" for r in named)
+                )
+        out.append(f"{head}, against serial (margin {margin:.0%}): " + "; ".join(parts) + ".")
     return out
 
 
-def scaling_stop(cells: pd.DataFrame):
-    """The worker count after which throughput no longer improves beyond the intervals: the first count
-    whose interval reaches the lower end of every larger count's interval. `cells`: one backend, clean."""
+def log_sd(row) -> float:
+    """The spread (sd of log) of one run's throughput in a cell: stats' throughput_log_sd, else from its 90 % interval."""
+    sd = row.get("throughput_log_sd") if hasattr(row, "get") else None
+    if sd is not None and not pd.isna(sd):
+        return float(sd)
+    n = int(row.n_clean)
+    if n < 2 or not row.throughput_ci_low > 0:
+        return math.nan
+    return math.log(row.throughput_ci_high / row.throughput_ci_low) / (2 * decide.t_quantile(1 - decide.ALPHA, n - 1)) * math.sqrt(n)
+
+
+def step(more, fewer) -> decide.Ratio:
+    """Throughput at more workers over fewer (Welch on the cells' runs: the two are different cells)."""
+    return decide.welch(
+        math.log(more.throughput_median),
+        log_sd(more),
+        int(more.n_clean),
+        math.log(fewer.throughput_median),
+        log_sd(fewer),
+        int(fewer.n_clean),
+    )
+
+
+def scaling_stop(cells: pd.DataFrame, margin: float = decide.DEFAULT_MARGIN):
+    """The worker count after which more workers are no longer faster: the first count whose next count's
+    verdict (Holm over the backend's steps, with the margin) is not `faster`. `cells`: one backend, clean.
+    Returns the stop's row and the word and ratio of the step after it (None, None if it never stops)."""
     rows = [r for _, r in cells.sort_values("workers").iterrows()]
-    for i, row in enumerate(rows):
-        if all(later.throughput_ci_low <= row.throughput_ci_high for later in rows[i + 1 :]):
-            return row
-    return rows[-1]
+    steps = [step(b, a) for a, b in zip(rows, rows[1:])]
+    words = decide.verdicts(steps, margin)
+    for i, word in enumerate(words):
+        if word != decide.FASTER:
+            return rows[i], word, steps[i]
+    return rows[-1], None, None
 
 
 def scaling(stats: pd.DataFrame) -> list[str]:
-    """Per parallel backend with at least two clean worker counts: where scaling stops."""
+    """Per parallel backend with at least two clean worker counts: where more workers stop being faster."""
     out = []
+    margin = margin_of(stats)
     for backend, cells in claimable(stats).groupby("backend", sort=False):
-        if backend == "serial" or cells.workers.nunique() < 2:
+        if backend == REFERENCE or cells.workers.nunique() < 2:
             continue
-        stop, most = scaling_stop(cells), cells.workers.max()
-        if stop.workers == most:
-            out.append(f"{backend}: still improving at {workers_text(most)}, the most run ({throughput_text(stop)}).")
-        else:
-            top = cells.loc[cells.workers == most].iloc[0]
-            where = f"scaling stops at {workers_text(stop.workers)}" if stop.workers != 1 else "no clear gain from more than 1 worker"
-            out.append(f"{backend}: {where} ({throughput_text(stop)}); at {workers_text(most)}: {throughput_text(top)}.")
+        (stop, word, r), most = scaling_stop(cells, margin), cells.workers.max()
+        if word is None:
+            out.append(f"{backend}: faster at every step up to {workers_text(most)}, the most run ({throughput_text(stop)}).")
+            continue
+        nxt = cells[cells.workers > stop.workers].sort_values("workers").iloc[0]
+        top = cells.loc[cells.workers == most].iloc[0]
+        said = word if word == decide.SLOWER else f"not faster: {word}"
+        how = f"{workers_text(nxt.workers)} is {said}, {ratio_text(r.estimate, *r.interval())}"
+        out.append(
+            f"{backend}: scaling stops at {workers_text(stop.workers)} ({throughput_text(stop)}): {how}; "
+            f"at {workers_text(most)}: {throughput_text(top)}."
+        )
     return out
 
 
@@ -238,17 +364,20 @@ def memory_ranges(runs: pd.DataFrame) -> pd.DataFrame:
 
 def least_memory(stats: pd.DataFrame) -> list[str]:
     """At each worker count: which parallel backend needs least memory (peak tree PSS), against the next.
-    Intervals: peak_tree_pss_bytes_low/_high (range over clean trials) where present, else the median alone;
-    peaks within MEMORY_TOLERANCE of the least are no clear difference either."""
+    Intervals: stats' 90 % interval over runs (peak_tree_pss_ci_low/_high) where present, else
+    peak_tree_pss_bytes_low/_high (range over clean runs, memory_ranges), else the median alone; peaks
+    within MEMORY_TOLERANCE of the least are no clear difference either."""
     cells = stats[stats.all_clean.astype(bool) & (stats.n_clean >= MIN_TRIALS) & stats.peak_tree_pss_bytes_median.notna()].copy()
     for side in ("low", "high"):
-        column = f"peak_tree_pss_bytes_{side}"
-        cells[column] = cells[column].fillna(cells.peak_tree_pss_bytes_median) if column in cells else cells.peak_tree_pss_bytes_median
+        column, interval = f"peak_tree_pss_bytes_{side}", f"peak_tree_pss_ci_{side}"
+        found = cells[interval] if interval in cells else pd.Series(float("nan"), index=cells.index)
+        found = found.fillna(cells[column]) if column in cells else found
+        cells[column] = found.fillna(cells.peak_tree_pss_bytes_median)
     out = []
     for w, at in cells.groupby("workers"):
-        serial = at[at.backend == "serial"]
+        serial = at[at.backend == REFERENCE]
         ref = f" (serial, one process: {mib(serial.peak_tree_pss_bytes_median.iloc[0])})" if len(serial) else ""
-        order = [r for _, r in at[at.backend != "serial"].sort_values("peak_tree_pss_bytes_median").iterrows()]
+        order = [r for _, r in at[at.backend != REFERENCE].sort_values("peak_tree_pss_bytes_median").iterrows()]
         if not order:
             continue
         best, head = order[0], f"At {workers_text(w)}, "
@@ -325,14 +454,14 @@ def cpu_figure(row, serial=None) -> str:
     if cost is None or pd.isna(cost):
         return "not measured"
     base = serial.get("cpu_per_item_s_median") if serial is not None else None
-    versus = f" ({num(cost / base)}× serial's)" if base and not pd.isna(base) and row.backend != "serial" else ""
+    versus = f" ({num(cost / base)}× serial's)" if base and not pd.isna(base) and row.backend != REFERENCE else ""
     return f"{seconds_text(cost)}{versus}"
 
 
 def serial_at(stats: pd.DataFrame, workers):
     """Serial's claimable cell at `workers` (the batch size it ran), or None."""
     cells = claimable(stats)
-    cells = cells[(cells.backend == "serial") & (cells.workers == workers)]
+    cells = cells[(cells.backend == REFERENCE) & (cells.workers == workers)]
     return cells.iloc[0] if len(cells) else None
 
 
@@ -381,6 +510,13 @@ def busy_warning(runs: pd.DataFrame) -> str | None:
     )
 
 
+def sentinel_label(row) -> str:
+    """A sentinel run's place: start/middle/end (before rounds), else its round (one sentinel per round)."""
+    if isinstance(row.get("sentinel"), str):
+        return row.sentinel
+    return f"round {int(row['round'])}" if not pd.isna(row.get("round", math.nan)) else "?"
+
+
 def drift(sentinels: pd.DataFrame, runs: pd.DataFrame | None = None) -> tuple[str, bool]:
     """What the sentinel (the same serial run once in every round) says of the machine's drift over the
     sweep, and whether it passes DRIFT_WARN; `runs` made outside the sentinels' span (a later partial
@@ -418,7 +554,7 @@ def drift(sentinels: pd.DataFrame, runs: pd.DataFrame | None = None) -> tuple[st
 def findings(stats: pd.DataFrame, runs: pd.DataFrame | None = None) -> dict:
     """All findings of one workload's stats (and runs), by kind."""
     return {
-        "advice": recommendation(stats),
+        "advice": recommendation(stats, runs),
         "per_workers": per_workers(stats),
         "scaling": scaling(stats),
         "cpu": cpu_cost(stats),
@@ -453,11 +589,11 @@ def kind(serial_busy, threads_busy) -> str:
 
 def summary(stats: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per workload: what characterises it (measured), the recommended cell with its speedup
-    interval over serial and its memory, and the runner-up where the two are not clearly different."""
+    interval and verdict over serial and its memory, and the runner-up where the two cannot be told apart."""
     rows = []
     for workload, s in stats.groupby("workload", sort=False):
-        serial, threads = s[s.backend == "serial"], s[(s.backend == "threads") & (s.workers >= 2)]
-        choice = choose(s)
+        serial, threads = s[s.backend == REFERENCE], s[(s.backend == "threads") & (s.workers >= 2)]
+        choice = choose(s, runs[runs.workload == workload] if runs is not None and "workload" in runs else None)
         row = {
             "workload": workload,
             "items per task": int(s.items_per_task.iloc[0]) if "items_per_task" in s else 1,
@@ -476,15 +612,15 @@ def summary(stats: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                     "speedup over serial": "–",
                     "CPU per item": "–",
                     "peak memory": "–",
-                    "not clearly different": "–",
+                    "cannot tell from": "–",
                 }
             )
         else:
             best = choice.best
             speedup = (
                 "1 (is serial)"
-                if best.backend == "serial"
-                else f"{num(best.speedup_vs_serial)}× {interval_text(best.speedup_ci_low, best.speedup_ci_high, '×')}"
+                if best.backend == REFERENCE
+                else f"{word_of(best)}: {num(best.speedup_vs_serial)}× {interval_text(best.speedup_ci_low, best.speedup_ci_high, '×')}"
             )
             row.update(
                 {
@@ -492,7 +628,7 @@ def summary(stats: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                     "speedup over serial": speedup,
                     "CPU per item": cpu_figure(best, serial_at(s, best.workers)),
                     "peak memory": mib(best.peak_tree_pss_bytes_median),
-                    "not clearly different": ", ".join(cell_text(r) for r in choice.tied) or "–",
+                    "cannot tell from": ", ".join(cell_text(r) for r in cannot_tell_from(choice)) or "–",
                 }
             )
         rows.append(row)

@@ -1,12 +1,13 @@
-"""Compare this sweep with finished sweeps (baselines): per cell, the throughput ratio and the memory
-ratio (this sweep over the baseline) with 95 % intervals and verdicts, what differs between the
-sweeps, and the cells that cannot be compared. Also: the cells of one sweep whose records mix hosts,
+"""Compare runs: every other variant of this sweep with its first variant (paired within rounds,
+the method's way), and this sweep with finished sweeps of other sessions (baselines, compare_with,
+normalised by both sweeps' sentinels). Per cell, the throughput ratio and the memory ratio with
+90 % intervals and the method's words (parbench.judge holds that logic), what differs between the
+sides, and the cells that cannot be compared. Also: the cells of one sweep whose records mix hosts,
 CPU models or commits.
 
 A baseline is a finished sweep's results/ folder, copied anywhere: tables/runs.csv names the runs
-that make the sweep, runs/ holds their records, machine.json the machine's limits. Both sweeps are
-tabulated from their records by this parbench's stats.tables, and both intervals come from
-stats.bootstrap_medians (trials, then batches), so the two sides are treated alike.
+that make the sweep, runs/ holds their records, sentinels/ its sentinel runs, machine.json the
+machine's limits. Both sides are read from their records by this parbench, so they are treated alike.
 """
 
 import base64
@@ -21,15 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from parbench import records, stats
-from parbench.claims import MEMORY_TOLERANCE
+from parbench import judge, records, stats
+from parbench.judge import MEMORY_VERDICTS, NOT_COMPARABLE, ONLY_BASELINE, ONLY_HERE, SAME_TASK_KEYS, THROUGHPUT_VERDICTS
 from parbench.stats import KEYS
 
-THROUGHPUT_VERDICTS = ("faster", "slower", "no clear difference")
-MEMORY_VERDICTS = ("less memory", "more memory", "no clear difference")
-ONLY_HERE, ONLY_BASELINE, NOT_COMPARABLE = "only here", "only in baseline", "not comparable"
-# Workload parameters that change how many batches run, or the random data, but not what one task costs.
-SAME_TASK_KEYS = ("batches", "warmup_batches", "min_timed_s", "seed")
+__all__ = ["MEMORY_VERDICTS", "NOT_COMPARABLE", "ONLY_BASELINE", "ONLY_HERE", "SAME_TASK_KEYS", "THROUGHPUT_VERDICTS"]
 FINISHED = ("runs/", "tables/runs.csv", "machine.json")
 CSS = (Path(__file__).parent / "templates" / "report.css").read_text()
 
@@ -43,6 +40,44 @@ class BaselineError(ValueError):
 
 def record_path(folder, workload, backend, workers, trial) -> Path:
     return Path(folder) / "runs" / str(workload) / str(backend) / f"workers-{int(float(workers))}" / f"trial-{int(float(trial))}.json"
+
+
+def _key(workload, backend, workers, trial, variant=None, twin=None) -> tuple:
+    """What names one run, from a record's fields or from a runs.csv row's strings."""
+    return str(workload), str(backend), int(float(workers)), int(float(trial)), str(variant or ""), str(twin).lower() in ("true", "1")
+
+
+def listed_records(folder) -> list[Path]:
+    """The record of each run a finished sweep's tables/runs.csv lists: at its plain path, else (a
+    variant's run or an A/A twin, or another layout) found among runs/ by its fields; a missing one
+    at the path it would have."""
+    path = Path(folder).expanduser()
+    with open(path / "tables" / "runs.csv", newline="") as f:
+        listed = list(csv.DictReader(f))
+    out, index = [], None
+    for r in listed:
+        plain = record_path(path, r["workload"], r["backend"], r["workers"], r["trial"])
+        key = _key(r["workload"], r["backend"], r["workers"], r["trial"], r.get("variant"), r.get("twin"))
+        if plain.is_file() and not key[4] and not key[5]:
+            out.append(plain)
+            continue
+        if index is None:  # read every record once, only for a sweep that needs it
+            index = {}
+            for p in sorted((path / "runs").rglob("*.json")):
+                try:
+                    rec = records.read(p)
+                    index.setdefault(
+                        _key(rec["workload"], rec["backend"], rec["workers"], rec["trial"], rec.get("variant"), rec.get("twin")), p
+                    )
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue
+        out.append(index.get(key, plain))
+    return out
+
+
+def sentinel_files(folder) -> list[Path]:
+    """A finished sweep's sentinel runs (none in a sweep run without sentinels)."""
+    return sorted((Path(folder).expanduser() / "sentinels").glob("*.json"))
 
 
 def baseline_problems(folder, here="results") -> list[str]:
@@ -65,7 +100,7 @@ def baseline_problems(folder, here="results") -> list[str]:
         listed = list(csv.DictReader(f))
     if not listed or not {"workload", "backend", "workers", "trial"} <= set(listed[0]):
         return [f"{name} is not a parbench results folder: its tables/runs.csv lists no runs (workload, backend, workers, trial)"]
-    paths = [record_path(path, r["workload"], r["backend"], r["workers"], r["trial"]) for r in listed]
+    paths = listed_records(path)
     missing = [p for p in paths if not p.is_file()]
     if missing:
         return [
@@ -92,11 +127,9 @@ def baseline_problems(folder, here="results") -> list[str]:
 
 
 def baseline_files(folder) -> list[Path]:
-    """Every file of a checked baseline that the comparison reads: its listed records, runs.csv and machine.json."""
+    """Every file of a checked baseline that the comparison reads: its listed records, its sentinels, runs.csv and machine.json."""
     path = Path(folder).expanduser().resolve()
-    with open(path / "tables" / "runs.csv", newline="") as f:
-        runs = [record_path(path, r["workload"], r["backend"], r["workers"], r["trial"]) for r in csv.DictReader(f)]
-    return [*runs, path / "tables" / "runs.csv", path / "machine.json"]
+    return [*listed_records(path), *sentinel_files(path), path / "tables" / "runs.csv", path / "machine.json"]
 
 
 def baselines(value, here="results") -> dict[str, list[Path]]:
@@ -110,21 +143,22 @@ def baselines(value, here="results") -> dict[str, list[Path]]:
 
 @dataclass
 class Sweep:
-    """One sweep: its name (a folder, or 'this sweep'), its records and machine.json."""
+    """One sweep: its name (a folder, or 'this sweep'), its run records, machine.json and its sentinel runs."""
 
     name: str
     records: list[dict]
     machine: dict = field(default_factory=dict)
+    sentinels: list[dict] = field(default_factory=list)
 
 
-def load(name: str, record_paths, machine_path) -> Sweep:
+def load(name: str, record_paths, machine_path, sentinel_paths=()) -> Sweep:
     machine = json.loads(Path(machine_path).read_text()) if machine_path and Path(machine_path).exists() else {}
-    return Sweep(name, [records.read(p) for p in record_paths], machine)
+    return Sweep(name, [records.read(p) for p in record_paths], machine, [records.read(p) for p in sentinel_paths])
 
 
 def load_baseline(folder) -> Sweep:
-    *runs, _, machine = baseline_files(folder)
-    return load(str(folder), runs, machine)
+    path = Path(folder).expanduser().resolve()
+    return load(str(folder), listed_records(path), path / "machine.json", sentinel_files(path))
 
 
 # ---------------------------------------------------------------- provenance within one sweep
@@ -297,13 +331,13 @@ def framing(diff: pd.DataFrame, here: Sweep, base: Sweep) -> str:
     moved_text = " That peak moved by more than 10 %: the machine itself was not the same." if moved else ""
     if not other:
         return (
-            "Same machine, and nothing recorded differs (an A/A comparison): a verdict other than no clear difference is a false "
+            "Same machine, and nothing recorded differs (an A/A comparison): a verdict of faster or slower is a false "
             "positive or a change of the machine's state between the sweeps (other load, temperature)." + gemm_text + moved_text
         )
     return (
         f"Same machine (host, CPU model, cores and memory agree). What differs: {other_text}. Ratios reflect those differences "
-        "plus any change of the machine's state between the sweeps (other load, temperature, kernel), which the intervals do not "
-        "cover: they cover the variation between runs within each sweep." + gemm_text + moved_text
+        "plus any change of the machine's state between the sweeps (other load, temperature, kernel) that the sentinels do not "
+        "cancel (one that slows some workloads more than others), which the intervals do not cover." + gemm_text + moved_text
     )
 
 
@@ -314,183 +348,21 @@ def _gemm_all(sweep: Sweep):
 # ---------------------------------------------------------------- cells and verdicts
 
 
-@dataclass
-class Cell:
-    n_runs: int
-    n_clean: int
-    statuses: str
-    groups: list  # per clean trial: its batches' throughputs (what bootstrap_medians resamples)
-    peaks: np.ndarray  # per clean trial: peak tree PSS, bytes
-    task: dict  # what one task is: workload parameters beyond SAME_TASK_KEYS, and tasks per batch
-    memory_scope: str  # what the tree PSS covers: 'local' or 'driver only' (an external cluster)
-
-
-def cells(sweep: Sweep) -> dict[tuple, Cell]:
-    """Every cell of a sweep with what a comparison needs."""
-    if not sweep.records:
-        return {}
-    runs, batches = stats.tables(sweep.records)
-    clean = runs[(runs.status == "ok") & runs.verified.astype(bool)]
-    by_cell = {}
-    for r in sweep.records:
-        by_cell.setdefault((r["workload"], r["backend"], int(r["workers"])), []).append(r)
-    out = {}
-    for key, cell in runs.groupby(KEYS, sort=True):
-        key = (key[0], key[1], int(key[2]))
-        ok = clean[(clean.workload == key[0]) & (clean.backend == key[1]) & (clean.workers == key[2])]
-        good = batches[(batches.workload == key[0]) & (batches.backend == key[1]) & (batches.workers == key[2])]
-        good = good[good.trial.isin(ok.trial)]
-        first = by_cell[key][0]
-        params = {k: v for k, v in (first.get("params") or {}).items() if k not in SAME_TASK_KEYS}
-        in_tree = all((r.get("cluster") or {}).get("workers_in_memory_tree", True) for r in by_cell[key])
-        out[key] = Cell(
-            n_runs=len(cell),
-            n_clean=len(ok),
-            statuses=", ".join(f"{s} ×{n}" for s, n in cell.status.value_counts().sort_index().items()),
-            groups=[g.throughput.to_numpy() for _, g in good.groupby("trial") if len(g)],
-            peaks=ok.peak_tree_pss_bytes.dropna().to_numpy(dtype=float),
-            task={**params, "tasks_per_batch": first.get("tasks_per_batch")},
-            memory_scope="local" if in_tree else "driver only",
-        )
-    return out
-
-
-def throughput_verdict(low: float, high: float) -> str:
-    """From the ratio's 95 % interval: faster if it lies above 1, slower if below, else no clear difference."""
-    if low > 1:
-        return "faster"
-    if high < 1:
-        return "slower"
-    return "no clear difference"
-
-
-def memory_verdict(ratio: float, low: float, high: float) -> str:
-    """More or less memory only where the interval excludes 1 and the ratio is beyond MEMORY_TOLERANCE."""
-    if low > 1 and ratio > 1 + MEMORY_TOLERANCE:
-        return "more memory"
-    if high < 1 and ratio < 1 - MEMORY_TOLERANCE:
-        return "less memory"
-    return "no clear difference"
-
-
-def _interval(samples: np.ndarray) -> tuple[float, float]:
-    tail = (1 - stats.CONFIDENCE) / 2 * 100
-    low, high = np.percentile(samples, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def _resampled_medians(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    """Medians of trials resampled with replacement (a peak is one number per trial: one level)."""
-    return np.median(rng.choice(values, size=(n_boot, len(values))), axis=1)
-
-
-def _why_not(here: Cell, base: Cell) -> str | None:
-    if not here.groups:
-        return f"no clean run here ({here.statuses})"
-    if not base.groups:
-        return f"no clean run in the baseline ({base.statuses})"
-    # A key only one side has is a parameter one parbench version lacks: not a difference of task.
-    differ = [k for k in sorted(here.task.keys() & base.task.keys()) if here.task[k] != base.task[k]]
-    if differ:
-        return "not the same task: " + "; ".join(
-            f"{k} {json.dumps(here.task[k])} here, {json.dumps(base.task[k])} in the baseline" for k in differ
-        )
-    return None
-
-
-COLUMNS = [
-    "baseline",
-    *KEYS,
-    "throughput_ratio",
-    "throughput_ratio_ci_low",
-    "throughput_ratio_ci_high",
-    "verdict",
-    "memory_ratio",
-    "memory_ratio_ci_low",
-    "memory_ratio_ci_high",
-    "memory_verdict",
-    "throughput_here",
-    "throughput_here_ci_low",
-    "throughput_here_ci_high",
-    "throughput_baseline",
-    "throughput_baseline_ci_low",
-    "throughput_baseline_ci_high",
-    "peak_tree_pss_bytes_here",
-    "peak_tree_pss_bytes_baseline",
-    "n_clean_here",
-    "n_clean_baseline",
-    "reason",
-]
-
-
-def compare(here: Sweep, bases: list[Sweep], seed: int = 0, n_boot: int = stats.N_BOOT) -> pd.DataFrame:
-    """comparison.csv: one row per baseline × cell present in either sweep. Ratios are this sweep over the
-    baseline (throughput above 1: faster now; memory above 1: more memory now); intervals are percentiles
-    of the ratio of independent two-level bootstrap medians of the two sweeps."""
-    rng = np.random.default_rng(seed)
-    mine, boots = cells(here), {}
-
-    def medians(sweep_name: str, key, cell: Cell):
-        if (sweep_name, key) not in boots:
-            boots[(sweep_name, key)] = (stats.bootstrap_medians(cell.groups, rng, n_boot), _resampled_medians(cell.peaks, rng, n_boot))
-        return boots[(sweep_name, key)]
-
-    rows = []
+def compare(here: Sweep, bases: list[Sweep], margin: float = judge.MARGIN, variants=None) -> pd.DataFrame:
+    """comparison.csv: one row per comparison x cell. First every other variant of this sweep against
+    its first variant (paired within rounds), then this sweep against each baseline (normalised by the
+    sentinels). Ratios are the compared side over the baseline (throughput above 1: faster; memory
+    above 1: more memory), with 90 % intervals and the method's words (parbench.judge)."""
+    rows = judge.within(here.records, variants, margin)
     for base in bases:
-        theirs = cells(base)
-        for key in sorted(set(mine) | set(theirs)):
-            row = {c: np.nan for c in COLUMNS} | {"baseline": base.name, **dict(zip(KEYS, key)), "reason": ""}
-            a, b = mine.get(key), theirs.get(key)
-            if a is None or b is None:
-                verdict = ONLY_BASELINE if a is None else ONLY_HERE
-                row.update(verdict=verdict, memory_verdict=verdict, reason="not run here" if a is None else "not run in the baseline")
-                rows.append(row)
-                continue
-            row.update(n_clean_here=a.n_clean, n_clean_baseline=b.n_clean)
-            why = _why_not(a, b)
-            if why:
-                row.update(verdict=NOT_COMPARABLE, memory_verdict=NOT_COMPARABLE, reason=why)
-                rows.append(row)
-                continue
-            (ta, ma), (tb, mb) = medians("here", key, a), medians(base.name, key, b)
-            here_median, base_median = np.median(np.concatenate(a.groups)), np.median(np.concatenate(b.groups))
-            low, high = _interval(ta / tb)
-            row.update(
-                throughput_ratio=here_median / base_median,
-                throughput_ratio_ci_low=low,
-                throughput_ratio_ci_high=high,
-                verdict=throughput_verdict(low, high),
-                throughput_here=here_median,
-                throughput_baseline=base_median,
-            )
-            row["throughput_here_ci_low"], row["throughput_here_ci_high"] = _interval(ta)
-            row["throughput_baseline_ci_low"], row["throughput_baseline_ci_high"] = _interval(tb)
-            if len(a.peaks) and len(b.peaks) and a.memory_scope == b.memory_scope:
-                ratio = float(np.median(a.peaks) / np.median(b.peaks))
-                mlow, mhigh = _interval(ma / mb)
-                row.update(
-                    memory_ratio=ratio,
-                    memory_ratio_ci_low=mlow,
-                    memory_ratio_ci_high=mhigh,
-                    memory_verdict=memory_verdict(ratio, mlow, mhigh),
-                    peak_tree_pss_bytes_here=float(np.median(a.peaks)),
-                    peak_tree_pss_bytes_baseline=float(np.median(b.peaks)),
-                )
-            else:
-                row.update(
-                    memory_verdict=NOT_COMPARABLE,
-                    reason=f"memory: the tree covers {a.memory_scope} here, {b.memory_scope} in the baseline"
-                    if len(a.peaks) and len(b.peaks)
-                    else "memory: no peak recorded",
-                )
-            rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+        rows += judge.across(here.records, here.sentinels, base.records, base.sentinels, base.name, margin)
+    return pd.DataFrame(rows, columns=judge.COLUMNS)
 
 
 def not_comparable(table: pd.DataFrame) -> pd.DataFrame:
     """The rows without a throughput or memory verdict from intervals, with why."""
     judged = table.verdict.isin(THROUGHPUT_VERDICTS) & table.memory_verdict.isin(MEMORY_VERDICTS)
-    return table.loc[~judged, ["baseline", *KEYS, "verdict", "memory_verdict", "reason"]]
+    return table.loc[~judged, ["baseline", "variant", *KEYS, "verdict", "memory_verdict", "reason"]]
 
 
 # ---------------------------------------------------------------- the figure
@@ -500,7 +372,8 @@ COLOURS = {
     "less memory": "#0173b2",
     "slower": "#d55e00",
     "more memory": "#d55e00",
-    "no clear difference": "#7f7f7f",
+    "equivalent": "#029e73",
+    "cannot tell": "#7f7f7f",
 }
 MARKERS = ["o", "s", "^", "D", "v"]
 TICKS = [0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 5, 10, 20, 50]
@@ -519,6 +392,19 @@ def ticks(reach: float, count: int = 9) -> list[float]:
     return sorted(kept)
 
 
+def against(table: pd.DataFrame) -> pd.Series:
+    """What each row compares, as a label: 'B ÷ A' for variants, 'this sweep ÷ folder' for a baseline."""
+    here = [
+        f"{v} ÷ {b}" if k == judge.WITHIN else f"this sweep{f' ({v})' if isinstance(v, str) and v else ''} ÷ {b}"
+        for v, b, k in zip(table.variant, table.baseline, table.kind)
+    ]
+    return pd.Series(here, index=table.index, dtype=object)
+
+
+def _margin(table: pd.DataFrame) -> float:
+    return float(table.margin.dropna().iloc[0]) if table.margin.notna().any() else judge.MARGIN
+
+
 def _rows(table: pd.DataFrame) -> list[tuple]:
     """Cells top to bottom: serial first, then backends by name, each by worker count."""
     cells_ = table[["backend", "workers"]].drop_duplicates()
@@ -526,8 +412,8 @@ def _rows(table: pd.DataFrame) -> list[tuple]:
 
 
 def figure(table: pd.DataFrame, workload: str):
-    """Forest plot of one workload: per cell, the throughput ratio and the memory ratio with their 95 %
-    intervals, a line at 1, colour by verdict; one marker per baseline."""
+    """Forest plot of one workload: per cell, the throughput ratio and the memory ratio with their 90 %
+    intervals, a line at 1 and the margin's band around it, colour by verdict; one marker per comparison."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -536,25 +422,27 @@ def figure(table: pd.DataFrame, workload: str):
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     data = table[table.workload == workload]
-    rows, names = _rows(data), list(dict.fromkeys(data.baseline))
+    labels = against(data)
+    rows, names, margin = _rows(data), list(dict.fromkeys(labels)), _margin(table)
     backends_ = list(dict.fromkeys(b for b, _ in rows))
     height = 1.4 + 0.24 * max(1, len(rows)) * max(1, len(names) * 0.7)
     fig, axes = plt.subplots(1, 2, figsize=(7.2, height), sharey=True)
     panels = (
-        ("throughput_ratio", "verdict", "throughput, this sweep ÷ baseline\n(above 1: faster now)"),
-        ("memory_ratio", "memory_verdict", "peak tree PSS, this sweep ÷ baseline\n(above 1: more memory now)"),
+        ("throughput_ratio", "verdict", "throughput ratio\n(above 1: faster than the baseline)"),
+        ("memory_ratio", "memory_verdict", "peak tree PSS ratio\n(above 1: more memory than the baseline)"),
     )
     offsets = np.linspace(-0.22, 0.22, len(names)) if len(names) > 1 else [0.0]
     for ax, (column, verdict, label) in zip(axes, panels):
         values = data[[column, f"{column}_ci_low", f"{column}_ci_high"]].to_numpy(dtype=float)
         finite = values[np.isfinite(values) & (values > 0)]
         reach = max(1.25, float(np.max(np.maximum(finite, 1 / finite))) * 1.15) if finite.size else 1.25
+        ax.axvspan(1 / (1 + margin), 1 + margin, color="#029e73", alpha=0.12, lw=0)  # the margin: inside it, equivalent
         ax.axvline(1, color="0.2", lw=0.9)
         for y, (backend, workers) in enumerate(rows):
             if backends_.index(backend) % 2:  # a light band for every other backend, to read across
                 ax.axhspan(y - 0.5, y + 0.5, color="0.95", lw=0, zorder=0)
             for offset, name, marker in zip(offsets, names, MARKERS):
-                found = data[(data.backend == backend) & (data.workers == workers) & (data.baseline == name)]
+                found = data[(data.backend == backend) & (data.workers == workers) & (labels == name)]
                 if found.empty:
                     continue
                 r = found.iloc[0]
@@ -580,13 +468,14 @@ def figure(table: pd.DataFrame, workload: str):
     handles = [
         Line2D([], [], color=COLOURS["faster"], label="faster / less memory", **line),
         Line2D([], [], color=COLOURS["slower"], label="slower / more memory", **line),
-        Line2D([], [], color=COLOURS["no clear difference"], label="no clear difference", **line),
+        Line2D([], [], color=COLOURS["equivalent"], label=f"equivalent (within ±{margin:.0%})", **line),
+        Line2D([], [], color=COLOURS["cannot tell"], label="cannot tell", **line),
     ]
     if len(names) > 1:
-        handles += [Line2D([], [], color="0.3", marker=m, ls="", ms=4.5, label=f"against {n}") for n, m in zip(names, MARKERS)]
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False, fontsize=7)
-    against = "the baseline" if len(names) < 2 else "each baseline"
-    fig.suptitle(f"{workload}: this sweep against {against}, ratios with 95 % intervals", fontsize=9, x=0.02, ha="left")
+        handles += [Line2D([], [], color="0.3", marker=m, ls="", ms=4.5, label=n) for n, m in zip(names, MARKERS)]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False, fontsize=7)
+    title = names[0] if len(names) == 1 else "each comparison"
+    fig.suptitle(f"{workload}: {title}, ratios with 90 % intervals", fontsize=9, x=0.02, ha="left")
     fig.tight_layout()
     return fig
 
@@ -616,19 +505,32 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def _count(v) -> str:
+    return "–" if v is None or not v == v else str(int(v))
+
+
+def _needed(n, rounds, verdict) -> str:
+    """The rounds a cell's observed spread says would decide it, for cells that cannot tell yet."""
+    if verdict != judge.decide.CANNOT_TELL:
+        return "–"
+    if not rounds >= 2:
+        return "unknown (one round)"
+    return _count(n) if n == n and n is not None else "over 1000"
+
+
 def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
     """The verdicts as the page shows them: one row per cell (serial first, as in the figure), values with their intervals."""
     mib = 2**20
     order = {cell: i for i, cell in enumerate(_rows(table))}
-    table = table.iloc[
-        sorted(range(len(table)), key=lambda i: (order[(table.backend.iloc[i], table.workers.iloc[i])], table.baseline.iloc[i]))
-    ]
+    labels = against(table)
+    table = table.iloc[sorted(range(len(table)), key=lambda i: (order[(table.backend.iloc[i], table.workers.iloc[i])], labels.iloc[i]))]
+    labels = against(table)
     out = pd.DataFrame(
         {
-            "baseline": table.baseline,
+            "compared": labels,
             "backend": table.backend,
             "workers": table.workers.astype(int),
-            "throughput here": [
+            "throughput": [
                 _with_interval(*v) for v in table[["throughput_here", "throughput_here_ci_low", "throughput_here_ci_high"]].to_numpy()
             ],
             "throughput baseline": [
@@ -640,7 +542,10 @@ def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
                 for v in table[["throughput_ratio", "throughput_ratio_ci_low", "throughput_ratio_ci_high"]].to_numpy()
             ],
             "verdict": table.verdict,
-            "peak PSS here / baseline, MiB": [
+            "rounds": [_count(v) for v in table.n_rounds],
+            "detectable": [_fmt(100 * v, " %") for v in table.detectable_difference],
+            "rounds needed": [_needed(n, r, v) for n, r, v in zip(table.rounds_needed, table.n_rounds, table.verdict)],
+            "peak PSS / baseline, MiB": [
                 f"{_fmt(h / mib)} / {_fmt(b / mib)}" if np.isfinite(h) else "–"
                 for h, b in table[["peak_tree_pss_bytes_here", "peak_tree_pss_bytes_baseline"]].to_numpy()
             ],
@@ -650,7 +555,7 @@ def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
             "memory verdict": table.memory_verdict,
         }
     )
-    return out if table.baseline.nunique() > 1 else out.drop(columns="baseline")
+    return out if labels.nunique() > 1 else out.drop(columns="compared")
 
 
 def _html_table(frame: pd.DataFrame, classes: str = "") -> str:
@@ -677,7 +582,7 @@ def _counts(table: pd.DataFrame, column: str) -> str:
 EXTRA_CSS = (
     ".banner{background:#fdf3e7;border-left:4px solid #d55e00;padding:.5em .8em;margin:.8em 0}"
     "tr.differs td{background:#fff6df}td.v-faster,td.v-less-memory{color:#0173b2;font-weight:600}"
-    "td.v-slower,td.v-more-memory{color:#d55e00;font-weight:600}td.v-no-clear-difference{color:#555}"
+    "td.v-slower,td.v-more-memory{color:#d55e00;font-weight:600}td.v-equivalent{color:#027a5a}td.v-cannot-tell{color:#555}"
     "figure img{max-width:900px}table.cmp{font-size:.8em}"
     "table.cmp td{white-space:nowrap}"
 )
@@ -695,9 +600,70 @@ def _facts_table(diff: pd.DataFrame, names: list[str]) -> str:
     return f"<table class=facts>{head}{rows}</table>"
 
 
+CONFOUNDED = (
+    "A comparison of two separate sessions is confounded with the machine's state: its load, temperature and "
+    "everything else that changed between the two days moves every ratio, and no interval made within a session "
+    "covers that. Here each run is divided by its own sweep's sentinel of the same round, which cancels a machine "
+    "uniformly faster or slower, not a change that affects one workload more than another. To compare two setups, "
+    "make them `variants` of one sweep instead: their runs interleave in the same rounds and each ratio is paired "
+    "within a round."
+)
+
+
+def opening(table: pd.DataFrame, bases: list[Sweep]) -> list[str]:
+    """The page's first lines: what kind of comparison this is and how far it can be trusted."""
+    lines = []
+    if (table.kind == judge.WITHIN).any():
+        first = table[table.kind == judge.WITHIN].baseline.iloc[0]
+        lines.append(
+            f"Variants of one sweep: every other variant against the first ({first}), cell by cell. Their runs were "
+            "interleaved in the same rounds, so each ratio is paired within a round and the machine's drift cancels."
+        )
+    if bases:
+        lines.append(CONFOUNDED)
+    for name, how in table[table.kind == judge.ACROSS].groupby("baseline", sort=False).normalised.first().items():
+        if how and how != judge.NORMALISED:
+            lines.append(
+                f"Against {name}: not normalised ({how.removeprefix('no: ')}): an older parbench ran no sentinel per round, "
+                "so the ratios also carry the whole change of the machine between the sessions."
+            )
+    return lines
+
+
+def variant_sweeps(here: Sweep, table: pd.DataFrame) -> list[tuple[Sweep, Sweep]]:
+    """(first variant, other variant) as sweeps of their records, for what differs between them."""
+    within = table[table.kind == judge.WITHIN]
+    pairs = within[["baseline", "variant"]].drop_duplicates().itertuples(index=False)
+
+    def part(name):
+        return Sweep(name, [r for r in here.records if (r.get("variant") or "") == name], here.machine)
+
+    return [(part(first), part(other)) for first, other in pairs]
+
+
+def variant_framing(diff: pd.DataFrame) -> str:
+    other = [f for f in diff[diff.differs].fact if not f.endswith(("(machine.json)", "(records)"))]
+    if not other:
+        return (
+            "Nothing recorded differs between these variants (an A/A comparison): a verdict of faster or slower is a false "
+            "positive; equivalent or cannot tell is what it should say."
+        )
+    return f"Same session, same machine. What differs: {', '.join(other)}. Paired within rounds, the ratios measure those differences."
+
+
 def page(here: Sweep, bases: list[Sweep], table: pd.DataFrame, figures: dict[str, bytes]) -> str:
-    """comparison.html: what differs, the verdicts as tables and figures, the cells not compared, and how to read them."""
+    """comparison.html: what kind of comparison, what differs, the verdicts (tables, figures), the cells not compared, how to read it."""
+    margin = _margin(table)
     parts = []
+    for first, other in variant_sweeps(here, table):
+        diff = differences([first, other])
+        changed, same = diff[diff.differs], diff[~diff.differs]
+        names = [first.name, other.name]
+        parts.append(
+            f"<h3>variant {_esc(first.name)} (baseline) → variant {_esc(other.name)}</h3><p class=banner>{_esc(variant_framing(diff))}</p>"
+            + (_facts_table(changed, names) if len(changed) else "<p>Nothing recorded differs.</p>")
+            + f"<details><summary>The {len(same)} recorded facts that agree</summary>{_facts_table(same, names)}</details>"
+        )
     for base in bases:
         diff = differences([base, here])
         names = [base.name, here.name]
@@ -712,54 +678,66 @@ def page(here: Sweep, bases: list[Sweep], table: pd.DataFrame, figures: dict[str
     differs = f'<section id="differs"><h2>{SECTIONS["differs"]}</h2>{"".join(parts)}</section>'
 
     verdicts = [
-        "<p class=note>A ratio is this sweep over the baseline, median over timed batches of all clean trials on each side; "
-        "brackets hold its 95 % interval. Verdicts: <em>faster</em> or <em>slower</em> where the whole interval lies above or below 1, "
-        f"else <em>no clear difference</em>; memory (peak PSS of the process tree, median over trials) is called different only "
-        f"where its interval excludes 1 and the ratio is more than {MEMORY_TOLERANCE:.0%} from 1.</p>"
+        "<p class=note>A ratio is the compared side over the baseline: the geometric mean over rounds of one figure per run "
+        "(items per batch over the run's median timed batch); brackets hold its 90 % interval. Verdicts: <em>faster</em> or "
+        f"<em>slower</em> where a one-sided test says the ratio lies beyond ±{margin:.0%} (the margin), after Holm's correction "
+        "over the workload's cells; <em>equivalent</em> where the whole interval lies inside ±"
+        f"{margin:.0%}; else <em>cannot tell</em>, with the rounds the observed spread says would decide it. "
+        "<em>Detectable</em>: the smallest true difference these rounds find with 80 % power. Memory (peak PSS of the "
+        "process tree, one per run) is judged the same way: more memory, less memory, equivalent or cannot tell.</p>"
     ]
     for workload, part in table.groupby("workload", sort=True):
+        family = part.family.dropna()
         verdicts.append(
             f"<h3>{_esc(workload)}</h3><p>Throughput: {_esc(_counts(part, 'verdict'))}. "
-            f"Memory: {_esc(_counts(part, 'memory_verdict'))}.</p>"
+            f"Memory: {_esc(_counts(part, 'memory_verdict'))}."
+            + (f" Each verdict is one of a family of {int(family.max())} comparisons." if len(family) else "")
+            + "</p>"
         )
         if workload in figures:
             data = base64.b64encode(figures[workload]).decode()
             verdicts.append(
                 f"<figure><img src='data:image/png;base64,{data}' alt='{_esc(workload)} comparison'><figcaption>Per cell, the ratio "
-                "(point) and its 95 % interval (bar); the vertical line is 1 (no change); cells without a ratio are named at 1."
-                "</figcaption></figure>"
+                f"(point) and its 90 % interval (bar); the vertical line is 1 (no change), the band ±{margin:.0%} (the margin); "
+                "cells without a ratio are named at 1.</figcaption></figure>"
             )
         verdicts.append(_html_table(verdict_table(part), "num cmp"))
     verdicts = f'<section id="verdicts"><h2>{SECTIONS["verdicts"]}</h2>{"".join(verdicts)}</section>'
 
     skipped = not_comparable(table)
     if skipped.empty:
-        body = "<p>None: every cell ran cleanly in both sweeps and did the same task.</p>"
+        body = "<p>None: every cell ran cleanly on both sides and did the same task.</p>"
     else:
         shown = skipped.assign(workers=skipped.workers.astype(int))
-        body = _html_table(shown if table.baseline.nunique() > 1 else shown.drop(columns="baseline"))
+        single = [c for c in ("baseline", "variant") if table[c].fillna("").nunique() <= 1]
+        body = _html_table(shown.drop(columns=single))
     skipped = f'<section id="not-comparable"><h2>{SECTIONS["not-comparable"]}</h2>{body}</section>'
 
     method = (
         f'<section id="method"><h2>{SECTIONS["method"]}</h2><ul>'
-        "<li>Both sweeps are tabulated from their run records by the same code; a run counts if it is ok and verified.</li>"
-        "<li>Throughput interval: each sweep is resampled on its own, trials with replacement and then batches within each "
-        f"chosen trial ({stats.N_BOOT} times); the ratio of the two resampled medians gives the percentile interval. It covers "
-        "the variation between runs and batches within each sweep, not a change of the machine's state between the sweeps.</li>"
-        "<li>How far to trust it: on synthetic sweeps of known ratio (3 trials of 10 batches) it held the true ratio 87–99.5 % of "
-        "the time, more than 95 % when runs differ little from each other, less when the spread between processes is larger "
-        "than the noise between batches (three trials show little of it). A cell with one trial has no variation between "
-        "processes in its interval at all. More trials, and sweeps run back to back on a quiet machine, make verdicts safer.</li>"
-        "<li>Memory: one peak per trial; trials are resampled (one level).</li>"
-        "<li>Not compared: a cell run in one sweep only, without a clean run on one side, or whose task differs (workload "
+        "<li>Both sides are read from their run records by the same code; a run counts if it is ok and verified. The A/A "
+        "twin runs and the sentinels are no cells.</li>"
+        "<li>Variants of one sweep: per round, the run of a cell in one variant over the run of the same cell in the first "
+        "variant; the interval is Student's t on the log ratios over the rounds (the rounds are the sample).</li>"
+        "<li>Separate sessions: each run's throughput over its own sweep's sentinel of the same round (interpolated in time "
+        "where that sentinel failed), then Welch's t on the logs of the two sweeps' normalised runs: the interval holds the "
+        "sentinels' own noise. A sweep without a sentinel per round is compared unnormalised, and says so.</li>"
+        f"<li>The margin ({margin:.0%}, config key <code>margin</code>): a difference inside it is no finding. Each test is one-sided "
+        "at 5 %, with Holm's correction over the workload's cells; the interval shown is the matching 90 % one, so a "
+        "cell whose interval clears the margin can still be <em>cannot tell</em> after the correction.</li>"
+        "<li>Simulated on synthetic sweeps of known truth (tests/test_compare_method.py): an A/A comparison gives faster or "
+        "slower in under 5 % of cells, within one sweep and across two sessions with the machine 10 % slower in the second.</li>"
+        "<li>Not compared: a cell run on one side only, without a clean run on one side, or whose task differs (workload "
         f"parameters other than {', '.join(SAME_TASK_KEYS)}, or tasks per batch).</li>"
-        "<li>The full table, with both sweeps' medians and intervals: <code>results/tables/comparison.csv</code>.</li></ul></section>"
+        "<li>The full table: <code>results/tables/comparison.csv</code>.</li></ul></section>"
     )
     nav = "".join(f'<a href="#{k}">{_esc(v)}</a>' for k, v in SECTIONS.items())
-    names = ", ".join(b.name for b in bases)
+    within = (table.kind == judge.WITHIN).any()
+    title = "; ".join([*(["its variants against the first"] if within else []), *(f"against {b.name}" for b in bases)])
+    lead = "".join(f"<p class=banner>{_esc(line)}</p>" for line in opening(table, bases))
     head = (
-        f"<h1>parbench: this sweep against {_esc(names)}</h1><p class=sub>{len(here.records)} runs here, "
-        + ", ".join(f"{len(b.records)} in {_esc(b.name)}" for b in bases)
+        f"<h1>parbench: this sweep, {_esc(title)}</h1>{lead}<p class=sub>"
+        + ", ".join([f"{len(here.records)} runs here", *(f"{len(b.records)} in {_esc(b.name)}" for b in bases)])
         + f" · generated {_esc(time.strftime('%Y-%m-%d %H:%M'))}</p><nav>{nav}</nav>"
     )
     return (
@@ -769,11 +747,13 @@ def page(here: Sweep, bases: list[Sweep], table: pd.DataFrame, figures: dict[str
     )
 
 
-def write(table_csv, page_html, png: list, svg: list, here: Sweep, bases: list[Sweep], seed: int = 0) -> pd.DataFrame:
+def write(
+    table_csv, page_html, png: list, svg: list, here: Sweep, bases: list[Sweep], margin: float = judge.MARGIN, variants=None
+) -> pd.DataFrame:
     """Write comparison.csv, the figures (paths end in `comparison_{workload}.png|svg`) and comparison.html."""
     import matplotlib.pyplot as plt
 
-    table = compare(here, bases, seed=seed)
+    table = compare(here, bases, margin=margin, variants=variants)
     table.to_csv(table_csv, index=False)
     figures = {}
     for png_path, svg_path in zip(png, svg):

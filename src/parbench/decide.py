@@ -2,22 +2,38 @@
 interval, and one of four words with a margin: `faster`, `slower`, `equivalent`, `cannot tell`.
 
 A ratio is measured on the log scale, one value per round (paired: two runs of the same round) or per
-run (unpaired: two sweeps), with Student's t: with the 3-10 rounds a sweep affords, a bootstrap over
-rounds covers too little (tests/test_method.py measures both), while the t interval on logs is exact
-for log-normal noise and close otherwise. Pure functions of numbers; nothing here reads a table.
+run (unpaired: two sweeps), with Student's t. Why t and not a bootstrap over rounds: with the 3-10
+rounds a sweep affords, a percentile bootstrap covers far too little, while t on logs is exact for
+log-normal noise. Coverage of the two-sided 90 % interval of a mean log ratio (normal logs, sd 0.07,
+2000 seeds per number of rounds; tests/test_method.py, test_the_t_interval_covers_where_a_bootstrap_over_rounds_does_not):
+
+    rounds       3      4      5      6      7      8      9     10
+    t        90.1 % 90.8 % 89.8 % 89.1 % 89.3 % 90.0 % 90.5 % 91.0 %
+    bootstrap 60.7 % 76.2 % 78.4 % 80.3 % 81.1 % 82.8 % 84.4 % 84.5 %
+
+(the bootstrap: 1000 resamples of the rounds, 5th and 95th percentiles of their means). Pure functions
+of numbers; nothing here reads a table.
 """
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats as st
 
+DEFAULT_MARGIN = 0.05  # config `margin`: differences smaller than this share are not worth a claim
 ALPHA = 0.05  # each one-sided test; the interval shown is the matching two-sided 90 % one (TOST's)
 POWER = 0.8  # for the smallest detectable difference and the rounds a decision would need
 FASTER, SLOWER, EQUIVALENT, CANNOT_TELL = "faster", "slower", "equivalent", "cannot tell"
 WORDS = (FASTER, SLOWER, EQUIVALENT, CANNOT_TELL)
 MAX_ROUNDS = 1000  # rounds_needed above this is reported as None: no affordable sweep decides it
+
+
+@lru_cache(maxsize=4096)
+def t_quantile(q: float, df: float) -> float:
+    """Student's t quantile (cached: rounds_needed and the simulation tests ask for the same few thousands of times)."""
+    return float(st.t.ppf(q, df))
 
 
 @dataclass(frozen=True)
@@ -39,7 +55,7 @@ class Ratio:
         """The two-sided 1 - 2·alpha interval of the ratio (nan, nan with fewer than two values)."""
         if self.n < 2 or not self.se == self.se:
             return math.nan, math.nan
-        half = st.t.ppf(1 - alpha, self.df) * self.se
+        half = t_quantile(1 - alpha, self.df) * self.se
         return math.exp(self.mean - half), math.exp(self.mean + half)
 
     def p_beyond(self, margin: float) -> tuple[float, float]:
@@ -86,11 +102,18 @@ def unpaired(a, b) -> Ratio:
         n = min(len(la), len(lb))
         mean = float(np.mean(la) - np.mean(lb)) if n else math.nan
         return Ratio(n, mean, math.nan, math.nan, math.nan)
-    va, vb = np.var(la, ddof=1) / len(la), np.var(lb, ddof=1) / len(lb)
+    return welch(float(np.mean(la)), float(np.std(la, ddof=1)), len(la), float(np.mean(lb)), float(np.std(lb, ddof=1)), len(lb))
+
+
+def welch(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int) -> Ratio:
+    """The ratio of two geometric means from each side's mean and sd of logs over n values (Welch's t)."""
+    if n_a < 2 or n_b < 2 or not (sd_a == sd_a and sd_b == sd_b):
+        return Ratio(min(n_a, n_b), mean_a - mean_b, math.nan, math.nan, math.nan)
+    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
     se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(la) - 1) + vb**2 / (len(lb) - 1)) if se > 0 else len(la) + len(lb) - 2
+    df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1)) if se > 0 else n_a + n_b - 2
     # sd: of one value of either side, as if paired (what one more run on each side would add).
-    return Ratio(min(len(la), len(lb)), float(np.mean(la) - np.mean(lb)), se, df, se * math.sqrt(min(len(la), len(lb))))
+    return Ratio(min(n_a, n_b), mean_a - mean_b, se, df, se * math.sqrt(min(n_a, n_b)))
 
 
 def holm(pvalues, alpha: float = ALPHA) -> list[bool]:
@@ -125,10 +148,19 @@ def verdicts(ratios: list[Ratio], margin: float, alpha: float = ALPHA) -> list[s
     return out
 
 
+def verdict(r: Ratio, margin: float, family: int = 1, alpha: float = ALPHA) -> str:
+    """One ratio's word as a member of a family of `family` comparisons judged at Holm's strictest step
+    (Bonferroni's: the others are not in hand, e.g. the A/A twin against its workload's family)."""
+    p_up, p_down = r.p_beyond(margin)
+    if min(1.0, 2 * min(p_up, p_down)) <= alpha / max(family, 1):
+        return FASTER if p_up < p_down else SLOWER
+    return EQUIVALENT if r.p_equivalent(margin) < alpha else CANNOT_TELL
+
+
 def _quantiles(n: int, level: float, power: float) -> float:
     """t's quantiles of a one-sided test at `level` plus those of the power, with n - 1 degrees of freedom."""
     df = max(n - 1, 1)
-    return float(st.t.ppf(1 - level, df) + st.t.ppf(power, df))
+    return t_quantile(1 - level, df) + t_quantile(power, df)
 
 
 def detectable(sd: float, n: int, margin: float, alpha: float = ALPHA, power: float = POWER, family: int = 1) -> float:
@@ -137,6 +169,13 @@ def detectable(sd: float, n: int, margin: float, alpha: float = ALPHA, power: fl
     if n < 2 or not sd == sd:
         return math.nan
     return math.expm1(math.log1p(margin) + _quantiles(n, alpha / (2 * family), power) * sd / math.sqrt(n))
+
+
+@lru_cache(maxsize=256)
+def _sufficient(level: float, power: float) -> np.ndarray:
+    """_quantiles(n, level, power) / sqrt(n) for n = 2 .. MAX_ROUNDS (index n - 2): what a spread of 1 leaves resolvable."""
+    n = np.arange(2, MAX_ROUNDS + 1)
+    return (st.t.ppf(1 - level, n - 1) + st.t.ppf(power, n - 1)) / np.sqrt(n)
 
 
 def rounds_needed(r: Ratio, margin: float, alpha: float = ALPHA, power: float = POWER, family: int = 1) -> int | None:
@@ -151,8 +190,6 @@ def rounds_needed(r: Ratio, margin: float, alpha: float = ALPHA, power: float = 
     if r.sd == 0:
         return 2
     inside = abs(r.mean) < math.log1p(margin)
-    for n in range(2, MAX_ROUNDS + 1):
-        # Equivalence: two one-sided tests at alpha; a difference: the doubled test of `verdicts`.
-        if _quantiles(n, alpha if inside else alpha / (2 * family), power) * r.sd / math.sqrt(n) <= gap:
-            return n
-    return None
+    # Equivalence: two one-sided tests at alpha; a difference: the doubled test of `verdicts`.
+    enough = np.nonzero(_sufficient(alpha if inside else alpha / (2 * family), power) * r.sd <= gap)[0]
+    return int(enough[0]) + 2 if len(enough) else None

@@ -35,13 +35,13 @@ DEFINITIONS = {
     "startup_s": "bringing the backend up: pool, ray.init, cluster, worker processes ready",
     "setup_s": "placing shared state: ray.put, shared memory, model load in stateful workers",
     "warm-up": "the first batches, run but untimed in throughput (imports, first touches, lazy starts)",
-    "throughput": f"{UNIT} over the timed batches only (steady state): one figure per run (items of a batch over its median "
-    "timed batch), and a cell's figure the geometric mean over its clean runs, one per round, with a 90 % t interval over runs",
-    "speedup_vs_serial": "the geometric mean over rounds of the cell's run's throughput over serial's run in the same round, at "
-    "the same worker count (serial runs in-process, BLAS on every core), with a 90 % t interval over rounds (docs/method.md)",
-    "faster, equivalent, cannot tell": "faster (slower): the paired ratio's one-sided test at 5 % puts it beyond 1 + margin "
-    "(below 1 / (1 + margin)) after Holm's correction over the workload's comparisons; equivalent: its 90 % interval lies "
-    "within ±margin; cannot tell: neither, with the rounds its spread says would decide it",
+    "throughput": f"{UNIT} over the timed batches only (steady state); one figure per run (its items over the median of its "
+    "timed batches), the geometric mean over the cell's clean runs, 90 % t interval over runs (docs/method.md)",
+    "speedup_vs_serial": "throughput over serial's at the same worker count, paired within rounds: the geometric mean over "
+    "rounds of the cell's run over serial's run of the same round, 90 % t interval; serial runs in-process (BLAS on every core)",
+    "verdict_vs_serial": "faster / slower: beyond the margin after Holm's correction over the workload's cells (family); "
+    "equivalent: the interval inside ±margin; cannot tell: neither (rounds_needed: how many rounds the spread says would decide it)",
+    "detectable_difference": "the smallest true difference these rounds and this spread find with 80 % power (serial: the A/A twin's)",
     "cores busy": "CPU seconds of the driver process over the wall time of the timed batches: for serial and threads, "
     "whose tasks run in the driver, the cores the work kept busy; a thread that spins while it waits counts as busy",
     "cores busy (tree)": "CPU seconds of the whole process tree over the timed batches' wall time: worker processes, and the "
@@ -64,7 +64,8 @@ BLAS_POLICY = {
 }
 EVERY_CELL = [
     "workload", "backend", "workers", "items_per_task", "throughput_median", "throughput_ci_low", "throughput_ci_high",
-    "speedup_vs_serial", "speedup_ci_low", "speedup_ci_high", "efficiency", "peak_tree_pss_bytes_median", "peak_shm_bytes_median",
+    "speedup_vs_serial", "speedup_ci_low", "speedup_ci_high", "verdict_vs_serial", "family", "n_rounds",
+    "detectable_difference", "rounds_needed", "peak_tree_pss_bytes_median", "peak_shm_bytes_median",
     "startup_s_median", "setup_s_median", "end_to_end_s_median", "driver_cores_busy_median", "cpu_per_item_s_median",
     "tree_cores_busy_median", "exact_peak_bytes_median", "blog_timer_s_median", "gflops_median", "blas_threads", "n_runs",
     "n_clean", "n_busy", "statuses",

@@ -1,12 +1,18 @@
-"""From run records to tables: runs (one row per run), batches (one row per timed batch) and
-stats (one row per workload x backend x workers, with bootstrap intervals)."""
+"""From run records to tables: runs (one row per run), batches (one row per timed batch), stats (one
+row per workload x backend x workers x variant) and the A/A table (one row per workload), by the
+method of docs/method.md: the run is the unit, a cell's speedup is the geometric mean over rounds of
+its run's throughput over the reference run of the same round, judged by parbench.decide."""
 
 import numpy as np
 import pandas as pd
 
+from parbench import decide
+
 KEYS = ["workload", "backend", "workers"]
-N_BOOT = 2000
-CONFIDENCE = 0.95
+CELL = [*KEYS, "variant"]  # a stats row: a cell of one variant ("" when the config has no variants)
+REFERENCE = "serial"  # every cell's reference: this backend at the same worker count (its workers only set the batch size)
+N_BOOT = 2000  # compare.py's bootstrap (cross-session comparisons)
+CONFIDENCE = 0.95  # compare.py's bootstrap percentiles; stats' own intervals are decide's 90 % ones
 # A run was made on a busy machine when the rest of the machine (other processes, and other guests
 # through steal) used more than this many cores on average beside it (README, "A busy machine").
 BUSY_OTHER_CORES = 0.25
@@ -49,6 +55,12 @@ def run_row(r: dict) -> dict:
     judged = other_cores_batches if other_cores_batches is not None else other_cores  # records made before the per-batch figure
     return {
         **{k: r[k] for k in ("workload", "backend", "workers", "trial")},
+        "round": r.get("round") or order.get("round") or r["trial"],
+        "place": order.get("place"),
+        "twin": bool(r.get("twin")),
+        "variant": r.get("variant") or "",
+        # The run's one figure (the unit of analysis): its items over the median of its timed batches.
+        "run_throughput": items / float(np.median(batch_s)) if batch_s and np.median(batch_s) > 0 else None,
         "status": r.get("status"),
         "reason": r.get("reason"),
         "verified": bool(r.get("verified")),
@@ -153,7 +165,7 @@ def tables(records: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     batches = pd.DataFrame(
         [row for r in records for row in batch_rows(r)], columns=[*KEYS, "trial", "batch", "seconds", "items", "throughput"]
     )
-    return runs.sort_values([*KEYS, "trial"]).reset_index(drop=True), batches
+    return runs.sort_values([*KEYS, "variant", "trial", "twin"]).reset_index(drop=True), batches
 
 
 def bootstrap_medians(groups: list[np.ndarray], rng: np.random.Generator, n_boot: int = N_BOOT) -> np.ndarray:
@@ -166,82 +178,221 @@ def bootstrap_medians(groups: list[np.ndarray], rng: np.random.Generator, n_boot
     return out
 
 
-def _interval(samples: np.ndarray) -> tuple[float, float]:
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(samples, [tail, 100 - tail])
-    return float(low), float(high)
+MEDIANS = (
+    "startup_s",
+    "setup_s",
+    "teardown_s",
+    "end_to_end_s",
+    "gflops",
+    "peak_tree_pss_bytes",
+    "peak_tree_rss_bytes",
+    "peak_shm_bytes",
+    "steady_tree_pss_bytes",
+    "driver_peak_rss_bytes",
+    "driver_cores_busy",
+    "data_bytes",
+    "cpu_per_item_s",
+    "tree_cores_busy",
+    "exact_peak_bytes",
+    "blog_timer_s",
+)
 
 
-def stats(runs: pd.DataFrame, batches: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """One row per workload x backend x workers over its clean runs (ok and verified).
+def _with_method_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    """runs.csv of before the method (no round, twin, variant or run_throughput): the same, with them."""
+    runs = runs.copy()
+    for column, default in (("variant", ""), ("twin", False), ("busy_machine", None)):
+        if column not in runs:
+            runs[column] = default
+    runs["variant"] = runs.variant.fillna("").astype(str)
+    runs["twin"] = runs.twin.fillna(False).astype(bool)
+    if "round" not in runs:
+        runs["round"] = runs.trial
+    if "run_throughput" not in runs:
+        runs["run_throughput"] = runs.throughput if "throughput" in runs else np.nan
+    return runs
 
-    throughput_*: items/s, median over all timed batches of all clean trials, with a 95 %
-    two-level bootstrap interval. speedup_vs_serial: against serial at the same worker count
-    (the same batches, serial using every core for BLAS), so serial's own speedup is 1.
+
+def used(runs: pd.DataFrame) -> pd.Series:
+    """The runs a cell's estimates and intervals rest on: clean, with a figure, and not made on a busy
+    machine, unless fewer than two of its clean runs were quiet (then all its clean runs, and the cell
+    keeps its busy mark)."""
+    runs = _with_method_columns(runs)
+    ok = is_clean(runs) & (runs.run_throughput > 0)
+    quiet = ok & (runs.busy_machine != True)  # noqa: E712 (True, False or missing)
+    cell = [runs[k] for k in [*CELL, "twin"]]
+    enough = quiet.groupby(cell).transform("sum") >= 2
+    return (quiet & enough) | (ok & ~enough)
+
+
+def round_logs(runs: pd.DataFrame, twin: bool = False, use: pd.Series | None = None) -> pd.DataFrame:
+    """log run_throughput, one row per cell (CELL), one column per round: the runs used (twins, or not).
+    use: used(runs), if already at hand."""
+    runs = _with_method_columns(runs)
+    use = runs[(used(runs) if use is None else use) & (runs.twin == twin)]
+    if use.empty:
+        return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=CELL))
+    return use.assign(log=np.log(use.run_throughput.to_numpy(float))).groupby([*CELL, "round"]).log.mean().unstack("round")
+
+
+def reference_of(key: tuple) -> tuple:
+    """A cell's reference cell: serial at the same worker count, in the same variant."""
+    workload, _, workers, variant = key
+    return (workload, REFERENCE, workers, variant)
+
+
+def paired_cells(logs: pd.DataFrame, a: tuple, b: tuple) -> decide.Ratio:
+    """Cell a over cell b, paired within rounds (rounds where both have a run used); logs: round_logs."""
+    if a not in logs.index or b not in logs.index:
+        return decide.from_logs([])
+    return decide.from_logs((logs.loc[a] - logs.loc[b]).to_numpy())
+
+
+def stats(runs: pd.DataFrame, batches: pd.DataFrame | None = None, seed: int = 0, margin: float = decide.DEFAULT_MARGIN) -> pd.DataFrame:
+    """One row per workload x backend x workers x variant over its clean runs (ok and verified; the
+    reference's A/A twins are in aa(), not here). `batches` and `seed` are no longer used (kept for callers).
+
+    throughput_median: the geometric mean over runs of run_throughput (items/s; the run is the unit),
+    throughput_ci_low/high its 90 % t interval over runs (on logs). speedup_vs_serial: the geometric mean
+    over rounds of the cell's run over the reference run of the same round (serial at the same worker
+    count), speedup_ci_low/high its 90 % interval (decide.paired); verdict_vs_serial: decide's word for it
+    with Holm over the workload's `family` (its every non-reference cell) and `margin`;
+    detectable_difference: the smallest true difference (a share) those rounds and that spread find
+    faster with 80 % power (for a reference cell: the A/A twin's spread); rounds_needed: the rounds the
+    observed spread says would decide a `cannot tell`. Runs on a busy machine are left out (used()) and
+    counted in n_busy.
     """
-    rng = np.random.default_rng(seed)
-    ok_runs = clean(runs)
-    good = batches.merge(ok_runs[[*KEYS, "trial"]], on=[*KEYS, "trial"])
-    rows, boots = [], {}
-    for key, cell in runs.groupby(KEYS, sort=True):
-        ok = ok_runs.merge(pd.DataFrame([dict(zip(KEYS, key))]), on=KEYS)
-        groups = [g.throughput.to_numpy() for _, g in good.merge(ok[[*KEYS, "trial"]]).groupby("trial")]
-        row = dict(zip(KEYS, key))
-        row.update(
-            n_runs=len(cell),
-            n_clean=len(ok),
-            all_clean=len(ok) == len(cell),
-            statuses=", ".join(f"{s} x{n}" for s, n in cell.status.value_counts().sort_index().items()),
-        )
-        if groups:
-            boots[key] = bootstrap_medians(groups, rng)
-            low, high = _interval(boots[key])
-            row.update(
-                throughput_median=float(np.median(np.concatenate(groups))),
-                throughput_ci_low=low,
-                throughput_ci_high=high,
-                batch_s_median=float(np.median(1 / np.concatenate(groups) * ok.items_per_batch.iloc[0])),
-            )
-        for column in (
-            "startup_s",
-            "setup_s",
-            "teardown_s",
-            "end_to_end_s",
-            "gflops",
-            "peak_tree_pss_bytes",
-            "peak_tree_rss_bytes",
-            "peak_shm_bytes",
-            "steady_tree_pss_bytes",
-            "driver_peak_rss_bytes",
-            "driver_cores_busy",
-            "data_bytes",
-            "cpu_per_item_s",
-            "tree_cores_busy",
-            "exact_peak_bytes",
-            "blog_timer_s",
-        ):
-            row[f"{column}_median"] = ok[column].median() if len(ok) and column in ok else np.nan
-        # Runs made on a busy machine (all of the cell's runs, clean or not).
-        row["n_busy"] = int((cell.busy_machine == True).sum()) if "busy_machine" in cell else 0  # noqa: E712 (True, False or missing)
-        row["items_per_task"] = cell.items_per_task.iloc[0]
-        row["gil_enabled"] = bool(ok.gil_enabled.all()) if len(ok) and ok.gil_enabled.notna().all() else np.nan
-        row["blas_threads"] = ok.blas_threads.mode().iloc[0] if len(ok) and ok.blas_threads.notna().any() else np.nan
-        row["physical_cores"] = cell.physical_cores.dropna().iloc[0] if cell.physical_cores.notna().any() else np.nan
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    for column in ("throughput_median", "throughput_ci_low", "throughput_ci_high"):
-        if column not in out:
-            out[column] = np.nan
-    out["speedup_vs_serial"] = out["speedup_ci_low"] = out["speedup_ci_high"] = np.nan
-    for i, row in out.iterrows():
-        base = (row.workload, "serial", row.workers)
-        if tuple(row[KEYS]) in boots and base in boots:
-            serial = out[(out.workload == row.workload) & (out.backend == "serial") & (out.workers == row.workers)].iloc[0]
-            out.loc[i, "speedup_vs_serial"] = row.throughput_median / serial.throughput_median
-            ratio = boots[tuple(row[KEYS])] / rng.permutation(boots[base])
-            out.loc[i, ["speedup_ci_low", "speedup_ci_high"]] = _interval(ratio) if row.backend != "serial" else (1.0, 1.0)
-    out["efficiency"] = out.speedup_vs_serial / np.minimum(out.workers, out.physical_cores)
+    runs = _with_method_columns(runs)
+    cells = runs[~runs.twin]
+    use = used(runs)
+    logs = round_logs(runs, use=use)
+    aa_table = aa(runs, margin=margin, logs=logs, use=use)
+    use = use & ~runs.twin
+    ok_mask = is_clean(cells)
+    ok_all, quiet = cells[ok_mask], cells[use.loc[cells.index]]
+    by = cells.groupby(CELL, sort=True)
+    out = pd.DataFrame({"n_runs": by.size(), "n_clean": ok_mask.groupby([cells[k] for k in CELL]).sum()})
+    out["all_clean"] = out.n_clean == out.n_runs
+    tally = cells.groupby([*CELL, "status"]).size()
+    out["statuses"] = pd.Series({k: ", ".join(f"{s} x{n}" for s, n in g.droplevel(CELL).items()) for k, g in tally.groupby(level=CELL)})
+    # Throughput: the geometric mean over the runs used, and its t interval over them.
+    logs_used = np.log(quiet.run_throughput.astype(float)).groupby([quiet[k] for k in CELL])
+    n, mean, sd = logs_used.count(), logs_used.mean(), logs_used.std(ddof=1)
+    half = np.array([decide.t_quantile(1 - decide.ALPHA, k - 1) if k > 1 else 0.0 for k in n]) * sd.fillna(0) / np.sqrt(n)
+    out["throughput_median"] = np.exp(mean)
+    out["throughput_ci_low"], out["throughput_ci_high"] = np.exp(mean - half), np.exp(mean + half)
+    out["throughput_log_sd"] = sd
+    out["batch_s_median"] = quiet.groupby([quiet[k] for k in CELL]).items_per_batch.first() / out.throughput_median
+    numbers = ok_all[[c for c in MEDIANS if c in ok_all]].apply(pd.to_numeric, errors="coerce").astype(float)
+    medians = numbers.groupby([ok_all[k] for k in CELL]).median().add_suffix("_median")
+    out = out.join(medians.reindex(columns=[f"{c}_median" for c in MEDIANS]))
+    # Memory: the median above and a 90 % t interval over runs (on logs).
+    pss = ok_all[ok_all.peak_tree_pss_bytes > 0] if "peak_tree_pss_bytes" in ok_all else ok_all.iloc[:0]
+    logs_pss = np.log(pss.peak_tree_pss_bytes.astype(float)).groupby([pss[k] for k in CELL]) if len(pss) else None
+    if logs_pss is not None:
+        n, mean, sd = logs_pss.count(), logs_pss.mean(), logs_pss.std(ddof=1)
+        half = np.array([decide.t_quantile(1 - decide.ALPHA, k - 1) if k > 1 else np.nan for k in n]) * sd / np.sqrt(n)
+        out["peak_tree_pss_ci_low"], out["peak_tree_pss_ci_high"] = np.exp(mean - half), np.exp(mean + half)
+    else:
+        out["peak_tree_pss_ci_low"] = out["peak_tree_pss_ci_high"] = np.nan
+    # Runs made on a busy machine (all of the cell's runs, clean or not).
+    out["n_busy"] = (cells.busy_machine == True).groupby([cells[k] for k in CELL]).sum()  # noqa: E712 (True, False or missing)
+    out["items_per_task"] = by.items_per_task.first()
+    at = [ok_all[k] for k in CELL]
+    if "gil_enabled" in ok_all:  # True only where every clean run says so; unknown where one does not say
+        known = ok_all.gil_enabled.notna().groupby(at).all()
+        out["gil_enabled"] = ok_all.gil_enabled.eq(True).groupby(at).all().astype(object).where(known, np.nan)
+    else:
+        out["gil_enabled"] = np.nan
+    if "blas_threads" in ok_all and ok_all.blas_threads.notna().any():  # the mode over clean runs (the smallest of ties)
+        counts = ok_all.groupby([*CELL, "blas_threads"]).size().rename("k").reset_index()
+        mode = counts.sort_values(["k", "blas_threads"], ascending=[False, True]).drop_duplicates(CELL).set_index(CELL).blas_threads
+        out["blas_threads"] = mode
+    else:
+        out["blas_threads"] = np.nan
+    out["physical_cores"] = by.physical_cores.first() if "physical_cores" in cells else np.nan
+    out = out.reset_index()
+    if out.empty:
+        return out
+    out["margin"] = margin
+    judged = {}  # row index -> the speedup columns
+    for (workload, variant), family in out.groupby(["workload", "variant"], sort=False):
+        members = family[family.backend != REFERENCE]
+        ratios = [paired_cells(logs, k, reference_of(k)) for k in map(tuple, members[CELL].to_numpy())]
+        for i, r, word in zip(members.index, ratios, decide.verdicts(ratios, margin)):
+            low, high = r.interval()
+            judged[i] = {
+                "speedup_vs_serial": r.estimate,
+                "speedup_ci_low": low,
+                "speedup_ci_high": high,
+                "verdict_vs_serial": word,
+                "n_rounds": r.n,
+                "detectable_difference": decide.detectable(r.sd, r.n, margin, family=len(members)),
+                "rounds_needed": decide.rounds_needed(r, margin, family=len(members)) if word == decide.CANNOT_TELL else None,
+            }
+        twin = aa_table[(aa_table.workload == workload) & (aa_table.variant == variant)]
+        for i in family.index[(family.backend == REFERENCE) & family.throughput_median.notna()]:
+            judged[i] = {"speedup_vs_serial": 1.0, "speedup_ci_low": 1.0, "speedup_ci_high": 1.0}
+            if len(twin):  # the reference's own precision: the A/A twin's spread
+                judged[i].update(detectable_difference=twin.detectable_difference.iloc[0], n_rounds=twin.n_rounds.iloc[0])
+        for i in family.index:
+            judged.setdefault(i, {})["family"] = len(members)
+    columns = ["speedup_vs_serial", "speedup_ci_low", "speedup_ci_high", "verdict_vs_serial", "family", "n_rounds"]
+    columns += ["detectable_difference", "rounds_needed"]
+    out = out.join(pd.DataFrame.from_dict(judged, orient="index").reindex(index=out.index, columns=columns))
+    out["rounds_needed"] = out.rounds_needed.astype("Int64")
     return out
+
+
+AA_COLUMNS = [
+    "workload", "variant", "workers", "n_rounds", "estimate", "ci_low", "ci_high", "noise_sd", "verdict", "family",
+    "detectable_difference", "false_verdict",
+]  # fmt: skip
+
+
+def aa(
+    runs: pd.DataFrame, margin: float = decide.DEFAULT_MARGIN, logs: pd.DataFrame | None = None, use: pd.Series | None = None
+) -> pd.DataFrame:
+    """The A/A arm: one row per workload (and variant) whose reference cell has twins, the twin over its
+    reference paired within rounds, judged by the rule of every cell.
+
+    workers: the reference's; n_rounds: rounds with both runs used; estimate, ci_low, ci_high: the
+    ratio's geometric mean and 90 % interval (1 is the truth); noise_sd: the sd of the per-round log
+    ratios, the sweep's measured noise floor (about sqrt(2) x one run's own spread); verdict: decide's
+    word, as a member of a family of the workload's size (its non-reference cells); false_verdict: the
+    verdict is faster or slower (equivalent and cannot tell are not false); detectable_difference: the
+    smallest true difference (a share) those rounds with that spread find with 80 % power in that family.
+    """
+    runs = _with_method_columns(runs)
+    use = used(runs) if use is None else use
+    twins, logs = round_logs(runs, twin=True, use=use), round_logs(runs, use=use) if logs is None else logs
+    cells = runs[~runs.twin]
+    # Each workload's family: its non-reference cells.
+    families = cells[cells.backend != REFERENCE].drop_duplicates(CELL).groupby(["workload", "variant"]).size()
+    rows = []
+    for key in twins.index:
+        workload, _, workers, variant = key
+        family = int(families.get((workload, variant), 0))
+        r = decide.from_logs((twins.loc[key] - logs.loc[key]).to_numpy() if key in logs.index else [])
+        low, high = r.interval()
+        word = decide.verdict(r, margin, family=max(family, 1))
+        rows.append(
+            {
+                "workload": workload,
+                "variant": variant,
+                "workers": workers,
+                "n_rounds": r.n,
+                "estimate": r.estimate,
+                "ci_low": low,
+                "ci_high": high,
+                "noise_sd": r.sd,
+                "verdict": word,
+                "family": family,
+                "detectable_difference": decide.detectable(r.sd, r.n, margin, family=max(family, 1)),
+                "false_verdict": word in (decide.FASTER, decide.SLOWER),
+            }
+        )
+    return pd.DataFrame(rows, columns=AA_COLUMNS)
 
 
 def sentinels(records: list[dict]) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-# compare_with is a param of this rule only, so setting or changing it reruns no benchmark.
+# compare_with, margin and the variants' order are params of this rule only: changing them reruns no benchmark.
 rule compare:
     input:
         records=run_records(),
@@ -18,7 +18,10 @@ rule compare:
         "../../environment.yml"
     params:
         baselines=list(BASELINES),
-        margin=config["margin"],
-        code=parbench_environment.code_hash("compare", "stats", "records"),
+        margin=config.get("margin", 0.05),
+        variants=list(config.get("variants") or {}),
+        code=parbench_environment.code_hash(
+            "compare", "judge", "decide", "stats", "records"
+        ),
     script:
         "../scripts/compare.py"

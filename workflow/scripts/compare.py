@@ -1,4 +1,4 @@
-"""Rule compare: this sweep against its compare_with baselines -> comparison.csv, figures, comparison.html."""
+"""Rule compare: the variants against the first, and this sweep against its compare_with baselines -> comparison.csv, figures, page."""
 
 import sys
 
@@ -11,6 +11,8 @@ compare.write(
     snakemake.output.page,
     png=snakemake.output.png,
     svg=snakemake.output.svg,
-    here=compare.load("this sweep", snakemake.input.records, snakemake.input.machine),
+    here=compare.load("this sweep", [*snakemake.input.records, *snakemake.input.variants], snakemake.input.machine, snakemake.input.sentinels),
     bases=[compare.load_baseline(folder) for folder in snakemake.params.baselines],
+    margin=snakemake.params.margin,
+    variants=snakemake.params.variants,
 )
