@@ -11,7 +11,9 @@ compare.write(
     snakemake.output.page,
     png=snakemake.output.png,
     svg=snakemake.output.svg,
-    here=compare.load("this sweep", [*snakemake.input.records, *snakemake.input.variants], snakemake.input.machine, snakemake.input.sentinels),
+    here=compare.load(
+        "this sweep", [*snakemake.input.records, *snakemake.input.variants], snakemake.input.machine, snakemake.input.sentinels
+    ),
     bases=[compare.load_baseline(folder) for folder in snakemake.params.baselines],
     margin=snakemake.params.margin,
     variants=snakemake.params.variants,
