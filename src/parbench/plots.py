@@ -15,7 +15,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from parbench import backends, claims  # noqa: E402
-from parbench.stats import clean  # noqa: E402
+from parbench.stats import clean, first_variant  # noqa: E402
 from parbench.text import UNIT, workers_text  # noqa: E402
 
 MIB = 1024**2
@@ -265,10 +265,11 @@ def figure(name: str, stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, wo
     return fig
 
 
-def draw_all(workload: str, runs_csv, stats_csv, machine_json, png: list, svg: list) -> None:
-    """Draw every figure of `workload`; output paths end in `{workload}_{figure}.png|svg`."""
-    runs = pd.read_csv(runs_csv).query("workload == @workload")
-    stats = pd.read_csv(stats_csv).query("workload == @workload")
+def draw_all(workload: str, runs_csv, stats_csv, machine_json, png: list, svg: list, variant: str | None = None) -> None:
+    """Draw every figure of `workload` for the sweep's own runs (the first variant's, `variant`; None: no
+    variants); output paths end in `{workload}_{figure}.png|svg`."""
+    runs = first_variant(pd.read_csv(runs_csv), variant).query("workload == @workload")
+    stats = first_variant(pd.read_csv(stats_csv), variant).query("workload == @workload")
     with open(machine_json) as f:
         machine = json.load(f)
     for png_path, svg_path in zip(png, svg):

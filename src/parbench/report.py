@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from parbench import blog, claims, compare, workloads
 from parbench.figures import FIGURES, split_name
-from parbench.stats import is_clean
+from parbench.stats import first_variant, is_clean
 from parbench.text import MIB, UNIT, num
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -269,7 +269,9 @@ def render(**context) -> str:
 
 def write(out, runs, stats, machine, figures: list, config: dict, sentinels=None) -> None:
     """Write the report to `out` from runs.csv, stats.csv, machine.json, the PNG figures, the config and sentinels.csv."""
-    runs, stats = pd.read_csv(runs), pd.read_csv(stats)
+    # The sweep's own runs: the first variant's (the comparison page shows the others against them).
+    first = next(iter(config.get("variants") or {}), None)
+    runs, stats = first_variant(pd.read_csv(runs), first), first_variant(pd.read_csv(stats), first)
     sentinels = pd.read_csv(sentinels) if sentinels is not None else None
     machine = json.loads(Path(machine).read_text())
     Path(out).write_text(render(**context(runs, stats, machine, figures, config, sentinels)), encoding="utf-8")

@@ -43,6 +43,7 @@ rule plot:
     conda:
         "../../environment.yml"
     params:
+        variant=VARIANTS[0] if VARIANTS else None,
         code=parbench_environment.code_hash("plots", "claims", "text", "figures"),
     script:
         "../scripts/plot.py"

@@ -13,4 +13,5 @@ plots.draw_all(
     snakemake.input.machine,
     png=snakemake.output.png,
     svg=snakemake.output.svg,
+    variant=snakemake.params.variant,
 )
