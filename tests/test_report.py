@@ -652,11 +652,6 @@ def test_drift_from_the_sentinel_warns_above_its_threshold():
     )
 
 
-def test_a_sentinel_per_round_is_named_by_its_round():
-    per_round = sentinel_runs(100, 99, 97).assign(sentinel=True, round=[1, 2, 3])
-    assert "100 (round 1) → 99.0 (round 2) → 97.0 (round 3) items/s" in claims.drift(per_round)[0]
-
-
 def test_blogs_timer_covers_every_batch_and_a_stateful_setup():
     timings = {"setup_s": 2.0, "warmup_s": [1.0], "batch_s": [0.5, 0.5]}
     assert blog_timer(timings, {"stateful": True}) == 4.0, "Ray's actors load the model after the blog's clock started"

@@ -510,13 +510,6 @@ def busy_warning(runs: pd.DataFrame) -> str | None:
     )
 
 
-def sentinel_label(row) -> str:
-    """A sentinel run's place: start/middle/end (before rounds), else its round (one sentinel per round)."""
-    if isinstance(row.get("sentinel"), str):
-        return row.sentinel
-    return f"round {int(row['round'])}" if not pd.isna(row.get("round", math.nan)) else "?"
-
-
 def drift(sentinels: pd.DataFrame, runs: pd.DataFrame | None = None) -> tuple[str, bool]:
     """What the sentinel (the same serial run once in every round) says of the machine's drift over the
     sweep, and whether it passes DRIFT_WARN; `runs` made outside the sentinels' span (a later partial
