@@ -78,7 +78,8 @@ def test_minimal_config_is_valid_and_gets_defaults():
     assert config["sampler"] == {"period_s": 0.05}
     assert config["multiprocessing"] == {"start_method": "forkserver"}
     assert config["workloads"]["matmul"] == {
-        "n": 256, "k": 8, "seed": 1234, "batches": 10, "warmup_batches": 1, "tasks_per_batch": None, "items_per_task": 1, "min_timed_s": None,
+        "n": 256, "k": 8, "seed": 1234, "batches": 10, "warmup_batches": 1, "tasks_per_batch": None, "items_per_task": 1,
+        "min_timed_s": None,
     }  # fmt: skip
     assert config["workloads"]["ner"]["model"] == "en_core_web_sm"
     assert config["workloads"]["ner"]["texts"] == TEXTS
