@@ -475,8 +475,8 @@ class PipelineRun:
     def results(self) -> Path:
         return self.work / "results"
 
-    def records(self) -> list[dict]:
-        return read_records(self.work)
+    def records(self, twins: bool = False) -> list[dict]:
+        return read_records(self.work, twins=twins)
 
 
 @pytest.fixture(scope="session")

@@ -74,12 +74,13 @@ def test_backend_runs_and_verifies(run_once, backend, workload):
     assert record["params"] == spec["params"]
     tasks = spec["params"]["tasks_per_batch"] or WORKERS
     assert record["tasks_per_batch"] == tasks and record["items_per_batch"] == tasks
-    assert record["verification"]["items_checked"] == tasks * (spec["params"]["batches"] + spec["params"]["warmup_batches"])
+    extra = record["workers_used"]["warmup_extra_batches"]  # warm-up goes on until every worker has run a task
+    t = record["timings"]
+    assert record["verification"]["items_checked"] == tasks * (len(t["batch_s"]) + len(t["warmup_s"]))
     assert record["gil_enabled"] is True, "a standard CPython"
 
-    t = record["timings"]
-    assert len(t["batch_s"]) == spec["params"]["batches"]
-    assert len(t["warmup_s"]) == spec["params"]["warmup_batches"]
+    assert len(t["batch_s"]) >= spec["params"]["batches"], "min_timed_s may add timed batches, never remove one"
+    assert len(t["warmup_s"]) == spec["params"]["warmup_batches"] + extra
     assert all(isinstance(s, float) and s > 0 for s in t["batch_s"] + t["warmup_s"])
     phases = t["startup_s"] + t["setup_s"] + sum(t["warmup_s"]) + sum(t["batch_s"]) + t["teardown_s"]
     assert all(t[k] >= 0 for k in ("startup_s", "setup_s", "teardown_s"))
@@ -113,7 +114,8 @@ def test_shared_memory_block_shows_in_peak_shm(run_once):
     peak growth of Shmem holds it (others on the machine can only add to a peak, or free theirs meanwhile)."""
     spec, record, *_ = run_once("multiprocessing-shared", "matmul")
     x_bytes = 8 * spec["params"]["n"] ** 2
-    assert record["memory"]["peak_shm_bytes"] >= x_bytes, record["memory"]
+    # Shmem is machine-wide: a page or two freed elsewhere meanwhile (a torn-down store) lowers the growth a little.
+    assert record["memory"]["peak_shm_bytes"] >= 0.9 * x_bytes, record["memory"]
     assert record["memory"]["phases"]["batch"]["peak_pss_bytes"] is not None, "the timed batches have a PSS reading"
 
 
@@ -216,7 +218,9 @@ def test_ray_without_address_starts_its_own_instance(monkeypatch):
     calls = []
     monkeypatch.setattr(ray, "init", lambda *args, **kwargs: calls.append((args, kwargs)))
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
-    backends.load("ray")(2, 1, {"address": None}).start()
+    backend = backends.load("ray")(2, 1, {"address": None})
+    monkeypatch.setattr(backend, "_one_each", lambda: None)  # no Ray runs here to start workers on
+    backend.start()
     ((args, kwargs),) = calls
     address = args[0] if args else kwargs.get("address")
     assert canonicalize_bootstrap_address(address) is None, f"ray.init(address={address!r}) joins an existing cluster"
@@ -330,6 +334,8 @@ def test_joblib_dumps_the_shared_arrays_in_setup(monkeypatch):
         b.stop()
     assert in_setup == 1 and len(dumps) == 1, f"{in_setup} dumps in setup, {len(dumps) - in_setup} in the batch"
     assert all(np.all(r == 512) for r, _ in results)
+
+
 # Every result is counted (issue 20, item 1)
 
 SerialBackend = backends.load("serial")

@@ -59,6 +59,7 @@ def test_report_renders_in_chromium(report_html, tmp_path):
             images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.complete, i.naturalWidth])")
             sections = page.eval_on_selector_all("section", "ss => ss.map(s => s.id)")
             advice = page.inner_text("#findings .cards")
+            noise = page.eval_on_selector_all("#summary ul.noise li", "lis => lis.map(li => li.innerText)")
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         finally:
             browser.close()
@@ -66,7 +67,9 @@ def test_report_renders_in_chromium(report_html, tmp_path):
     assert len(images) == 4 * len(workloads)  # 4 figures per workload
     assert all(complete and width > 0 for _, complete, width in images), images
     assert sections == list(report.SECTIONS)
-    # The tests' sweep has one trial per cell: the cards say why they rank nothing.
-    assert all(w in advice for w in workloads) and advice.count("Not enough repeats to rank") == len(workloads)
+    # The tests' sweep has two rounds, the least that ranks: every card names a cell and says how sure.
+    assert all(w in advice for w in workloads) and advice.count("How sure:") == len(workloads), advice
+    # The first screen's A/A arm: one line per workload, each its twin against its reference.
+    assert sorted(line.split(":")[0] for line in noise) == sorted(workloads) and all("against itself" in line for line in noise), noise
     assert outside == []
     assert (tmp_path / "report.png").stat().st_size > 10_000

@@ -90,20 +90,40 @@ def test_a_the_aa_twin_gets_a_false_verdict_in_at_most_5_percent_of_workloads(nu
     assert low_bound(null_sweeps["old_aa_false"], n) > 0.05, old
 
 
-def test_c_a_true_10_percent_difference_is_found_at_the_default_rounds():
+# What the noise model says is enough for (c): one round's log ratio carries two processes' spread.
+ROUNDS_FOR_10 = next(
+    r
+    for r in range(2, decide.MAX_ROUNDS)
+    if decide.detectable(np.sqrt(2) * synthetic.PROCESS_SD, r, decide.DEFAULT_MARGIN, family=2) <= 0.10
+)
+
+
+@pytest.mark.parametrize(
+    "rounds",
+    [
+        pytest.param(
+            ROUNDS,
+            id="default-rounds",
+            marks=pytest.mark.xfail(
+                ROUNDS < ROUNDS_FOR_10,
+                strict=True,
+                reason=f"10 % beyond a 5 % margin, at 5 % process noise, needs about {ROUNDS_FOR_10} rounds (see README)",
+            ),
+        ),
+        pytest.param(ROUNDS_FOR_10, id="rounds-the-noise-needs"),
+    ],
+)
+def test_c_a_true_10_percent_difference_is_found(rounds):
     found, n = 0, 0
     for seed in range(SEEDS):
-        records, _ = synthetic.split(synthetic.sweep(TRUE_10, rounds=ROUNDS, rng=np.random.default_rng(20_000 + seed)))
+        records, _ = synthetic.split(synthetic.sweep(TRUE_10, rounds=rounds, rng=np.random.default_rng(20_000 + seed)))
         chosen, _ = new_method(records)
         for c in chosen.values():
             n += 1
             found += c is not None and c.best.backend == "p" and c.best.verdict_vs_serial == decide.FASTER
-    # What the noise model says would be enough (one round's log ratio: two processes' spread).
-    sd = np.sqrt(2) * synthetic.PROCESS_SD
-    needed = next(r for r in range(2, decide.MAX_ROUNDS) if decide.detectable(sd, r, decide.DEFAULT_MARGIN, family=2) <= 0.10)
-    text = rate(f"new method, {ROUNDS} rounds: workloads where p (1.10x serial) is recommended, faster", found, n)
+    text = rate(f"new method, {rounds} rounds: workloads where p (1.10x serial) is recommended, faster", found, n)
     print(f"\n{text}")
-    assert found / n >= 0.80, f"{text}; decide.detectable says about {needed} rounds are needed at this noise (config trials: {ROUNDS})"
+    assert found / n >= 0.80, text
 
 
 def test_the_t_interval_covers_where_a_bootstrap_over_rounds_does_not():

@@ -712,3 +712,44 @@ def test_ner_explains_why_the_blogs_ratio_and_the_steady_state_differ():
     assert "one tagging (50× here)" in text and "result: doc puts it back" in text
     with_doc = " ".join(workloads.load("ner").explain(stats, NO_RUNS, {}, {"result": "doc"}))
     assert "80% of Ray's time" in with_doc and "result: doc puts it back" not in with_doc
+
+
+# ---------------------------------------------------------------- the A/A arm on the first screen
+
+
+def aa_of(speedups=None, rounds=5, seed=0, process_sd=None):
+    """stats.aa of a synthetic sweep (tests/synthetic.py): the twin is serial's second run in each round."""
+    import synthetic
+
+    from parbench import stats
+
+    noise = {} if process_sd is None else {"process_sd": process_sd}
+    records, _ = synthetic.split(
+        synthetic.sweep(synthetic.grid(speedups=speedups), rounds=rounds, rng=np.random.default_rng(seed), **noise)
+    )
+    runs, _ = stats.tables(records)
+    return stats.aa(runs)
+
+
+def test_the_noise_floor_says_per_workload_what_the_twin_shows_and_the_smallest_difference_seen():
+    aa = aa_of()
+    lines = claims.noise_floor(aa)
+    assert len(lines) == len(aa) == 2 and [line.split(":")[0] for line in lines] == list(aa.workload)
+    for line, (_, r) in zip(lines, aa.iterrows()):
+        assert "against itself" in line and f"over {r.n_rounds} rounds" in line and f"called {r.verdict}" in line
+        assert f"{r.detectable_difference:.0%} cannot be told from noise" in line, line
+        assert f"{r.noise_sd:.1%}" in line
+
+
+def test_the_noise_floor_grows_with_the_noise():
+    quiet, loud = aa_of(process_sd=0.01), aa_of(process_sd=0.2)
+    assert (quiet.noise_sd < loud.noise_sd).all() and (quiet.detectable_difference < loud.detectable_difference).all()
+
+
+def test_a_twin_called_different_is_a_first_screen_warning():
+    aa = aa_of()
+    assert claims.noise_warning(aa) is None
+    aa.loc[aa.workload == "b", ["verdict", "false_verdict"]] = ["faster", True]
+    warning = claims.noise_warning(aa)
+    assert warning is not None and "in b:" in warning and "doubtful" in warning
+    assert "false verdict" in claims.noise_floor(aa)[1]

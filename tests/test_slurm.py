@@ -216,8 +216,7 @@ def test_slurm_profile_runs_every_benchmark_as_an_exclusive_job(slurm, tmp_path)
         "--slurm-init-seconds-before-status-checks=2",  # the default 40 s would only wait
         # The node's cores, as README says for a real cluster: the plugin's srun binds a run to its threads.
         "--set-threads",
-        f"run={slurm.cpus}",
-        f"machine={slurm.cpus}",
+        *(f"{rule}={slurm.cpus}" for rule in ("run", "twin", "variant", "sentinel", "machine")),
         timeout=900,
     )
     print(f"SLURM sweep took {time.monotonic() - began:.0f} s")

@@ -626,3 +626,35 @@ def summary(stats: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def noise_floor(aa: pd.DataFrame) -> list[str]:
+    """The first screen's A/A lines, one per workload: the reference's twin over the reference, paired within
+    rounds (the truth is 1), its verdict, the noise it shows and the smallest difference the sweep can see."""
+    out = []
+    for _, r in aa.iterrows():
+        if not r.n_rounds or pd.isna(r.estimate):
+            out.append(f"{r.workload}: the A/A twin has no round paired with its reference: this sweep's noise is not known.")
+            continue
+        ratio = ratio_text(r.estimate, r.ci_low, r.ci_high, r.n_rounds)
+        noise = f"run-to-run noise {r.noise_sd:.1%} (sd of the per-round log ratio)" if r.noise_sd == r.noise_sd else "no spread yet"
+        see = (
+            f"differences smaller than {r.detectable_difference:.0%} cannot be told from noise at these rounds"
+            if r.detectable_difference == r.detectable_difference and r.detectable_difference < 10
+            else "no difference can be decided at these rounds"
+        )
+        called = f"called {r.verdict}" + (" — a false verdict: treat this workload's verdicts as doubtful" if r.false_verdict else "")
+        out.append(f"{r.workload}: {REFERENCE} at {workers_text(r.workers)} against itself, {ratio}, {called}; {noise}; {see}.")
+    return out
+
+
+def noise_warning(aa: pd.DataFrame) -> str | None:
+    """The report's warning when the decision rule called an A/A twin different from its reference."""
+    false = aa[aa.false_verdict.astype(bool)] if len(aa) else aa
+    if not len(false):
+        return None
+    names = ", ".join(false.workload)
+    return (
+        f"The A/A twin (a second {REFERENCE} run in each round) was called different from its reference in {names}: "
+        "on those workloads this sweep's noise exceeds what its intervals assume, and their verdicts are doubtful."
+    )

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from parbench import blog, claims, compare, workloads
 from parbench.figures import FIGURES, split_name
-from parbench.stats import first_variant, is_clean
+from parbench.stats import AA_COLUMNS, first_variant, is_clean
 from parbench.text import MIB, UNIT, num
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -202,18 +202,26 @@ def machine_state(runs: pd.DataFrame, sentinels: pd.DataFrame, config: dict) -> 
             f"{n} of {len(runs)} runs were made on a busy machine" + (f"; they are marked{claims.BUSY_MARK} in the findings." if n else ".")
         )
     out.append(
-        f"Order: the runs executed one at a time in a shuffled order (shuffle_seed {config.get('shuffle_seed', 0)}), so that no "
-        "backend's or workload's runs bunch in one stretch of time; each record says its place (order.position)."
+        f"Order: the runs executed one at a time, in rounds: each round ran every cell once (with the reference's A/A twin "
+        f"and the sentinel) in its own seeded random order (shuffle_seed {config.get('shuffle_seed', 0)}), and a round began "
+        "only after the one before it ended; each record says its round and place (order.position)."
     )
     out.append(claims.drift(sentinels, runs)[0])
     return out
 
 
 def context(
-    runs: pd.DataFrame, stats: pd.DataFrame, machine: dict, figure_paths: list, config: dict, sentinels: pd.DataFrame | None = None
+    runs: pd.DataFrame,
+    stats: pd.DataFrame,
+    machine: dict,
+    figure_paths: list,
+    config: dict,
+    sentinels: pd.DataFrame | None = None,
+    aa: pd.DataFrame | None = None,
 ) -> dict:
     """Everything the template shows, computed from the tables."""
     sentinels = pd.DataFrame(columns=["sentinel", "status", "throughput"]) if sentinels is None else sentinels
+    aa = pd.DataFrame(columns=AA_COLUMNS) if aa is None else aa
     drift_text, drifted = claims.drift(sentinels, runs)
     env = machine.get("environment", {})
     clean = int(is_clean(runs).sum())
@@ -234,7 +242,17 @@ def context(
         f"{', '.join(map(str, sorted(runs.workers.unique())))}; {len(runs)} runs, {clean} clean",
         "generated": time.strftime("%Y-%m-%d %H:%M"),
         # Records of several hosts, CPU models or commits: said first.
-        "warnings": [w for w in [compare.mixed_provenance_text(runs), claims.busy_warning(runs), drift_text if drifted else None] if w],
+        "warnings": [
+            w
+            for w in [
+                compare.mixed_provenance_text(runs),
+                claims.noise_warning(aa),
+                claims.busy_warning(runs),
+                drift_text if drifted else None,
+            ]
+            if w
+        ],
+        "noise_floor": claims.noise_floor(aa),
         "summary": table(claims.summary(stats, runs), "summary"),
         "findings": findings(stats, runs, machine, config),
         "unit": UNIT,
@@ -267,11 +285,12 @@ def render(**context) -> str:
     return environment.get_template("report.html.j2").render(**context)
 
 
-def write(out, runs, stats, machine, figures: list, config: dict, sentinels=None) -> None:
-    """Write the report to `out` from runs.csv, stats.csv, machine.json, the PNG figures, the config and sentinels.csv."""
+def write(out, runs, stats, machine, figures: list, config: dict, sentinels=None, aa=None) -> None:
+    """Write the report to `out` from runs.csv, stats.csv, machine.json, the PNG figures, the config, sentinels.csv and aa.csv."""
     # The sweep's own runs: the first variant's (the comparison page shows the others against them).
     first = next(iter(config.get("variants") or {}), None)
     runs, stats = first_variant(pd.read_csv(runs), first), first_variant(pd.read_csv(stats), first)
     sentinels = pd.read_csv(sentinels) if sentinels is not None else None
+    aa = first_variant(pd.read_csv(aa), first) if aa is not None else None
     machine = json.loads(Path(machine).read_text())
-    Path(out).write_text(render(**context(runs, stats, machine, figures, config, sentinels)), encoding="utf-8")
+    Path(out).write_text(render(**context(runs, stats, machine, figures, config, sentinels, aa)), encoding="utf-8")

@@ -404,7 +404,6 @@ def sentinels(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("started_at").reset_index(drop=True)
 
 
-
 def first_variant(frame: pd.DataFrame, name: str | None) -> pd.DataFrame:
     """The rows of the sweep's own runs, the first variant's (`name`, from the config; None: a sweep
     without variants): the report and its figures show them, the comparison page the others against them."""

@@ -9,6 +9,7 @@ rule aggregate:
         batches="results/tables/batches.csv",
         stats="results/tables/stats.csv",
         sentinels="results/tables/sentinels.csv",
+        aa="results/tables/aa.csv",
     log:
         "results/logs/aggregate.log",
     localrule: True
@@ -54,6 +55,7 @@ rule report:
         runs="results/tables/runs.csv",
         stats="results/tables/stats.csv",
         sentinels="results/tables/sentinels.csv",
+        aa="results/tables/aa.csv",
         machine="results/machine.json",
         figures=figures(list(config["workloads"])),
     output:

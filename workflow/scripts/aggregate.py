@@ -1,4 +1,4 @@
-"""Rule aggregate: run records -> runs.csv, batches.csv, stats.csv."""
+"""Rule aggregate: run records -> runs.csv, batches.csv, stats.csv, sentinels.csv and aa.csv (the A/A arm)."""
 
 import sys
 
@@ -14,5 +14,6 @@ except records.RecordError as error:
 runs, batches = stats.tables(found)
 runs.to_csv(snakemake.output.runs, index=False)
 batches.to_csv(snakemake.output.batches, index=False)
-stats.stats(runs, batches).to_csv(snakemake.output.stats, index=False)
+stats.stats(runs, batches, margin=snakemake.params.margin).to_csv(snakemake.output.stats, index=False)
+stats.aa(runs, margin=snakemake.params.margin).to_csv(snakemake.output.aa, index=False)
 stats.sentinels(sentinels).to_csv(snakemake.output.sentinels, index=False)

@@ -15,4 +15,5 @@ report.write(
     figures=snakemake.input.figures,
     config=json.loads(snakemake.params.config),
     sentinels=snakemake.input.sentinels,
+    aa=snakemake.input.aa,
 )

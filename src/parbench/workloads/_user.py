@@ -85,10 +85,15 @@ def digest(module: str, cwd: Path | None = None) -> str:
 
 def load(module: str) -> type[BaseWorkload]:
     """The Workload class for `module`; its folder goes on the path of this process and of every child."""
-    name, folder, _ = locate(module)
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
+    name, folder, path = locate(module)
+    if str(folder) in sys.path:
+        sys.path.remove(str(folder))
+    else:
         _LOADED.add(str(folder))
+    sys.path.insert(0, str(folder))  # first: another folder loaded before may hold a file of the same name
+    cached = sys.modules.get(name)
+    if cached is not None and Path(getattr(cached, "__file__", "") or "").resolve() != path:
+        del sys.modules[name]  # a file of the same name elsewhere, loaded earlier in this process
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if str(folder) not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(folder), *paths])
