@@ -737,13 +737,20 @@ def test_the_noise_floor_says_per_workload_what_the_twin_shows_and_the_smallest_
     assert len(lines) == len(aa) == 2 and [line.split(":")[0] for line in lines] == list(aa.workload)
     for line, (_, r) in zip(lines, aa.iterrows()):
         assert "against itself" in line and f"over {r.n_rounds} rounds" in line and f"called {r.verdict}" in line
-        assert f"{r.detectable_difference:.0%} cannot be told from noise" in line, line
+        assert r.detectable_difference < 1 and f"{r.detectable_difference:.0%} cannot be told from noise" in line, line
         assert f"{r.noise_sd:.1%}" in line
 
 
 def test_the_noise_floor_grows_with_the_noise():
     quiet, loud = aa_of(process_sd=0.01), aa_of(process_sd=0.2)
     assert (quiet.noise_sd < loud.noise_sd).all() and (quiet.detectable_difference < loud.detectable_difference).all()
+
+
+def test_a_noise_floor_past_100_percent_reads_as_a_ratio():
+    aa = aa_of()
+    aa["detectable_difference"] = [7.6, 50]
+    lines = claims.noise_floor(aa)
+    assert "beyond 8.60×" in lines[0] and "no difference can be decided" in lines[1], lines
 
 
 def test_a_twin_called_different_is_a_first_screen_warning():

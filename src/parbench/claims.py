@@ -638,10 +638,13 @@ def noise_floor(aa: pd.DataFrame) -> list[str]:
             continue
         ratio = ratio_text(r.estimate, r.ci_low, r.ci_high, r.n_rounds)
         noise = f"run-to-run noise {r.noise_sd:.1%} (sd of the per-round log ratio)" if r.noise_sd == r.noise_sd else "no spread yet"
+        d = r.detectable_difference
         see = (
-            f"differences smaller than {r.detectable_difference:.0%} cannot be told from noise at these rounds"
-            if r.detectable_difference == r.detectable_difference and r.detectable_difference < 10
-            else "no difference can be decided at these rounds"
+            "no difference can be decided at these rounds"
+            if not d == d or d >= 10
+            else f"differences smaller than {d:.0%} cannot be told from noise at these rounds"
+            if d < 1
+            else f"only a ratio beyond {num(1 + d)}× could be told from noise at these rounds"  # a share past 100 % reads badly
         )
         called = f"called {r.verdict}" + (" — a false verdict: treat this workload's verdicts as doubtful" if r.false_verdict else "")
         out.append(f"{r.workload}: {REFERENCE} at {workers_text(r.workers)} against itself, {ratio}, {called}; {noise}; {see}.")
