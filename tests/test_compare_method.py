@@ -18,6 +18,7 @@ import old_compare
 import pytest
 import synthetic
 import yaml
+from conftest import at_default_and_needed_rounds
 
 from parbench import compare
 from parbench.compare import Sweep
@@ -92,21 +93,7 @@ def test_an_aa_across_two_sessions_is_rarely_called_different_and_the_old_compar
     assert wilson(k_old, len(old))[0] > 0.05, "the test cannot tell the old comparison from the new: " + message
 
 
-@pytest.mark.parametrize(
-    "rounds",
-    [
-        pytest.param(
-            DEFAULT_ROUNDS,
-            id="default-rounds",
-            marks=pytest.mark.xfail(
-                DEFAULT_ROUNDS < ROUNDS_FOR_10,
-                strict=True,
-                reason=f"10 % beyond a 5 % margin, at 5 % process noise, needs about {ROUNDS_FOR_10} rounds",
-            ),
-        ),
-        pytest.param(ROUNDS_FOR_10, id=f"{ROUNDS_FOR_10}-rounds"),
-    ],
-)
+@pytest.mark.parametrize("rounds", at_default_and_needed_rounds(DEFAULT_ROUNDS, ROUNDS_FOR_10))
 def test_a_true_10_percent_difference_between_variants_is_found(rounds):
     verdicts = np.concatenate([within(seed, rounds, 1.1) for seed in range(SEEDS)])
     k, n = int((verdicts == "faster").sum()), len(verdicts)

@@ -16,7 +16,7 @@ import old_method
 import pytest
 import synthetic
 import yaml
-from conftest import REPO
+from conftest import REPO, at_default_and_needed_rounds
 from scipy import stats as st
 
 from parbench import claims, decide, stats
@@ -98,21 +98,7 @@ ROUNDS_FOR_10 = next(
 )
 
 
-@pytest.mark.parametrize(
-    "rounds",
-    [
-        pytest.param(
-            ROUNDS,
-            id="default-rounds",
-            marks=pytest.mark.xfail(
-                ROUNDS < ROUNDS_FOR_10,
-                strict=True,
-                reason=f"10 % beyond a 5 % margin, at 5 % process noise, needs about {ROUNDS_FOR_10} rounds (see README)",
-            ),
-        ),
-        pytest.param(ROUNDS_FOR_10, id="rounds-the-noise-needs"),
-    ],
-)
+@pytest.mark.parametrize("rounds", at_default_and_needed_rounds(ROUNDS, ROUNDS_FOR_10))
 def test_c_a_true_10_percent_difference_is_found(rounds):
     found, n = 0, 0
     for seed in range(SEEDS):
