@@ -446,8 +446,9 @@ def check(item, result, expected):
 '''
 
 
-# The four backends of the blog comparison (joblib and dask run through the supervisor in test_backends.py).
-PIPELINE_BACKENDS = ["serial", "multiprocessing", "multiprocessing-shared", "ray"]
+# Ray's start (5-7 s a run) would be most of the fixture: Ray, joblib and Dask run through the supervisor
+# in test_backends.py, and Ray through Snakemake in test_clusters.py.
+PIPELINE_BACKENDS = ["serial", "threads", "multiprocessing", "multiprocessing-shared"]
 PIPELINE_CONFIG = {
     "backends": PIPELINE_BACKENDS,
     "workers": [2],

@@ -261,7 +261,7 @@ def test_records_hold_the_tree_cpu_the_machine_and_the_exact_memory(done):
             assert memory["exact_source"] == OFFERED["memory"] and memory["exact_peak_bytes"] > 0, where
         else:
             assert memory["exact_peak_bytes"] is None and memory["exact_unavailable"], where
-        if r["backend"] != "serial":  # workers' CPU is in the tree, not in the driver (Ray's own processes: seconds)
-            assert cpu["tree_user_s"] + cpu["tree_system_s"] > driver + (0.5 if r["backend"] == "ray" else 0), where
+        # The whole tree over the whole run: start-up and imports too, beyond the driver's batches.
+        assert cpu["tree_user_s"] + cpu["tree_system_s"] > driver, where
     runs = pd.read_csv(done.results / "tables" / "runs.csv")
     assert runs.cpu_per_item_s.notna().all() and runs.busy_machine.notna().all()
