@@ -215,8 +215,11 @@ def recommendation(stats: pd.DataFrame, runs: pd.DataFrame | None = None) -> lis
         return [nothing_to_claim(stats)]
     best, m = choice.best, f"{choice.margin:.0%}"
     if best.backend != REFERENCE:
+        # A runner-up it cannot be told from is named in the answer itself: two sweeps may rank them either way.
+        tied = cannot_tell_from(choice)
+        names = " or ".join(cell_text(r) for r in [best, *tied]) + (" (cannot be told apart; the first ran faster here)" if tied else "")
         out = [
-            f"Use {cell_text(best)}: {throughput_text(best)}.",
+            f"Use {names}: {throughput_text(best)}.",
             f"How sure: faster than serial at the same batch size, {speedup_text(best)}, beyond the {m} margin; "
             f"chosen from {choice.family} comparisons with serial (Holm's correction over them).",
         ]
