@@ -23,9 +23,10 @@ MEMORY_TOLERANCE = 0.05
 # The busy-machine rule, said once for the report and the README (the threshold is stats.BUSY_OTHER_CORES).
 BUSY_RULE = (
     f"a run was made on a busy machine when the rest of the machine used more than {BUSY_OTHER_CORES:g} of a core on average "
-    "beside it: the machine's non-idle CPU time in /proc/stat (steal included: time other guests took) over the run, minus the "
-    "CPU time of the run's own process tree (from its CPU cgroup: runs without one, and runs on an external cluster, are not "
-    "judged), over the run's wall time"
+    "beside its timed batches: the machine's non-idle CPU time in /proc/stat (steal included: time other guests took) during "
+    "them, minus the CPU time of the run's own process tree (from its CPU cgroup: runs without one, and runs on an external "
+    "cluster, are not judged), over their wall time. /proc/stat counts in 10 ms ticks, so a run whose timed batches are too "
+    "short for the ticks to tell other work from none (tick noise over a quarter of the threshold) is not judged either"
 )
 BUSY_MARK = " [busy machine]"
 # The sentinel's throughput may vary this much over a sweep before the report warns (README, "Drift").

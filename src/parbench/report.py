@@ -201,6 +201,9 @@ def machine_state(runs: pd.DataFrame, sentinels: pd.DataFrame, config: dict) -> 
         out.append(
             f"{n} of {len(runs)} runs were made on a busy machine" + (f"; they are marked{claims.BUSY_MARK} in the findings." if n else ".")
         )
+    if "other_cores_tick_noise" in runs and len(short := runs[runs.other_cores_tick_noise.notna() & runs.busy_machine.isna()]):
+        names = ", ".join(sorted(short.workload.unique()))
+        out.append(f"{len(short)} runs had timed batches too short to judge ({names}): set their min_timed_s to judge them.")
     out.append(
         f"Order: the runs executed one at a time, in rounds: each round ran every cell once (with the reference's A/A twin "
         f"and the sentinel) in its own seeded random order (shuffle_seed {config.get('shuffle_seed', 0)}), and a round began "

@@ -16,6 +16,12 @@ CONFIDENCE = 0.95  # compare.py's bootstrap percentiles; stats' own intervals ar
 # A run was made on a busy machine when the rest of the machine (other processes, and other guests
 # through steal) used more than this many cores on average beside it (README, "A busy machine").
 BUSY_OTHER_CORES = 0.25
+# /proc/stat counts in ticks of this many seconds (USER_HZ): each timed batch reads it twice, so the
+# other work summed over n batches on c CPUs carries tick noise of sd TICK_S * sqrt(n * c / 6) (two
+# readings per CPU, each off by up to a tick). A run is judged only where that noise is at most this
+# share of the threshold (4 sd: a quiet run is not flagged by ticks alone).
+TICK_S = 0.01
+TICK_NOISE_SHARE = 0.25
 
 
 def is_clean(runs: pd.DataFrame) -> pd.Series:
@@ -52,7 +58,11 @@ def run_row(r: dict) -> dict:
     other_batches = system.get("other_cpu_batch_s")
     whole = bool(other_batches) and len(other_batches) == len(batch_s) and busy > 0 and exact_tree
     other_cores_batches = sum(other_batches) / busy if whole else None
-    judged = other_cores_batches if other_cores_batches is not None else other_cores  # records made before the per-batch figure
+    tick_noise = tick_noise_cores(len(batch_s), env.get("logical_cores") or env.get("physical_cores") or 1, busy) if whole else None
+    if whole:  # too short to tell other work from the ticks: not judged (records made before the per-batch figure: the run's)
+        judged = other_cores_batches if tick_noise <= TICK_NOISE_SHARE * BUSY_OTHER_CORES else None
+    else:
+        judged = other_cores
     return {
         **{k: r[k] for k in ("workload", "backend", "workers", "trial")},
         "round": r.get("round") or order.get("round") or r["trial"],
@@ -109,6 +119,7 @@ def run_row(r: dict) -> dict:
         "tree_totals_source": cpu.get("tree_totals_source"),
         "other_cores": other_cores,
         "other_cores_batches": other_cores_batches,
+        "other_cores_tick_noise": tick_noise,
         "busy_machine": judged > BUSY_OTHER_CORES if judged is not None else None,
         "tree_involuntary_switches": system.get("tree_involuntary_switches"),
         "planned_position": order.get("position"),
@@ -121,6 +132,11 @@ def run_row(r: dict) -> dict:
         "code_hash": env.get("code_hash"),
         "config_hash": env.get("config_hash"),
     }
+
+
+def tick_noise_cores(n_batches: int, cpus: int, window_s: float) -> float:
+    """The sd, in cores, that /proc/stat's ticks alone put on other work summed over n timed batches."""
+    return TICK_S * (n_batches * cpus / 6) ** 0.5 / window_s
 
 
 def blog_timer(timings: dict, info: dict) -> float | None:
