@@ -51,6 +51,22 @@ BAD = [
     ("matmul-k-zero", changed("workloads.matmul.k", 0), "workloads.matmul.k", [POSITIVE]),
     ("matmul-batches-zero", changed("workloads.matmul.batches", 0), "workloads.matmul.batches", [POSITIVE]),
     ("ner-batches-zero", changed("workloads.ner.batches", 0), "workloads.ner.batches", [POSITIVE]),
+    # A name becomes folders and wildcards: refused before any job, not a MissingInputException later (issue 24, item 7).
+    *[
+        (
+            f"workload-name-{case}",
+            changed(f"workloads.{name}", {"module": "mine.py"}),
+            "workloads",
+            [repr(name), "lower case letters", repr(fix)],
+        )
+        for case, name, fix in [
+            ("capitals", "MyWork", "mywork"),
+            ("space", "my work", "my-work"),
+            ("slash", "a/b", "a-b"),
+            ("accent", "café", "caf"),
+        ]
+    ],
+    ("variant-name-capitals", changed("variants", {"Base": {}}), "variants", ["'Base'", "lower case letters"]),
     ("trials-zero", changed("trials", 0), "trials", [POSITIVE]),
     ("trials-negative", changed("trials", -3), "trials", [POSITIVE]),
     ("ner-texts-empty", changed("workloads.ner.texts", []), "workloads.ner.texts", ["non-empty"]),
@@ -68,7 +84,14 @@ BAD = [
     ),
 ]
 # A representative handful, also checked through Snakemake (each dry run costs seconds).
-THROUGH_SNAKEMAKE = ["workers-zero", "backend-unknown", "top-level-misspelled", "ner-texts-empty", "ner-model-missing"]
+THROUGH_SNAKEMAKE = [
+    "workers-zero",
+    "backend-unknown",
+    "top-level-misspelled",
+    "ner-texts-empty",
+    "ner-model-missing",
+    "workload-name-capitals",
+]
 
 
 def test_minimal_config_is_valid_and_gets_defaults():

@@ -72,3 +72,18 @@ def test_the_server_is_outside_the_runs_cgroups():
     finally:
         driver.communicate("")
         groups.remove()
+
+
+def test_the_servers_cpu_is_not_counted_as_other_work_beside_the_run():
+    """The server is outside the tree, so its CPU counted as other work in the busy flag (0.05-0.23 of a core at
+    http in a quiet sweep); each timed batch now leaves it out, and says how much it was."""
+    from conftest import make_spec
+
+    from parbench import runner
+
+    record = runner.run(make_spec("threads", "http", 8, latency_ms=0, requests=20, batches=3, warmup_batches=1))
+    assert record["status"] == "ok", record["reason"]
+    service = record["cpu"]["service_batch_s"]
+    assert len(service) == len(record["timings"]["batch_s"]) and sum(service) > 0, service
+    w = http.Workload({"latency_ms": 0, "requests": 1, "response_bytes": 10}, 1)
+    assert w.service_cpu_s() == 0.0, "no server yet: nothing to leave out"

@@ -424,3 +424,18 @@ def test_the_report_says_which_runs_were_too_short_to_judge():
     lines = report.machine_state(runs, pd.DataFrame(), {})
     assert "0 of 2 runs were made on a busy machine." in lines
     assert "1 runs had timed batches too short to judge (tinytasks): set their min_timed_s to judge them." in lines
+
+
+def test_a_left_out_cell_names_why_its_runs_are_unclean():
+    """An unverified run once showed as 'ok x1' with its problem nowhere on the page (issue 24, item 6)."""
+    from parbench import claims
+
+    unverified = record("ray", 2, 1, verified=False) | {"verification": {"problems": ["batch 0 task 1: result differs from the serial"]}}
+    failed = record("ray", 2, 2, status="failed") | {"reason": "task raised ValueError: no (mine.py, line 9, in task)"}
+    recs = [record("serial", 2, t) for t in (1, 2, 3)] + [unverified, failed, record("ray", 2, 3)]
+    out = table(recs)[2]
+    ray = row(out, "ray", 2)
+    assert ray.statuses == "failed x1, ok x1, ok but not verified x1"
+    assert ray.causes == "batch 0 task 1: result differs from the serial; task raised ValueError: no (mine.py, line 9, in task)"
+    (text,) = claims.excluded(out)
+    assert "ray at 2 workers (failed x1, ok x1, ok but not verified x1: batch 0 task 1: result differs from the serial; task raised" in text

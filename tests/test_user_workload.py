@@ -128,6 +128,59 @@ def test_a_wrong_result_is_not_verified(user_project, monkeypatch):
     assert "differs from the same task run serially" in record["verification"]["problems"][0]
 
 
+UNSEEDED = """
+import random
+
+def data(params):
+    return {}
+
+def items(params, batch, n):
+    return [random.random() for _ in range(n)]
+
+def task(state, item):
+    return item * 2
+"""
+
+NAN_FIELD = """
+import dataclasses
+
+@dataclasses.dataclass
+class Score:
+    name: str
+    value: float
+
+def data(params):
+    return {}
+
+def items(params, batch, n):
+    return list(range(n))
+
+def task(state, item):
+    return Score(str(item), float("nan") if item % 2 else item / 3)
+"""
+
+
+@pytest.mark.parametrize(
+    "files, verified, problem",
+    [
+        ({"bench/unseeded.py": UNSEEDED}, False, "items(params, 0, 4) gave other items when called again for the check"),
+        ({"bench/nan_field.py": NAN_FIELD}, True, None),
+    ],
+    ids=["unseeded-items", "nan-in-a-dataclass"],
+)
+def test_the_check_blames_what_is_wrong(user_project, monkeypatch, files, verified, problem):
+    """Items that differ on each call are named as such, not as wrong results; a dataclass with a NaN
+    field compares field by field, as floats do (issue 24, item 5)."""
+    project(user_project, files)
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    record = runner.run(user_spec("serial", next(iter(files)), workers=2))
+    assert record["status"] == "ok" and record["verified"] is verified, record["verification"]
+    if problem:
+        assert record["verification"]["problems"][0].startswith("batch 0: " + problem), record["verification"]
+        assert not any("differs from the same task" in p for p in record["verification"]["problems"])
+
+
 UNPICKLABLE = """
 import threading
 
@@ -177,6 +230,31 @@ def test_a_task_that_raises_gives_the_same_short_reason_on_every_backend(user_pr
     record = supervise(user_spec(backend, "bench/raises.py"), tmp_path / "r.json", tmp_path / "r.log")
     assert record["status"] == "failed"
     assert record["reason"] == "task raised ValueError: no good: 1 (raises.py, line 10, in task)"
+
+
+LOUD = """
+def data(params):
+    return {}
+
+def items(params, batch, n):
+    return list(range(n))
+
+def task(state, item):
+    raise ValueError("x" * 1_000_000 + " the end")
+"""
+
+
+@pytest.mark.parametrize("backend", backends.names())
+def test_a_huge_error_message_is_cut_to_one_short_line_and_kept_whole_in_the_log(user_project, tmp_path, backend):
+    """A task raising a 1 MB message once made a 1 MB record (issue 24, item 4)."""
+    project(user_project, {"bench/loud.py": LOUD})
+    record = supervise(user_spec(backend, "bench/loud.py"), tmp_path / "r.json", tmp_path / "r.log")
+    assert record["status"] == "failed"
+    reason = record["reason"]
+    assert reason.startswith("task raised ValueError: xxx") and reason.endswith("(loud.py, line 9, in task)"), reason[:500]
+    assert len(reason) < 500 and "\n" not in reason and "cut from 1,000,020 characters" in reason, reason[:500]
+    assert len((tmp_path / "r.json").read_bytes()) < 100_000
+    assert "x" * 1_000_000 + " the end" in (tmp_path / "r.log").read_text(), "the whole message is in the run's log"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,6 +322,11 @@ ITEMS_AND_TASK = "def items(p, b, n): return [0] * n\ndef task(s, i): return 1\n
             {"module": "b/few.py", "rows": 8, "seed": 1},
             ["returned 1 items, not 2"],
         ),
+        (
+            {"b/threaded.py": "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,)).start()\n" + SUMS},
+            {"module": "b/threaded.py", "rows": 8, "seed": 1},
+            ["workloads.mine.module", "left threads running: Thread-1 (sleep)", "make them daemon threads"],
+        ),
     ],
     ids=[
         "missing-file",
@@ -256,12 +339,24 @@ ITEMS_AND_TASK = "def items(p, b, n): return [0] * n\ndef task(s, i): return 1\n
         "build-keys",
         "name-clash-installed",
         "items-count",
+        "thread-at-import",  # issue 24, item 2: this check once hung until killed
     ],
 )
 def test_a_bad_user_module_is_refused_naming_it(tmp_path, files, params, expected):
     message = refused(tmp_path, files, params)
     for text in expected:
         assert text in message, f"{text!r} not in:\n{message}"
+
+
+def test_a_module_that_blocks_at_import_is_refused_in_bounded_time_naming_where(tmp_path, monkeypatch):
+    """The check once waited without end; now it says where the module was when its time ran out (issue 24, item 2)."""
+    from parbench.workloads import _user
+
+    monkeypatch.setattr(_user, "CHECK_TIMEOUT_S", 3)
+    monkeypatch.setenv("PARBENCH_CHECK_TIMEOUT_S", "3")
+    message = refused(tmp_path, {"b/stuck.py": "import threading\nthreading.Event().wait()\n" + SUMS}, {"module": "b/stuck.py"})
+    assert "workloads.mine: checking b/stuck.py (its import, data(params) and items(params, 0, 2)) did not end within 3 s" in message
+    assert "it was waiting in stuck.py, line 2, in <module>" in message, message
 
 
 def test_a_user_workload_may_not_take_a_builtin_name(tmp_path):
@@ -343,3 +438,65 @@ def test_a_users_own_worker_counts_change_no_run_of_others(pipeline):
     # Only lookup at 1 worker is new, in every round; its A/A twin moves to serial at the first count, 1.
     assert jobs.get("run") == len(config["backends"]) * config["trials"], jobs
     assert jobs.get("twin") == config["trials"], jobs
+
+
+CHATTY = """
+def data(params):
+    return {}
+
+def items(params, batch, n):
+    return list(range(n))
+
+def task(state, item):
+    print("chatter " * 200_000, flush=True)  # 1.6 MB per task
+    return item
+"""
+
+
+def test_a_task_that_prints_megabytes_leaves_a_capped_log_that_says_so(user_project, tmp_path):
+    """A task printing 50 MB once made a 191 MB log per run (issue 24, item 8)."""
+    from parbench import cleanup
+
+    project(user_project, {"bench/chatty.py": CHATTY})
+    log = tmp_path / "r.log"
+    log.write_text("before the run\n")
+    record = supervise(user_spec("serial", "bench/chatty.py"), tmp_path / "r.json", log)
+    assert record["status"] == "ok" and record["verified"], record["reason"]
+    text = log.read_text()
+    assert text.startswith("before the run\nchatter"), "the log's earlier content and the run's first output stay"
+    assert len(text) <= len("before the run\n") + cleanup.LOG_CAP_BYTES + 200
+    assert (
+        record["cleanup"]["log_cut_bytes"] > 5_000_000
+        and f"{record['cleanup']['log_cut_bytes']:,} bytes of this run's output cut here" in text
+    )
+
+
+LINGERING = """
+import threading
+import time
+
+def data(params):
+    return {}
+
+def items(params, batch, n):
+    return list(range(n))
+
+def linger():
+    time.sleep(3600)
+
+def task(state, item):
+    threading.Thread(target=linger, name="linger").start()  # never joined, not a daemon
+    return item
+"""
+
+
+@pytest.mark.parametrize("backend", backends.names())
+def test_a_thread_a_task_leaves_running_does_not_hold_a_finished_run(user_project, tmp_path, backend):
+    """Runs whose work was done and verified once waited for such a thread until their timeout (issue 24, item 3)."""
+    project(user_project, {"bench/lingering.py": LINGERING})
+    spec = user_spec(backend, "bench/lingering.py")
+    spec["settings"] = {**spec["settings"], "limits": {**spec["settings"].get("limits", {}), "timeout_s": 120}}
+    record = supervise(spec, tmp_path / "r.json", tmp_path / "r.log")
+    assert record["status"] == "ok" and record["verified"], f"{record['status']}: {record['reason']}"
+    if backend in ("serial", "threads"):  # the tasks ran in the driver: it names what it ended
+        assert any(t.startswith("linger at lingering.py, line 12, in linger") for t in record["threads_left"]), record.get("threads_left")

@@ -100,10 +100,26 @@ def read(group: Group) -> dict:
 
 
 def exact_memory(group: Group | None, missing: str | None) -> dict:
-    """The record's exact memory fields: the peak charged to the run's group so far and what was read, or null and why."""
+    """The record's exact memory fields: the peak charged to the run's group so far and what was read, and the
+    page cache of files charged to it now; or null and why."""
     if group is None:
-        return {"exact_peak_bytes": None, "exact_source": None, "exact_unavailable": missing}
-    return {"exact_peak_bytes": read(group)["peak_bytes"], "exact_source": group.source, "exact_unavailable": None}
+        return {"exact_peak_bytes": None, "exact_source": None, "exact_unavailable": missing, "exact_file_cache_bytes": None}
+    peak = read(group)["peak_bytes"]
+    return {"exact_peak_bytes": peak, "exact_source": group.source, "exact_unavailable": None, "exact_file_cache_bytes": file_cache(group)}
+
+
+def file_cache(group: Group) -> int | None:
+    """Bytes of page cache of files charged to a memory group (tmpfs and shared memory left out: they are the
+    run's memory), from memory.stat: v2 `file` less `shmem`, v1 `total_cache` less `total_shmem`. The kernel
+    keeps no peak without it; the peak less this is a lower bound of the run's peak of its own memory (cached
+    file pages stay charged until reclaimed, so what the run cached is all here at its end)."""
+    try:
+        stat = dict(line.split() for line in Path(group.path, "memory.stat").read_text().splitlines())
+        v1 = "total_cache" in stat
+        cache, shmem = (int(stat["total_cache"]), int(stat["total_shmem"])) if v1 else (int(stat["file"]), int(stat["shmem"]))
+    except (OSError, KeyError, ValueError):
+        return None
+    return max(cache - shmem, 0)
 
 
 def procs(group: Group) -> list[int]:

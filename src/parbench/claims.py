@@ -411,6 +411,12 @@ def least_memory(stats: pd.DataFrame) -> list[str]:
     return out
 
 
+def cause_text(row) -> str:
+    """': <why its runs are unclean>' where the stats row has it."""
+    cause = getattr(row, "causes", None)
+    return f": {cause}" if isinstance(cause, str) and cause else ""
+
+
 def excluded(stats: pd.DataFrame) -> list[str]:
     """The cells no claim rests on, and why."""
     out = []
@@ -418,7 +424,7 @@ def excluded(stats: pd.DataFrame) -> list[str]:
     if len(bad):
         out.append(
             "Left out of every claim (not every run was ok and verified): "
-            + "; ".join(f"{r.backend} at {workers_text(r.workers)} ({r.statuses})" for _, r in bad.iterrows())
+            + "; ".join(f"{r.backend} at {workers_text(r.workers)} ({r.statuses}{cause_text(r)})" for _, r in bad.iterrows())
             + "."
         )
     few = stats[stats.all_clean.astype(bool) & (stats.n_clean < MIN_TRIALS)]

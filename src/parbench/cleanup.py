@@ -275,3 +275,26 @@ def timed_slot(say=print, give_up=lambda: False, poll_s: float = 0.2):
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+# A run's share of its log: a task that printed 50 MB once made a 191 MB log per run.
+LOG_CAP_BYTES = 2 * 1024 * 1024
+
+
+def cap_log(path, start: int, cap: int = LOG_CAP_BYTES) -> int:
+    """Cut what a run wrote to its log after byte `start` to its first and last cap / 2 bytes, saying so
+    where it was cut; returns the bytes cut (0 when the run's output was within the cap)."""
+    with open(path, "r+b") as log:
+        size = log.seek(0, os.SEEK_END) - start
+        if size <= cap:
+            return 0
+        log.seek(start)
+        head = log.read(cap // 2)
+        log.seek(-(cap // 2), os.SEEK_END)
+        tail = log.read()
+        cut = size - len(head) - len(tail)
+        note = f"\n[parbench: {cut:,} bytes of this run's output cut here: a run keeps {cap:,} bytes of its log]\n"
+        log.seek(start)
+        log.write(head + note.encode() + tail)
+        log.truncate()
+    return cut

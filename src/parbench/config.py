@@ -2,6 +2,7 @@
 checked for what a schema cannot see (a spaCy model that is not installed)."""
 
 import copy
+import re
 from pathlib import Path
 
 import yaml
@@ -47,6 +48,13 @@ def _message(error) -> str:
             f"config key {key}: {path[1]!r} is not a built-in workload ({', '.join(workloads.names())}); "
             "a workload of your own names its `module:` (a .py file or a dotted module name)"
         )
+    if "propertyNames" in error.schema_path:
+        # A name becomes folders and Snakemake wildcards: refused here, not as a MissingInputException later.
+        suggestion = re.sub(r"[^a-z0-9_-]+", "-", str(error.instance).lower()).strip("-") or "mywork"
+        return (
+            f"config key {key}: the name {error.instance!r} is refused: lower case letters, digits, - and _ only "
+            f"(it names folders and Snakemake wildcards), such as {suggestion!r}"
+        )
     if error.validator == "additionalProperties":
         allowed = ", ".join(error.schema.get("properties", {}))
         return f"config key {key}: {error.message}; allowed keys: {allowed}"
@@ -56,6 +64,8 @@ def _message(error) -> str:
     return f"config key {key}: {error.message}" + (f"; allowed: {allowed}" if allowed else "")
 
 
+# A workload's or a variant's name: it names folders and Snakemake wildcards (workflow/rules/common.smk).
+NAME = r"[a-z0-9_-]+"
 JSON_TYPES = {bool: "boolean", int: "integer", float: "number", type(None): "null"}
 
 
@@ -98,8 +108,10 @@ def typed(value, schema: dict, root: dict):
 
 def complete(schema: dict) -> dict:
     """The config schema with what the plugins define: the backend names, and each built-in
-    workload's entry (run keys with its own defaults, then its parameters)."""
+    workload's entry (run keys with its own defaults, then its parameters); and the form of a name."""
     schema = copy.deepcopy(schema)
+    for key in ("workloads", "variants"):
+        schema["properties"][key]["propertyNames"] = {"pattern": f"^{NAME}$"}
     schema["properties"]["backends"]["items"] = {"enum": backends.names()}
     run_keys = schema["$defs"]["run_keys"]
     entries = schema["properties"]["workloads"]
@@ -138,6 +150,7 @@ def validate(config: dict, schema_path) -> dict:
     errors = sorted(DefaultingValidator(schema).iter_errors(checked), key=lambda e: list(map(str, e.absolute_path)))
     problems += [_message(e) for e in errors]
     bad = {e.absolute_path[1] for e in errors if len(e.absolute_path) > 1 and e.absolute_path[0] == "workloads"}
+    bad |= {e.instance for e in errors if list(e.absolute_path) == ["workloads"] and "propertyNames" in e.schema_path}
     for name, params in entries.items():
         if name in bad or name in clashing or not isinstance(params, dict):
             continue

@@ -7,6 +7,7 @@ limit is passed it writes an `oom` record and kills its whole process tree itsel
 supervisor finds the record and nothing keeps eating memory.
 """
 
+import faulthandler
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import traceback
 
 import psutil
 
-from parbench import records, runner
+from parbench import records, runner, worker
 
 SUPERVISOR = "PARBENCH_SUPERVISOR_PID"
 # The driver's exit code for a bug in parbench (an exception the runner did not turn into a record);
@@ -52,6 +53,7 @@ def die_with_parent(parent: int, poll_s: float = 0.2) -> None:
 
 def main(spec_path: str, out_path: str) -> None:
     die_with_parent(int(os.environ[SUPERVISOR]))
+    faulthandler.enable()  # a crash or abort leaves the stack in the run's log: the supervisor names the user's line
     with open(spec_path) as f:
         spec = json.load(f)
 
@@ -61,7 +63,14 @@ def main(spec_path: str, out_path: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     record = runner.run(spec, lambda record: records.write(out_path, record), stop_for_memory)
+    if left := worker.threads_left():  # the user's tasks started them: the run is done, they end with the driver
+        record["threads_left"] = left
+        print(f"parbench: the run is done; ending the threads its tasks left running: {'; '.join(left)}", file=sys.stderr)
     records.write(out_path, record)
+    if left:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # Python's exit would wait for them: a finished run recorded as a timeout
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ STATUSES = ("ok", "failed", "timeout", "oom", "skipped")
 RUN_ID = ("workload", "backend", "workers", "trial")
 # Fields every record has from the start, null until the run knows them (docs/record.md).
 MEMORY = ("peak_tree_pss_bytes", "peak_tree_rss_bytes", "peak_shm_bytes", "driver_peak_rss_bytes")
-EXACT = ("exact_peak_bytes", "exact_source", "exact_unavailable")
+EXACT = ("exact_peak_bytes", "exact_source", "exact_unavailable", "exact_file_cache_bytes")
 CPU = ("tree_user_s", "tree_system_s", "tree_totals_source", "tree_source")
 SYSTEM = ("loadavg_1m_start", "loadavg_1m_end", "cpu_steal_s", "machine_cpu_s", "other_cpu_s", "window_s", "tree_involuntary_switches")
 # Where a record lives; its fields must name the same run.

@@ -52,28 +52,31 @@ class Clock:
     machine's busy time from /proc/stat less the tree's); `harness(label)` is driver work (inputs,
     digests) that no timing includes, `end_to_end_s` excluded."""
 
-    def __init__(self, timings: dict, sampler: TreeSampler, cpu: dict, tree_cpu, system: dict):
+    def __init__(self, timings: dict, sampler: TreeSampler, cpu: dict, tree_cpu, system: dict, service_cpu=lambda: 0.0):
         self.timings, self.sampler, self.cpu, self.tree_cpu, self.harness_s = timings, sampler, cpu, tree_cpu, 0.0
-        self.system = system
+        self.system, self.service_cpu = system, service_cpu
         self.begin = time.perf_counter()
 
     @contextlib.contextmanager
     def timed(self, key: str, label: str):
         self.sampler.phase(label)
         batch = isinstance(self.timings[key], list)
-        tree0, machine0 = (self.tree_cpu(), proc_stat()[0]) if batch else (0.0, 0.0)
+        tree0, machine0, service0 = (self.tree_cpu(), proc_stat()[0], self.service_cpu()) if batch else (0.0, 0.0, 0.0)
         t0, cpu0, sampling0 = time.perf_counter(), time.process_time(), self.sampler.cpu_s
         yield
         elapsed = time.perf_counter() - t0
         sampling = self.sampler.cpu_s - sampling0  # the memory sampler's own CPU is not the work's
         cpu = time.process_time() - cpu0 - sampling
         if batch:
-            tree, machine = self.tree_cpu() - tree0, proc_stat()[0] - machine0
+            tree, machine, service = self.tree_cpu() - tree0, proc_stat()[0] - machine0, self.service_cpu() - service0
             self.timings[key].append(elapsed)
             self.cpu.setdefault(f"driver_{key}", []).append(cpu)
             self.cpu.setdefault(f"tree_{key}", []).append(tree - sampling)
             # /proc/stat counts 10 ms ticks per CPU: one batch's figure is coarse, sums over batches are not.
-            self.system.setdefault(f"other_cpu_{key}", []).append(round(machine - tree, 4))
+            # The workload's own service outside the tree (http's server) is not other work.
+            self.system.setdefault(f"other_cpu_{key}", []).append(round(machine - tree - service, 4))
+            if service:
+                self.cpu.setdefault(f"service_{key}", []).append(round(service, 4))
         else:
             self.timings[key] = elapsed
 
@@ -131,7 +134,7 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
 
     report()
     sampler.start()
-    clock = Clock(record["timings"], sampler, record["cpu"], tree_cpu, record["system"])
+    clock = Clock(record["timings"], sampler, record["cpu"], tree_cpu, record["system"], workload.service_cpu_s)
     warmups, batches, min_timed = params["warmup_batches"], params["batches"], params.get("min_timed_s")
     digests, seen, stateful, cluster_memory = {}, collections.defaultdict(list), None, None
     timed_seen, marks = [], Marks()  # per timed batch, what its tasks saw
@@ -189,6 +192,8 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
         reason = failure(error, backend.failures)
         if reason is None:
             raise  # a bug in parbench
+        for whole in {e.whole for e in _causes(error) if isinstance(e, TaskError) and getattr(e, "whole", None)}:
+            print(f"parbench: the run failed: {reason}\n{whole}", file=sys.stderr)  # the record holds one line
         record.update(status="failed", reason=reason)
         _quietly(backend.stop)
     clock.close()

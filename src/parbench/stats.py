@@ -73,6 +73,7 @@ def run_row(r: dict) -> dict:
         "run_throughput": items / float(np.median(batch_s)) if batch_s and np.median(batch_s) > 0 else None,
         "status": r.get("status"),
         "reason": r.get("reason"),
+        "verification_problem": next(iter((r.get("verification") or {}).get("problems") or []), None),
         "verified": bool(r.get("verified")),
         "tasks_per_batch": r.get("tasks_per_batch") or r["workers"],
         "items_per_task": r.get("items_per_task") or 1,
@@ -104,6 +105,12 @@ def run_row(r: dict) -> dict:
         "driver_peak_rss_bytes": m.get("driver_peak_rss_bytes"),
         "steady_tree_pss_bytes": (timed_phase(m.get("phases")) or {}).get("peak_pss_bytes"),
         "exact_peak_bytes": m.get("exact_peak_bytes"),
+        # The exact peak less the page cache of files the run read first (which depends on what earlier runs cached): a lower bound.
+        "exact_peak_less_cache_bytes": (
+            m["exact_peak_bytes"] - m["exact_file_cache_bytes"]
+            if m.get("exact_peak_bytes") and m.get("exact_file_cache_bytes") is not None
+            else None
+        ),
         "exact_source": m.get("exact_source"),
         "blas_threads": r.get("blas_threads"),
         "workers_seen": timed_phase(r.get("workers_seen")),
@@ -132,6 +139,14 @@ def run_row(r: dict) -> dict:
         "code_hash": env.get("code_hash"),
         "config_hash": env.get("config_hash"),
     }
+
+
+def causes(runs: pd.DataFrame, most: int = 2) -> str:
+    """The distinct causes of a cell's unclean runs (a failed run's reason, else its first verification problem)."""
+    column = runs.verification_problem if "verification_problem" in runs else pd.Series(None, index=runs.index)
+    found = runs.reason.where(runs.reason.notna(), column).dropna().astype(str).unique()
+    more = f" (and {len(found) - most} more)" if len(found) > most else ""
+    return "; ".join(found[:most]) + more
 
 
 def tick_noise_cores(n_batches: int, cpus: int, window_s: float) -> float:
@@ -210,6 +225,7 @@ MEDIANS = (
     "cpu_per_item_s",
     "tree_cores_busy",
     "exact_peak_bytes",
+    "exact_peak_less_cache_bytes",
     "blog_timer_s",
 )
 
@@ -289,8 +305,11 @@ def stats(runs: pd.DataFrame, batches: pd.DataFrame | None = None, seed: int = 0
     by = cells.groupby(CELL, sort=True)
     out = pd.DataFrame({"n_runs": by.size(), "n_clean": ok_mask.groupby([cells[k] for k in CELL]).sum()})
     out["all_clean"] = out.n_clean == out.n_runs
-    tally = cells.groupby([*CELL, "status"]).size()
+    # What each run ended as, an ok run that failed its check said so, and why the unclean ones are left out.
+    ended = cells.status.where(~((cells.status == "ok") & ~cells.verified.astype(bool)), "ok but not verified")
+    tally = cells.groupby([*[cells[k] for k in CELL], ended.rename("ended")]).size()
     out["statuses"] = pd.Series({k: ", ".join(f"{s} x{n}" for s, n in g.droplevel(CELL).items()) for k, g in tally.groupby(level=CELL)})
+    out["causes"] = pd.Series({k: causes(g) for k, g in cells[~ok_mask].groupby(CELL)}, dtype=object)
     # Throughput: the geometric mean over the runs used, and its t interval over them.
     logs_used = np.log(quiet.run_throughput.astype(float)).groupby([quiet[k] for k in CELL])
     n, mean, sd = logs_used.count(), logs_used.mean(), logs_used.std(ddof=1)

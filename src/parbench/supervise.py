@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from parbench import cgroups, cleanup, environment, records
+from parbench import cgroups, cleanup, environment, records, worker
 from parbench.driver import BUG_EXIT, SUPERVISOR, kill_tree
 from parbench.measure import proc_stat
 
@@ -237,11 +237,12 @@ def supervise(spec: dict, out_path, log_path) -> dict:
         partial_record = records.read(partial) if partial.exists() else None
         exact = cgroups.exact_memory(groups.groups.get("memory"), groups.missing.get("memory"))
 
+    log_cut = cleanup.cap_log(log_path, log_start)
     with open(log_path, errors="replace") as log:
         log.seek(log_start)
         output = log.read()
     record = _final(spec, partial_record, code, timed_out, timeout, started, log_path, output)
-    record["cleanup"] = {"processes_stopped": stopped, "shm_removed": removed, "temp_removed": left}
+    record["cleanup"] = {"processes_stopped": stopped, "shm_removed": removed, "temp_removed": left, "log_cut_bytes": log_cut}
     record["system"] = {**record["system"], **machine["system"]}  # the driver's per-batch figures stay
     record["cpu"] = {**record["cpu"], **machine["cpu"]}
     # The driver reads the peak as its sampler stops, before verification; one that did not finish read it
@@ -373,6 +374,8 @@ def _final(spec, record, code, timed_out, timeout, started, log_path, output: st
     else:
         last = next((line for line in reversed(output.splitlines()) if line.strip()), "no output")
         record = {**base, "status": "failed", "reason": f"driver exited with code {code} {progress_of(base)}: {last[-300:]}"}
+    if record["status"] == "failed" and (place := worker.fault_place(output)) and place not in record["reason"]:
+        record = {**record, "reason": f"{record['reason']} (a fatal error at {place})"}
     if record.get("finished_at") is None:
         record["finished_at"] = time.time()
     return record

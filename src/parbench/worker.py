@@ -11,9 +11,12 @@ workload's own code comes back as a `TaskError` with a short plain-text reason, 
 backend.
 """
 
+import faulthandler
 import os
 import random
+import re
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -41,8 +44,20 @@ class Seen(NamedTuple):
     token: int = 0  # the worker's number: its later tasks send only this (and whether they built state)
 
 
+# Characters of an error's message that go into a cause: a record holds one short line (a task once raised 1 MB).
+MESSAGE_LIMIT = 300
+
+
 class TaskError(Exception):
-    """A workload's task or state build raised inside a worker: the run failed, parbench did not."""
+    """A workload's task or state build raised inside a worker: the run failed, parbench did not. str() is
+    one short line; `whole` the whole traceback, which the driver prints to the run's log."""
+
+    def __init__(self, message: str, whole: str | None = None):
+        super().__init__(message, whole)
+        self.whole = whole
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 def blas_threads_now() -> int | None:
@@ -59,6 +74,8 @@ def prepare(blas_threads: int | None) -> int | None:
     with _lock:
         if not _prepared:
             import numpy  # noqa: F401  (load BLAS so threadpoolctl can see and limit it)
+
+            faulthandler.enable()  # a task that aborts or crashes the process leaves its stack in the run's log
 
             if blas_threads is not None:
                 threadpool_limits(limits=blas_threads, user_api="blas")
@@ -113,18 +130,51 @@ def where(error: BaseException, fn=None) -> str:
 
 
 def describe_error(what: str, error: BaseException, fn=None) -> str:
-    """'task raised KeyError: 'x' (wordcount.py, line 12, in task)': one line, no traceback."""
+    """'task raised KeyError: 'x' (wordcount.py, line 12, in task)': one line, no traceback. A message
+    longer than MESSAGE_LIMIT is cut (the driver prints the whole traceback to the run's log)."""
     text = " ".join(traceback.format_exception_only(type(error), error)[-1].split())
+    if len(text) > MESSAGE_LIMIT:
+        text = f"{text[:MESSAGE_LIMIT]}… (cut from {len(text):,} characters; the whole is in the run's log)"
     place = where(error, fn)
     return f"{what} raised {text}" + (f" ({place})" if place else "")
+
+
+def threads_left() -> list[str]:
+    """The threads besides the main one that would keep this process from exiting, and where each is now."""
+    frames = sys._current_frames()
+    out = []
+    for t in threading.enumerate():
+        if t is threading.main_thread() or t.daemon or not t.is_alive():
+            continue
+        frame = frames.get(t.ident)
+        code = frame.f_code if frame else None
+        out.append(f"{t.name} at {os.path.basename(code.co_filename)}, line {frame.f_lineno}, in {code.co_name}" if frame else t.name)
+    return out
 
 
 def guarded(what: str, fn, /, *args, **kwargs):
     """`fn(*args, **kwargs)`; an exception it raises becomes a TaskError naming `what` and where."""
     try:
         return fn(*args, **kwargs)
-    except Exception as error:
-        raise TaskError(describe_error(what, error, fn)) from None
+    except BaseException as error:  # sys.exit() and KeyboardInterrupt in a task are the task's faults too (the driver has its own session)
+        raise TaskError(describe_error(what, error, fn), "".join(traceback.format_exception(error))) from None
+
+
+# A frame line of a faulthandler dump (most recent call first).
+FAULT_FRAME = re.compile(r'^\s*File "([^"]+)", line (\d+) in (\S+)', re.MULTILINE)
+FATAL = "Fatal Python error"
+
+
+def fault_place(output: str) -> str | None:
+    """'mine.py, line 9, in task': where the last fatal error a faulthandler dumped in `output` happened, in
+    the user's code (the innermost frame outside Python's own files, its packages and parbench), else None."""
+    if FATAL not in output:
+        return None
+    ours = (sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(__file__)))
+    for file, line, fn in FAULT_FRAME.findall(output.rsplit(FATAL, 1)[1]):
+        if not os.path.abspath(file).startswith(ours):
+            return f"{os.path.basename(file)}, line {line}, in {fn}"
+    return None
 
 
 def call(task, build, data: dict, item, blas_threads, node=None):

@@ -72,7 +72,7 @@ VARIANTS = [v for v in parbench_order.variants(config) if v]
 wildcard_constraints:
     workers=r"\d+",
     trial=r"\d+",
-    workload=r"[a-z0-9_-]+",
+    workload=parbench_config.NAME,
     backend=r"[a-z0-9_-]+",
     variant="|".join(VARIANTS[1:]) or "(?!)",
     figure="|".join(FIGURES),

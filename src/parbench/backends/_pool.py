@@ -1,9 +1,14 @@
 """What the two multiprocessing.Pool backends share: a pool that is really up, and a batch that notices dead workers."""
 
+import time
+
 from parbench import cleanup
 from parbench.backends.base import WorkersDied
 
 POLL_S = 0.1  # how often a waiting driver checks that the pool's workers are alive
+# How long closed workers may take to exit before they are terminated: a thread a task left running keeps
+# a worker from exiting (multiprocessing joins non-daemon threads at a process's end), and join() forever.
+EXIT_GRACE_S = 5.0
 
 
 def start_pool(ctx, workers: int, initializer, initargs: tuple):
@@ -43,3 +48,17 @@ def _check(pool, alive: set) -> None:
         codes = ", ".join(f"pid {p.pid} exit code {p.exitcode}" for p in dead) or "a worker was replaced"
         pool.terminate()  # the dead worker's task never returns: close()+join() would wait for it forever
         raise WorkersDied(f"a multiprocessing worker died ({codes})")
+
+
+def finish(pool) -> int:
+    """close() and join() the pool, terminating workers that have not exited within EXIT_GRACE_S (a task's
+    thread still runs in them); returns how many were terminated."""
+    pool.close()
+    deadline = time.monotonic() + EXIT_GRACE_S
+    while any(p.exitcode is None for p in pool._pool) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    stuck = sum(p.exitcode is None for p in pool._pool)
+    if stuck:
+        pool.terminate()
+    pool.join()
+    return stuck

@@ -29,8 +29,9 @@ class Backend(BaseBackend):
 
     def stop(self):
         self.work = None
-        self.pool.close()
-        self.pool.join()
+        self.terminated = _pool.finish(self.pool)
 
     def describe(self):
-        return {"start_method": self.options["start_method"]}
+        # Workers that had not exited EXIT_GRACE_S after their work (a thread a task left running in them).
+        stuck = {"workers_terminated_at_stop": self.terminated} if getattr(self, "terminated", 0) else {}
+        return {"start_method": self.options["start_method"], **stuck}

@@ -78,8 +78,7 @@ class Backend(BaseBackend):
 
     def stop(self):
         if getattr(self, "ready", False):
-            self.pool.close()
-            self.pool.join()
+            self.terminated = _pool.finish(self.pool)
         else:  # workers still wait in their initializer for state that never came: join would wait forever
             self.pool.terminate()
         for block in self.blocks:
@@ -87,4 +86,6 @@ class Backend(BaseBackend):
             block.unlink()
 
     def describe(self):
-        return {"start_method": self.options["start_method"]}
+        # Workers that had not exited EXIT_GRACE_S after their work (a thread a task left running in them).
+        stuck = {"workers_terminated_at_stop": self.terminated} if getattr(self, "terminated", 0) else {}
+        return {"start_method": self.options["start_method"], **stuck}

@@ -2,7 +2,7 @@
 `module:` (a .py file relative to the working directory, or a dotted module name).
 
     STATEFUL = False                         # optional: True = costly state, built once per worker where the backend can
-    def data(params): ...                    # the shared input, a dict; made in the driver outside every timer
+    def data(params): ...                    # the shared input, a dict; made in the driver outside every timer, again for the check
     def build(**data): ...                   # optional: a task's state, made from the data inside a worker (default: the dict)
     def items(params, batch, n): ...         # the n inputs of one batch (the same arguments give the same items)
     def task(state, item): ...               # one task; its result comes back to the driver
@@ -13,6 +13,8 @@ folder goes first on the path of the driver and of every worker (through PYTHONP
 functions pickle by reference, as parbench's own do.
 """
 
+import dataclasses
+import faulthandler
 import hashlib
 import importlib
 import importlib.machinery
@@ -25,6 +27,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 from types import ModuleType
 
@@ -119,6 +122,8 @@ def same(result, expected) -> bool:
         return result.keys() == expected.keys() and all(same(result[k], expected[k]) for k in result)
     if isinstance(result, list | tuple) and type(result) is type(expected):
         return len(result) == len(expected) and all(same(r, e) for r, e in zip(result, expected))
+    if dataclasses.is_dataclass(result) and type(result) is type(expected):  # field by field: a float field may be NaN
+        return all(same(getattr(result, f.name), getattr(expected, f.name)) for f in dataclasses.fields(result))
     if hasattr(result, "equals"):  # pandas objects: == compares element-wise
         return bool(result.equals(expected))
     equal = result == expected
@@ -136,6 +141,14 @@ def _arrays_close(a, b) -> bool:
     return bool(np.linalg.norm(a[finite] - b[finite]) <= RTOL * np.linalg.norm(b[finite]) + ATOL)
 
 
+def _pickle_digest(value) -> str | None:
+    """sha256 of value's pickle; None where it cannot be pickled (then nothing is compared)."""
+    try:
+        return hashlib.sha256(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
+    except Exception:  # noqa: BLE001  (items only an in-driver backend can take)
+        return None
+
+
 class Functions(BaseWorkload):
     """A module of plain functions as a workload. Results are pickled to a temporary file as they
     arrive and read back for verification, so the driver does not hold them during the run."""
@@ -147,6 +160,7 @@ class Functions(BaseWorkload):
         super().__init__(params, trial)
         self._spill = tempfile.TemporaryFile(prefix="parbench-results-")
         self._unpicklable = {}
+        self._items = {}  # (batch, n) -> a digest of the items first made
 
     def _call(self, what: str, fn, /, *args, **kwargs):
         try:
@@ -154,12 +168,13 @@ class Functions(BaseWorkload):
         except Exception as error:
             from parbench.worker import describe_error
 
+            traceback.print_exception(error, file=sys.stderr)  # the whole of it, in the run's log: the record holds one line
             raise WorkloadError(describe_error(what, error, fn)) from None
 
-    def _data(self) -> dict:
-        data = self._call("data(params)", self.module.data, self.params)
+    def _data(self, what: str = "data(params)") -> dict:
+        data = self._call(what, self.module.data, self.params)
         if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-            raise WorkloadError(f"data(params) returned {type(data).__name__}, not a dict with str keys")
+            raise WorkloadError(f"{what} returned {type(data).__name__}, not a dict with str keys")
         return data
 
     def work(self) -> Work:
@@ -167,9 +182,17 @@ class Functions(BaseWorkload):
         return Work(task=m.task, build=getattr(m, "build", data_as_state), data=self._data(), stateful=bool(getattr(m, "STATEFUL", False)))
 
     def items(self, batch: int, n: int) -> list:
-        items = list(self._call(f"items(params, {batch}, {n})", self.module.items, self.params, batch, n))
+        what = f"items(params, {batch}, {n})"
+        items = list(self._call(what, self.module.items, self.params, batch, n))
         if len(items) != n:
-            raise WorkloadError(f"items(params, {batch}, {n}) returned {len(items)} items, not {n}")
+            raise WorkloadError(f"{what} returned {len(items)} items, not {n}")
+        # The check makes the items again: if they differ, say so rather than blame the results.
+        digest = _pickle_digest(items)
+        if self._items.setdefault((batch, n), digest) != digest:
+            raise WorkloadError(
+                f"{what} gave other items when called again for the check (their pickles differ): the same arguments "
+                "must give the same items; seed any randomness from batch"
+            )
         return items
 
     def digest(self, result):
@@ -189,8 +212,9 @@ class Functions(BaseWorkload):
 
     def verify(self, batch: int, items: list, digests: list) -> list[str]:
         m = self.module
-        if not hasattr(self, "_reference"):  # after teardown: the data made again, the state built in the driver
-            self._reference = self._call("building the state", getattr(m, "build", data_as_state), **self._data())
+        if not hasattr(self, "_reference"):  # after teardown: the data made again (the driver let go of it), the state built in the driver
+            data = self._data("data(params), called again after teardown for the check")
+            self._reference = self._call("building the state", getattr(m, "build", data_as_state), **data)
         check = getattr(m, "check", None)
         problems = []
         for i, (item, position) in enumerate(pairs(items, digests)):
@@ -234,7 +258,15 @@ def problems(name: str, params: dict, cwd: Path | None = None) -> list[str]:
         return []
     command = [sys.executable, "-m", "parbench.workloads._user", name, json.dumps(params, default=str)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
+    try:
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=CHECK_TIMEOUT_S + 10)
+    except subprocess.TimeoutExpired as expired:  # the check's own faulthandler did not end it
+        result = subprocess.CompletedProcess(command, -9, expired.stdout or "", expired.stderr or "")
+    if STUCK in (result.stderr or "") or result.returncode == -9:
+        return [
+            f"{key}: checking {module} (its import, data(params) and items(params, 0, 2)) did not end within "
+            f"{CHECK_TIMEOUT_S} s{_stuck_at(result.stderr or '', path)}"
+        ]
     try:
         found = json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -246,9 +278,25 @@ def problems(name: str, params: dict, cwd: Path | None = None) -> list[str]:
     return [f"{key}{p}" for p in found]
 
 
+# The check before any job is bounded: a module that blocks at import (or in data or items) must not hang the sweep.
+CHECK_TIMEOUT_S = float(os.environ.get("PARBENCH_CHECK_TIMEOUT_S", 60))  # the variable: for the tests
+STUCK = "Timeout ("  # how faulthandler.dump_traceback_later begins its dump
+
+
+def _stuck_at(stderr: str, path: Path) -> str:
+    """'; it was waiting in mine.py, line 5, in loop': the frame faulthandler saw, the module's own first."""
+    from parbench.worker import FAULT_FRAME
+
+    frames = FAULT_FRAME.findall(stderr.split(STUCK, 1)[-1])
+    if not frames:
+        return ""
+    file, line, fn = next((f for f in frames if Path(f[0]).resolve() == path.resolve()), frames[0])
+    return f"; it was waiting in {os.path.basename(file)}, line {line}, in {fn}"
+
+
 def _check_here(name: str, params: dict) -> list[str]:
     """The checks themselves, in this (fresh) process: messages starting with the config sub-key."""
-    from parbench.worker import describe_error
+    from parbench.worker import describe_error, threads_left
 
     module = params["module"]
     try:
@@ -283,6 +331,9 @@ def _check_here(name: str, params: dict) -> list[str]:
         found.append(f": the parameters are rejected: {error}")
     finally:
         instance.close()
+    if left := threads_left():  # each worker imports the module: such a thread would keep it from ending
+        why = "make them daemon threads, or start none"
+        found.append(f".module: importing {module}, data(params) or items() left threads running: {'; '.join(left)} ({why})")
     return found
 
 
@@ -297,4 +348,6 @@ def _accepts(fn, count: int, keywords: dict | None = None) -> bool:
 
 
 if __name__ == "__main__":
-    print(json.dumps(_check_here(sys.argv[1], json.loads(sys.argv[2]))))
+    faulthandler.dump_traceback_later(CHECK_TIMEOUT_S, exit=True)  # every thread's stack, then exit: the caller says where
+    print(json.dumps(_check_here(sys.argv[1], json.loads(sys.argv[2]))), flush=True)
+    os._exit(0)  # without waiting for threads the user's module left running (reported above)

@@ -15,6 +15,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psutil
+
 from parbench import cgroups
 from parbench.workloads.base import BaseWorkload, Work, WorkloadError, pairs
 
@@ -83,10 +85,18 @@ class Workload(BaseWorkload):
         ]
 
     def describe(self) -> dict:
-        where = "outside the measured process tree and the run's cgroups"
+        where = "outside the measured process tree and the run's cgroups (its CPU is left out of other work beside the run)"
         if getattr(self, "server_inside", None):
             where = f"outside the measured process tree, but inside the run's cgroups (their figures include it): {self.server_inside}"
         return {"service": f"local HTTP server on 127.0.0.1, {where}"}
+
+    def service_cpu_s(self) -> float:
+        """The server's CPU seconds so far (its threads included; /proc's 10 ms ticks)."""
+        try:
+            times = psutil.Process(self.server_pid).cpu_times()
+        except (AttributeError, psutil.Error):  # not started, or gone
+            return 0.0
+        return times.user + times.system
 
     def close(self) -> None:
         pid = getattr(self, "server_pid", None)
