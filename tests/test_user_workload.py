@@ -500,3 +500,37 @@ def test_a_thread_a_task_leaves_running_does_not_hold_a_finished_run(user_projec
     assert record["status"] == "ok" and record["verified"], f"{record['status']}: {record['reason']}"
     if backend in ("serial", "threads"):  # the tasks ran in the driver: it names what it ended
         assert any(t.startswith("linger at lingering.py, line 12, in linger") for t in record["threads_left"]), record.get("threads_left")
+
+
+DIES = """
+import os
+
+def data(params):
+    return {}
+
+def items(params, batch, n):
+    return list(range(n))
+
+def task(state, item):
+    os.{how}
+"""
+
+
+@pytest.mark.parametrize("how", ["abort()", "_exit(3)"])
+@pytest.mark.parametrize("backend", backends.names())
+def test_a_task_that_ends_its_process_is_a_failed_run_with_one_cause(user_project, tmp_path, backend, how):
+    """A worker that died came back from Dask as 'a bug in parbench' (no record, the sweep stopped), and each
+    backend worded it its own way (issue 24, item 1). os.abort leaves a faulthandler stack: its line is named."""
+    from parbench import runner
+
+    project(user_project, {"bench/dies.py": DIES.replace("{how}", how)})
+    record = supervise(user_spec(backend, "bench/dies.py"), tmp_path / "r.json", tmp_path / "r.log")
+    assert record["status"] == "failed", record["status"]
+    reason = record["reason"]
+    if backends.load(backend).in_driver or backend == "threads":  # the tasks ran in the driver: it is what died
+        assert reason.startswith("driver killed by SIGABRT" if how == "abort()" else "driver exited with code 3"), reason
+    else:
+        assert reason.startswith(runner.WORKER_DIED + " ("), reason
+    if how == "abort()":
+        assert reason.endswith("(a fatal error at dies.py, line 11, in task)"), reason
+        assert "ended in a fatal error" in (tmp_path / "r.log").read_text()

@@ -7,7 +7,6 @@ limit is passed it writes an `oom` record and kills its whole process tree itsel
 supervisor finds the record and nothing keeps eating memory.
 """
 
-import faulthandler
 import json
 import os
 import signal
@@ -53,7 +52,7 @@ def die_with_parent(parent: int, poll_s: float = 0.2) -> None:
 
 def main(spec_path: str, out_path: str) -> None:
     die_with_parent(int(os.environ[SUPERVISOR]))
-    faulthandler.enable()  # a crash or abort leaves the stack in the run's log: the supervisor names the user's line
+    worker.catch_faults()  # a crash or abort leaves the stack for the run's log: the supervisor names the user's line
     with open(spec_path) as f:
         spec = json.load(f)
 

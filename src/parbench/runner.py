@@ -189,7 +189,7 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
             backend.stop()
         record["status"] = "ok"
     except Exception as error:
-        reason = failure(error, backend.failures)
+        reason = failure(error, backend.failures, backend.died)
         if reason is None:
             raise  # a bug in parbench
         for whole in {e.whole for e in _causes(error) if isinstance(e, TaskError) and getattr(e, "whole", None)}:
@@ -305,10 +305,12 @@ def data_bytes(data: dict) -> int | None:
     return total
 
 
-def failure(error: BaseException, failures: tuple) -> str | None:
+def failure(error: BaseException, failures: tuple, died: tuple = ()) -> str | None:
     """The reason a run failed if `error` is the run's failure (the workload's code raised, an input
-    could not be pickled for the workers, the backend failed), else None: a bug in parbench."""
+    could not be pickled for the workers, a worker died, the backend failed), else None: a bug in parbench."""
     chain = _causes(error)
+    if dead := [e for e in chain if isinstance(e, died)]:  # the same words on every backend; its own detail after
+        return f"{WORKER_DIED} ({type(dead[0]).__name__}: {_short(dead[0], 120)})"
     # Exactly ours, not Ray's RayTaskError(TaskError), a subclass whose str() is a coloured traceback.
     ours = [e for e in chain if type(e) in (TaskError, WorkloadError, ShortBatch)]
     if ours:
@@ -320,6 +322,7 @@ def failure(error: BaseException, failures: tuple) -> str | None:
     return f"{type(error).__name__}: {_short(error)}" if isinstance(error, failures) else None
 
 
+WORKER_DIED = "a worker process died"
 # "cannot pickle '_thread.lock' object": what could not be pickled, as Python's pickle says it.
 PICKLE_WHAT = re.compile(r"(?:cannot|can't) pickle '[^']+' object")
 

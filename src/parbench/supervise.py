@@ -225,7 +225,9 @@ def supervise(spec: dict, out_path, log_path) -> dict:
         log_start = log.tell()
         spec_path, partial = Path(tmp, "spec.json"), Path(tmp, "record.json")
         spec_path.write_text(json.dumps(spec))
-        leaves = {cleanup.LEAVES_ENV: str(Path(tmp, cleanup.LEAVES))}
+        faults = Path(tmp, "faults")
+        faults.mkdir()
+        leaves = {cleanup.LEAVES_ENV: str(Path(tmp, cleanup.LEAVES)), worker.FAULTS_ENV: str(faults)}
         command = [interpreter(spec["settings"]), "-m", "parbench.driver", str(spec_path), str(partial)]
         driver = _start_driver(command, log, groups, {**(spec["settings"].get("env") or {}), **leaves})
         around = Around(groups.groups.get("cpu"))
@@ -235,6 +237,11 @@ def supervise(spec: dict, out_path, log_path) -> dict:
         removed = cleanup.remove_shm(before)
         left = cleanup.remove_leaves(tmp)  # a driver killed (time or memory limit, signal) leaves its pymp-* folder
         partial_record = records.read(partial) if partial.exists() else None
+        dumps = "".join(
+            f"parbench: process {f.stem} ended in a fatal error:\n{t}" for f in sorted(faults.iterdir()) if (t := f.read_text())
+        )
+        if dumps:
+            print(dumps, file=log, flush=True)
         exact = cgroups.exact_memory(groups.groups.get("memory"), groups.missing.get("memory"))
 
     log_cut = cleanup.cap_log(log_path, log_start)

@@ -75,7 +75,7 @@ def prepare(blas_threads: int | None) -> int | None:
         if not _prepared:
             import numpy  # noqa: F401  (load BLAS so threadpoolctl can see and limit it)
 
-            faulthandler.enable()  # a task that aborts or crashes the process leaves its stack in the run's log
+            catch_faults()
 
             if blas_threads is not None:
                 threadpool_limits(limits=blas_threads, user_api="blas")
@@ -158,6 +158,27 @@ def guarded(what: str, fn, /, *args, **kwargs):
         return fn(*args, **kwargs)
     except BaseException as error:  # sys.exit() and KeyboardInterrupt in a task are the task's faults too (the driver has its own session)
         raise TaskError(describe_error(what, error, fn), "".join(traceback.format_exception(error))) from None
+
+
+# A folder (the supervisor's, per run) where each process of the run writes its own faulthandler dump: two
+# workers that abort at once into one log interleave their dumps byte by byte.
+FAULTS_ENV = "PARBENCH_FAULTS"
+_fault_file = None
+
+
+def catch_faults() -> None:
+    """A crash or abort of this process (a task's os.abort, a segfault in an extension) leaves every thread's
+    stack in $PARBENCH_FAULTS/PID.txt, which the supervisor puts in the run's log (else in stderr)."""
+    global _fault_file
+    folder = os.environ.get(FAULTS_ENV)
+    path = os.path.join(folder, f"{os.getpid()}.txt") if folder else None
+    if _fault_file is not None and _fault_file.name == path:
+        return  # this process's own already (a forked worker inherits its parent's, and opens its own)
+    if path and os.path.isdir(folder):
+        _fault_file = open(path, "w")  # kept open: faulthandler writes to its fd
+        faulthandler.enable(file=_fault_file, all_threads=True)
+    else:
+        faulthandler.enable()
 
 
 # A frame line of a faulthandler dump (most recent call first).

@@ -24,11 +24,11 @@ except parbench_config.ConfigError as error:
 # So does a compare_with folder that cannot serve as a baseline, naming the folder.
 BASELINES = {}  # folder as given -> the files of it that rule compare reads
 if config.get("compare_with"):
-    from parbench import compare as parbench_compare
+    from parbench import baseline as parbench_baseline  # light: no numpy in Snakemake's process
 
     try:
-        BASELINES = parbench_compare.baselines(config["compare_with"], here="results")
-    except parbench_compare.BaselineError as error:
+        BASELINES = parbench_baseline.baselines(config["compare_with"], here="results")
+    except parbench_baseline.BaselineError as error:
         sys.exit(f"parbench: {error}")
 
 

@@ -38,6 +38,9 @@ class BaseBackend(ABC):
 
     #: Exceptions that mean the backend (not parbench) failed: they become `status: failed`.
     failures: tuple[type[BaseException], ...] = (BackendError,)
+    #: Those among them that mean a worker process died running a task (the user's os._exit, an abort, a
+    #: crash, the OOM killer): every backend's run then gets the same cause.
+    died: tuple[type[BaseException], ...] = (WorkersDied,)
     #: True if tasks run one at a time in the driver: under `blas_threads: auto` it gets every core.
     in_driver = False
 

@@ -22,6 +22,7 @@ from parbench.backends.base import BackendError, BaseBackend, check_reachable
 
 class Backend(BaseBackend):
     failures = (BackendError, distributed.scheduler.KilledWorker, distributed.comm.CommClosedError)
+    died = (distributed.scheduler.KilledWorker,)  # after Dask's retries on other workers
 
     def start(self):
         address = self.options.get("address")

@@ -23,6 +23,7 @@ START_TIMEOUT_S = 300  # for every worker to come up and take its task
 
 class Backend(BaseBackend):
     failures = (BackendError, TerminatedWorkerError)
+    died = (TerminatedWorkerError,)
 
     def start(self):
         # With n_jobs=1 joblib runs tasks in the driver itself; that is joblib's behaviour, so it is kept.

@@ -82,6 +82,7 @@ class _Keeper:
 
 class Backend(BaseBackend):
     failures = (BackendError, ray.exceptions.RayError)
+    died = (ray.exceptions.WorkerCrashedError, ray.exceptions.ActorDiedError)
 
     def start(self):
         address = self.options.get("address")
