@@ -3,12 +3,15 @@ known ratio, cells that cannot be compared, mixed provenance within a sweep, wha
 sweeps, bad baselines, and the page."""
 
 import json
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import synthetic as synth
-from conftest import SCHEMA
+from conftest import REPO, SCHEMA
 
 from parbench import compare, config, records, report, stats
 from parbench.compare import Sweep
@@ -601,3 +604,18 @@ def test_each_variant_is_compared_with_a_baseline_that_had_none():
     table = compare.compare(Sweep("this sweep", runs, {}, sent), [Sweep("old", base.records, {}, base.sentinels)], variants=["a", "b"])
     across = table[table.kind == compare.judge.ACROSS]
     assert sorted(across.variant) == ["a", "a", "b", "b"] and across.verdict.isin(compare.THROUGHPUT_VERDICTS).all()
+
+
+def test_snakemakes_own_process_imports_no_pandas_to_check_a_baseline():
+    """Checking compare_with at parse time once imported parbench.compare (pandas, scipy) into Snakemake's
+    process, which then shared pages with every run's driver: a serial ner run's PSS was 2.7 % lower beside it."""
+    smk = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    modules = sorted(set(re.findall(r"from parbench import (\w+) as", smk)))
+    assert "baseline" in modules, modules
+    code = (
+        f"import sys, yaml; from parbench import {', '.join(modules)}; "
+        f"config.validate(yaml.safe_load(open({str(REPO / 'config' / 'config.yaml')!r})), {str(REPO / 'config' / 'schema.yaml')!r}); "
+        "print(sorted(m for m in ('pandas', 'scipy', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", out

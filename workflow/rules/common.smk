@@ -24,7 +24,8 @@ except parbench_config.ConfigError as error:
 # So does a compare_with folder that cannot serve as a baseline, naming the folder.
 BASELINES = {}  # folder as given -> the files of it that rule compare reads
 if config.get("compare_with"):
-    from parbench import baseline as parbench_baseline  # light: no numpy in Snakemake's process
+    # Light: parbench.compare would map pandas and scipy into Snakemake's process (see the module).
+    from parbench import baseline as parbench_baseline
 
     try:
         BASELINES = parbench_baseline.baselines(config["compare_with"], here="results")
