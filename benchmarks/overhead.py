@@ -74,21 +74,30 @@ def options(name: str, start_method: str) -> dict:
     return {**defaults, "start_method": start_method}
 
 
-def measure(name: str, workers: int, tasks: int, batches: int, start_method: str) -> dict:
+def started(name: str, workers: int, start_method: str, task, use):
+    """use(backend) on a fresh backend set up for `task` (one setup per backend: the pools' workers take
+    their state once, in their initializer)."""
     backend = backends.load(name)(workers, 1, options(name, start_method))
     backend.start()
     try:
-        backend.setup(Work(task=operator.add, build=int, data={}, stateful=False))
+        backend.setup(Work(task=task, build=int, data={}, stateful=False))
+        return use(backend)
+    finally:
+        backend.stop()
+
+
+def measure(name: str, workers: int, tasks: int, batches: int, start_method: str) -> dict:
+    def through(backend) -> list:
         backend.run(list(range(tasks)))  # warm-up: every worker imports and prepares
         times = []
         for _ in range(batches):
             t0 = time.perf_counter()
             backend.run(list(range(tasks)))
             times.append(time.perf_counter() - t0)
-        backend.setup(Work(task=in_worker, build=int, data={}, stateful=False))
-        ((inside, _),) = backend.run([0])
-    finally:
-        backend.stop()
+        return times
+
+    times = started(name, workers, start_method, operator.add, through)
+    ((inside, _),) = started(name, workers, start_method, in_worker, lambda backend: backend.run([0]))
     return {"through_us": statistics.median(times) / tasks * 1e6, **inside}
 
 
