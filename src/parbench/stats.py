@@ -59,7 +59,9 @@ def run_row(r: dict) -> dict:
     whole = bool(other_batches) and len(other_batches) == len(batch_s) and busy > 0 and exact_tree
     other_cores_batches = sum(other_batches) / busy if whole else None
     tick_noise = tick_noise_cores(len(batch_s), env.get("logical_cores") or env.get("physical_cores") or 1, busy) if whole else None
-    if whole:  # too short to tell other work from the ticks: not judged (records made before the per-batch figure: the run's)
+    # Judged on the timed batches where the ticks allow it, else not judged; records made before the per-batch
+    # figure are judged on the whole run.
+    if whole:
         judged = other_cores_batches if tick_noise <= TICK_NOISE_SHARE * BUSY_OTHER_CORES else None
     else:
         judged = other_cores

@@ -62,3 +62,10 @@ def finish(pool) -> int:
         pool.terminate()
     pool.join()
     return stuck
+
+
+def described(backend) -> dict:
+    """A Pool backend's describe(): its start method, and workers that had not exited EXIT_GRACE_S after their
+    work (a thread a task left running in them), where there were any."""
+    stuck = getattr(backend, "terminated", 0)
+    return {"start_method": backend.options["start_method"], **({"workers_terminated_at_stop": stuck} if stuck else {})}

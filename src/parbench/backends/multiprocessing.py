@@ -32,6 +32,4 @@ class Backend(BaseBackend):
         self.terminated = _pool.finish(self.pool)
 
     def describe(self):
-        # Workers that had not exited EXIT_GRACE_S after their work (a thread a task left running in them).
-        stuck = {"workers_terminated_at_stop": self.terminated} if getattr(self, "terminated", 0) else {}
-        return {"start_method": self.options["start_method"], **stuck}
+        return _pool.described(self)

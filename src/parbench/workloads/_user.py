@@ -142,11 +142,21 @@ def _arrays_close(a, b) -> bool:
 
 
 def _pickle_digest(value) -> str | None:
-    """sha256 of value's pickle; None where it cannot be pickled (then nothing is compared)."""
+    """sha256 of value's pickle, streamed (the pickle's bytes are never held: a batch's items may be large,
+    and the driver's memory is measured); None where it cannot be pickled (then nothing is compared)."""
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
+        pickle.Pickler(_Writer(digest.update), protocol=pickle.HIGHEST_PROTOCOL).dump(value)
     except Exception:  # noqa: BLE001  (items only an in-driver backend can take)
         return None
+    return digest.hexdigest()
+
+
+class _Writer:
+    """A file-like `write` for pickle.Pickler."""
+
+    def __init__(self, write):
+        self.write = write
 
 
 class Functions(BaseWorkload):
