@@ -3,6 +3,7 @@ reported like a built-in; bad modules refused before any job; reruns scoped to t
 
 import json
 import os
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -15,10 +16,12 @@ from conftest import (
     SCHEMA,
     SUMS,
     TABLE,
+    Leftovers,
     dry_run_jobs,
     make_spec,
     read_records,
     scheduled_outputs,
+    scratch_workflow,
     snakemake,
     write_config,
 )
@@ -534,3 +537,79 @@ def test_a_task_that_ends_its_process_is_a_failed_run_with_one_cause(user_projec
     if how == "abort()":
         assert reason.endswith("(a fatal error at dies.py, line 11, in task)"), reason
         assert "ended in a fatal error" in (tmp_path / "r.log").read_text()
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_a_local_ray_run_leaves_no_session_folder_and_a_failed_one_keeps_it_beside_its_log(user_project, tmp_path, raises):
+    """Every Ray run left a session_* folder (about 250 KB) in /tmp/ray (issue 24, item 8): it now lives in the run's
+    temporary folder; a failed run's is moved beside its log, where Ray's own messages point, and the record says so."""
+    project(user_project, {"bench/raises.py": RAISES})
+    ray_tmp = Path("/tmp/ray")
+    before = set(ray_tmp.glob("session_*"))
+    spec = user_spec("ray", "bench/raises.py" if raises else "bench/sums.py", **({} if raises else {"rows": 64, "seed": 3}))
+    record = supervise(spec, tmp_path / "r.json", tmp_path / "r.log")
+    assert record["status"] == ("failed" if raises else "ok"), record["reason"]
+    assert set(ray_tmp.glob("session_*")) == before, "a session folder in /tmp/ray"
+    kept = tmp_path / "r.library"
+    if raises:
+        assert record["cleanup"]["library_files_kept"] == str(kept)
+        assert list(kept.glob("ray/session_*/logs")), "Ray's session folder with its logs"
+        assert str(kept) in (tmp_path / "r.log").read_text()
+    else:
+        assert not kept.exists() and "library_files_kept" not in record["cleanup"]
+
+
+# One sweep of a user's faulty files on the backends they concern (Dask's dead workers and unpicklable
+# exceptions were "a bug in parbench" that stopped the sweep): each fault a record with its cause.
+FAULTS = {
+    "raises": (RAISES, "task raised ValueError: no good: 1 (raises.py, line 10, in task)"),
+    "exits": (DIES.replace("{how}", "_exit(3)"), None),
+    "aborts": (DIES.replace("{how}", "abort()"), "(a fatal error at aborts.py, line 11, in task)"),
+    "unseeded": (UNSEEDED, "items(params, 0, 4) gave other items when called again for the check"),
+    "lingering": (LINGERING, None),
+}
+FAULT_BACKENDS = ["serial", "threads", "multiprocessing-shared", "dask"]
+
+
+def test_a_sweep_of_faulty_user_files_records_every_fault_reports_and_exits_0(tmp_path):
+    """The end-to-end form of issue 24's tests: through Snakemake, every fault is a record whose reason (or
+    verification problem) is one short line, the good workload's cells are reported, the report is written,
+    Snakemake exits 0, and no process, /dev/shm entry or cgroup remains."""
+    config = {
+        "backends": FAULT_BACKENDS,
+        "workers": [2],
+        "trials": 1,
+        "workloads": {
+            "sums": {"module": "bench/sums.py", "rows": 64, "seed": 3, **USER_TINY},
+            **{name: {"module": f"bench/{name}.py", **USER_TINY} for name in FAULTS},
+        },
+        "limits": {"timeout_s": 120},
+    }
+    work = scratch_workflow(tmp_path, config)
+    project(work, {"bench/sums.py": SUMS, **{f"bench/{name}.py": source for name, (source, _) in FAULTS.items()}})
+    with Leftovers() as left:
+        result = snakemake(work, "--cores", "8", timeout=900)
+        problems = left.problems()
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert "a bug in parbench" not in result.stdout
+    assert not problems, problems
+    recs = {(r["workload"], r["backend"]): r for r in read_records(work)}
+    assert set(recs) == {(w, b) for w in ["sums", *FAULTS] for b in FAULT_BACKENDS}
+    for backend in FAULT_BACKENDS:
+        assert recs["sums", backend]["status"] == "ok" and recs["sums", backend]["verified"], recs["sums", backend]["reason"]
+        assert recs["lingering", backend]["status"] == "ok" and recs["lingering", backend]["verified"]
+        unseeded = recs["unseeded", backend]
+        assert unseeded["status"] == "ok" and unseeded["verified"] is False
+        assert unseeded["verification"]["problems"][0].startswith("batch 0: " + FAULTS["unseeded"][1]), unseeded["verification"]
+        for name in ("raises", "exits", "aborts"):
+            record = recs[name, backend]
+            assert record["status"] == "failed" and "\n" not in record["reason"] and len(record["reason"]) < 400, record["reason"]
+            if FAULTS[name][1]:
+                assert FAULTS[name][1] in record["reason"], record["reason"]
+    html = (work / "results" / "report.html").read_text()
+    assert "<h3>sums in detail</h3>" in html
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    for name, cause in [("raises", FAULTS["raises"][1]), ("exits", runner.WORKER_DIED), ("exits", "driver exited with code 3")]:
+        assert re.search(rf"{name} in detail Left out .*?{re.escape(cause)}", text), f"{name}'s left-out cells name {cause!r}"
+    assert text.count(FAULTS["unseeded"][1]) >= 2 * len(FAULT_BACKENDS), "named where it is left out and in the runs table"
+    assert "did not match the serial reference" not in text

@@ -32,6 +32,9 @@ TEMP_LOCK = ".lock"  # held by the supervisor that owns the temporary folder
 # pymp-*, Dask's scratch space): a run killed outright leaves them, and only the note proves they are the run's.
 LEAVES_ENV = "PARBENCH_LEAVES"
 LEAVES = "leaves.jsonl"
+# A folder for the libraries' own files of one run (Ray's session: its logs, sockets and spill), inside
+# the supervisor's temporary folder so that nothing of it outlives the run; a failed run's is kept beside its log.
+LIBRARY_ENV = "PARBENCH_LIBRARY_DIR"
 DASK_LOCKS = ("global.lock", "purge.lock")  # what a Dask scratch space holds besides its workers' folders
 
 # What the backends' libraries create in /dev/shm: multiprocessing's semaphores (Dask's too) and
@@ -140,6 +143,25 @@ def note_leaves(kind: str, path, created: bool) -> None:
     if target := os.environ.get(LEAVES_ENV):
         with open(target, "a") as f:
             f.write(json.dumps({"kind": kind, "path": str(path), "created": created}) + "\n")
+
+
+def library_folder(name: str) -> str | None:
+    """In a run's driver: a folder for library `name`'s own files of this run, or None outside a supervisor."""
+    if base := os.environ.get(LIBRARY_ENV):
+        path = Path(base, name)
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+    return None
+
+
+def keep_library_files(folder: Path, beside: Path) -> Path | None:
+    """Move the libraries' files of a run (`folder`, in its temporary folder) to `beside` (next to its log),
+    where they survive the temporary folder; None if the run left none."""
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return None
+    shutil.rmtree(beside, ignore_errors=True)  # a rerun's replaces the last one's
+    shutil.move(folder, beside)
+    return beside
 
 
 def driver_temp_dir() -> str:

@@ -141,9 +141,9 @@ def unclean(runs: pd.DataFrame) -> Markup | None:
     bad = runs[~is_clean(runs)]
     if bad.empty:
         return None
-    shown = bad[["workload", "backend", "workers", "trial", "status", "verified", "reason"]].fillna(
-        {"reason": "result did not match the serial reference"}
-    )
+    shown = bad[["workload", "backend", "workers", "trial", "status", "verified", "reason"]].copy()
+    problem = bad.verification_problem if "verification_problem" in bad else pd.Series(None, index=bad.index, dtype=object)
+    shown["reason"] = shown.reason.fillna(problem).fillna("not verified")  # an ok run left out names why its check failed
     shown["reason"] = shown.reason.astype(str).str.replace(r"\s+", " ", regex=True)  # tracebacks' newlines
     return table(shown)
 

@@ -12,6 +12,7 @@ import ctypes
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -227,7 +228,8 @@ def supervise(spec: dict, out_path, log_path) -> dict:
         spec_path.write_text(json.dumps(spec))
         faults = Path(tmp, "faults")
         faults.mkdir()
-        leaves = {cleanup.LEAVES_ENV: str(Path(tmp, cleanup.LEAVES)), worker.FAULTS_ENV: str(faults)}
+        library = Path(tmp, "library")
+        leaves = {cleanup.LEAVES_ENV: str(Path(tmp, cleanup.LEAVES)), worker.FAULTS_ENV: str(faults), cleanup.LIBRARY_ENV: str(library)}
         command = [interpreter(spec["settings"]), "-m", "parbench.driver", str(spec_path), str(partial)]
         driver = _start_driver(command, log, groups, {**(spec["settings"].get("env") or {}), **leaves})
         around = Around(groups.groups.get("cpu"))
@@ -236,6 +238,7 @@ def supervise(spec: dict, out_path, log_path) -> dict:
         machine = around.end()
         removed = cleanup.remove_shm(before)
         left = cleanup.remove_leaves(tmp)  # a driver killed (time or memory limit, signal) leaves its pymp-* folder
+        kept = cleanup.keep_library_files(library, Path(log_path).with_suffix(".library"))  # the tree is gone: nothing writes there
         partial_record = records.read(partial) if partial.exists() else None
         dumps = "".join(
             f"parbench: process {f.stem} ended in a fatal error:\n{t}" for f in sorted(faults.iterdir()) if (t := f.read_text())
@@ -250,6 +253,12 @@ def supervise(spec: dict, out_path, log_path) -> dict:
         output = log.read()
     record = _final(spec, partial_record, code, timed_out, timeout, started, log_path, output)
     record["cleanup"] = {"processes_stopped": stopped, "shm_removed": removed, "temp_removed": left, "log_cut_bytes": log_cut}
+    if kept and record["status"] == "ok":
+        shutil.rmtree(kept, ignore_errors=True)
+    elif kept:  # a library's own messages in the log point into its files (Ray's into its session folder)
+        record["cleanup"]["library_files_kept"] = str(kept)
+        with open(log_path, "a") as log:
+            print(f"parbench: the run failed; its libraries' own files (their logs) are kept in {kept}", file=log)
     record["system"] = {**record["system"], **machine["system"]}  # the driver's per-batch figures stay
     record["cpu"] = {**record["cpu"], **machine["cpu"]}
     # The driver reads the peak as its sampler stops, before verification; one that did not finish read it

@@ -18,7 +18,7 @@ if (Path.home() / ".ray" / "auth_token").exists():
 
 import ray  # noqa: E402
 
-from parbench import worker  # noqa: E402
+from parbench import cleanup, worker  # noqa: E402
 from parbench.backends.base import BackendError, BaseBackend, check_reachable  # noqa: E402
 
 
@@ -90,6 +90,8 @@ class Backend(BaseBackend):
             check_reachable("Ray cluster", address)  # else ray.init retries until the run's time limit
         # "local" starts a fresh instance even when a `ray start` cluster runs on this machine.
         where = {"address": address} if address else {"address": "local", "num_cpus": self.workers, "include_dashboard": False}
+        if not address and (folder := cleanup.library_folder("ray")):  # else each run leaves a session_* folder in /tmp/ray
+            where["_temp_dir"] = folder
         try:
             ray.init(**where, log_to_driver=False, configure_logging=False)
         except TypeError:
