@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test browser
+.PHONY: run test install install-test browser interpreters
 
 run: install
 	$(BIN)/snakemake --cores 8
@@ -27,3 +27,8 @@ $(VENV)/.installed-test: $(VENV)/.installed
 # Debian's Chromium for the report's browser test (needs root; elsewhere install it yourself).
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: the browser test will be skipped"
+
+# CPython 3.13 and the free-threaded 3.13t from one source, with run environments in interpreters/
+# (tools/build-interpreters.sh; about 5 minutes once per machine, then seconds; needs root for its Debian packages).
+interpreters:
+	bash tools/build-interpreters.sh

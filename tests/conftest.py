@@ -17,9 +17,21 @@ import psutil
 import pytest
 import yaml
 
-from parbench import cgroups
+from parbench import backends, cgroups, plugins
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _runs_here(backend: str) -> bool:
+    try:
+        backends.load(backend)
+        return True
+    except plugins.Unavailable:  # interpreters before 3.13 (test_interpreters.py runs it on interpreters/3.13*)
+        return False
+
+
+# The backends this interpreter can run: the suite's per-backend tests run on these.
+BACKENDS = [b for b in backends.names() if _runs_here(b)]
 SCHEMA = REPO / "config" / "schema.yaml"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 SHM = Path("/dev/shm")

@@ -11,14 +11,14 @@ import time
 import numpy as np
 import psutil
 import pytest
-from conftest import MEMORY_FIELDS, REPO, TEXTS, TINY, Leftovers, backend_options, make_spec, missing_fields
+from conftest import BACKENDS, MEMORY_FIELDS, REPO, TEXTS, TINY, Leftovers, backend_options, make_spec, missing_fields
 
 from parbench import backends, records, runner, worker, workloads
 from parbench.supervise import supervise
 from parbench.workloads.base import RUN_KEYS, Work, WorkloadError
 
 WORKERS = 2
-CELLS = [(b, w) for b in backends.names() for w in workloads.names()]
+CELLS = [(b, w) for b in BACKENDS for w in workloads.names()]
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +296,7 @@ BUILDS_PER_TASK = {"multiprocessing"}  # the blog's pattern: every task builds i
 
 
 @pytest.mark.parametrize("stateful", [False, True], ids=["tasks", "stateful"])
-@pytest.mark.parametrize("backend", [b for b in backends.names() if not backends.load(b).in_driver])
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if not backends.load(b).in_driver])
 def test_the_first_batch_finds_every_worker_up(backend, stateful):
     """Every task of the first batch runs in a worker that start() brought up (or, for actors, setup()) and,
     for stateful work, finds its state built: no timed batch pays for a worker's start or its state."""
@@ -417,7 +417,7 @@ def test_verify_refuses_fewer_results_than_items(name):
 # The same per-task bookkeeping on every backend (issue 20, item 5)
 
 
-@pytest.mark.parametrize("backend", backends.names())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_every_backend_returns_a_small_mark_per_task(backend):
     """Each task goes through worker.call/call_kept and returns, besides its result, its worker's
     Seen on the worker's first task and a small number after that (no runtime queried per task,
@@ -594,7 +594,7 @@ def phased_run(tmp_path, backend, stateful, build_s, task_s):
     return record
 
 
-@pytest.mark.parametrize("backend", backends.names())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_task_sleep_is_in_every_batch_and_nowhere_else(tmp_path, backend):
     """task() sleeps: each warm-up and timed batch lasts at least that; setup does not hold it; data()'s
     sleep (the driver's inputs) is in the harness's time, not in setup."""
@@ -604,7 +604,7 @@ def test_a_task_sleep_is_in_every_batch_and_nowhere_else(tmp_path, backend):
     assert t["harness_s"] >= SLEEP_S, "data() is the harness's work"
 
 
-@pytest.mark.parametrize("backend", backends.names())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_state_build_sleep_is_in_the_timed_batches_only_where_the_record_says_state_was_built(tmp_path, backend):
     """build() sleeps, task() does not. Wherever the backend builds the state (setup, a worker's first
     task, every task), the build's sleep is in the timed batches exactly when the record counts state

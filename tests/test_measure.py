@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from conftest import make_spec
+from conftest import BACKENDS, make_spec
 
 from parbench import backends, measure, runner
 from parbench.measure import TreeSampler, shmem_bytes
@@ -217,7 +217,7 @@ def test_integer_policy_is_used_as_is(policy, in_driver):
 
 
 def test_only_serial_runs_tasks_in_the_driver():
-    assert {name for name in backends.names() if backends.load(name).in_driver} == {"serial"}
+    assert {name for name in BACKENDS if backends.load(name).in_driver} == {"serial"}
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import (
+    BACKENDS,
     PIPELINE_BACKENDS,
     SCHEMA,
     SUMS,
@@ -92,8 +93,8 @@ def user_spec(backend, module, workers=2, **params):
 @pytest.mark.parametrize(
     "backend,module,params",
     [
-        *[(b, "bench/sums.py", {"rows": 64, "seed": 3}) for b in backends.names() if b not in PIPELINE_BACKENDS],
-        *[(b, "bench/table.py", {"size": 100}) for b in backends.names()],
+        *[(b, "bench/sums.py", {"rows": 64, "seed": 3}) for b in BACKENDS if b not in PIPELINE_BACKENDS],
+        *[(b, "bench/table.py", {"size": 100}) for b in BACKENDS],
     ],
 )
 def test_user_workload_runs_and_verifies_on_every_backend(user_project, tmp_path, backend, module, params):
@@ -199,7 +200,7 @@ def task(state, item):
 """
 
 
-@pytest.mark.parametrize("backend", backends.names())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_an_unpicklable_input_fails_process_backends_as_records(user_project, tmp_path, backend):
     """A lock in the data cannot reach another process: those backends record `failed` saying so;
     in-process backends run it."""
@@ -227,7 +228,7 @@ def task(state, item):
 """
 
 
-@pytest.mark.parametrize("backend", backends.names())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_task_that_raises_gives_the_same_short_reason_on_every_backend(user_project, tmp_path, backend):
     project(user_project, {"bench/raises.py": RAISES})
     record = supervise(user_spec(backend, "bench/raises.py"), tmp_path / "r.json", tmp_path / "r.log")
@@ -247,7 +248,7 @@ def task(state, item):
 """
 
 
-@pytest.mark.parametrize("backend", backends.names())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_huge_error_message_is_cut_to_one_short_line_and_kept_whole_in_the_log(user_project, tmp_path, backend):
     """A task raising a 1 MB message once made a 1 MB record (issue 24, item 4)."""
     project(user_project, {"bench/loud.py": LOUD})
@@ -493,7 +494,7 @@ def task(state, item):
 """
 
 
-@pytest.mark.parametrize("backend", backends.names())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_thread_a_task_leaves_running_does_not_hold_a_finished_run(user_project, tmp_path, backend):
     """Runs whose work was done and verified once waited for such a thread until their timeout (issue 24, item 3)."""
     project(user_project, {"bench/lingering.py": LINGERING})
@@ -520,7 +521,7 @@ def task(state, item):
 
 
 @pytest.mark.parametrize("how", ["abort()", "_exit(3)"])
-@pytest.mark.parametrize("backend", backends.names())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_task_that_ends_its_process_is_a_failed_run_with_one_cause(user_project, tmp_path, backend, how):
     """A worker that died came back from Dask as 'a bug in parbench' (no record, the sweep stopped), and each
     backend worded it its own way (issue 24, item 1). os.abort leaves a faulthandler stack: its line is named."""

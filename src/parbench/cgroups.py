@@ -201,10 +201,17 @@ def outside_run() -> list[str]:
     return sorted({str(Path(g.path).parent / "cgroup.procs") for g in groups.values()})
 
 
-def mover(procs_files: list[str]):
-    """A preexec_fn that moves the new process into the groups of `procs_files` before it execs: what it
-    allocates and runs from then on is charged there (a v1 or v2 group keeps only what was charged before)."""
-    return lambda: _join(procs_files)
+# Exit code of `moved` when the process could not join a group.
+MOVE_FAILED = 97
+
+
+def moved(procs_files: list[str], command: list[str]) -> list[str]:
+    """`command`, started by a shell that first moves itself into the groups of `procs_files` and then execs it:
+    what it allocates and runs is charged there (a v1 or v2 group keeps only what was charged before; the shell's
+    own few pages stay). A shell, not a preexec_fn: Python code between fork and exec crashes a process that
+    has subinterpreters (CPython 3.13)."""
+    join = f'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ >"$1" || exit {MOVE_FAILED}; shift; n=$((n-1)); done; exec "$@"'
+    return ["/bin/sh", "-c", join, "sh", str(len(procs_files)), *procs_files, *command]
 
 
 def _join(procs_files: list[str]) -> None:

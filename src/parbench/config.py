@@ -2,13 +2,14 @@
 checked for what a schema cannot see (a spaCy model that is not installed)."""
 
 import copy
+import os
 import re
 from pathlib import Path
 
 import yaml
 from jsonschema import Draft202012Validator, validators
 
-from parbench import backends, workloads
+from parbench import backends, environment, workloads
 
 
 class ConfigError(ValueError):
@@ -160,6 +161,13 @@ def validate(config: dict, schema_path) -> dict:
             from parbench.workloads import _user
 
             problems += _user.problems(name, params)
+    for name, variant in (config.get("variants") or {}).items():
+        python = variant.get("python") if isinstance(variant, dict) else None
+        if isinstance(python, str) and not os.access(environment.interpreter(python), os.X_OK):
+            problems.append(
+                f"config key variants.{name}.python: {python!r} is neither an interpreter nor a virtual environment's folder"
+                " (`make interpreters` makes interpreters/3.13 and interpreters/3.13t)"
+            )
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return checked

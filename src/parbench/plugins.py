@@ -1,7 +1,33 @@
 """Find backends and workloads by name: one module each, no registry to edit."""
 
+import contextlib
 import importlib
 import pkgutil
+import sys
+import sysconfig
+
+
+class Unavailable(Exception):
+    """A backend or workload cannot run on this interpreter (a package it needs is not installed for it, or
+    cannot be loaded where its tasks run): the run is `skipped` with this reason, before any timer."""
+
+
+def interpreter() -> str:
+    """This interpreter, as a reason names it: 'Python 3.13.5 free-threaded (/path/python3.13t)'."""
+    build = " free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
+    return f"Python {sys.version.split()[0]}{build} ({sys.executable})"
+
+
+@contextlib.contextmanager
+def needing(what: str):
+    """Importing `what`'s code: a third-party module that is not installed becomes Unavailable (parbench's own is a bug)."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        if not error.name or error.name.split(".")[0] == "parbench":
+            raise
+        needs = "" if error.name == what else f" ({what} needs it)"
+        raise Unavailable(f"{error.name} is not installed for {interpreter()}{needs}") from error
 
 
 def module_name(name: str) -> str:
@@ -19,4 +45,5 @@ def load(package: str, name: str, attribute: str):
     """The class `attribute` of plugin `name` in `package`."""
     if name not in names(package):
         raise KeyError(f"unknown {package.rsplit('.', 1)[-1][:-1]} {name!r}; known: {', '.join(names(package))}")
-    return getattr(importlib.import_module(f"{package}.{module_name(name)}"), attribute)
+    with needing(name):
+        return getattr(importlib.import_module(f"{package}.{module_name(name)}"), attribute)

@@ -5,6 +5,7 @@ import collections
 import contextlib
 import dataclasses
 import functools
+import importlib
 import os
 import pickle
 import re
@@ -14,7 +15,7 @@ import time
 import numpy as np
 import psutil
 
-from parbench import backends, cgroups, environment, records, worker, workloads
+from parbench import backends, cgroups, environment, plugins, records, worker, workloads
 from parbench.measure import TreeSampler, proc_stat
 from parbench.worker import Marks, TaskError
 from parbench.workloads.base import RUN_KEYS, Work, WorkloadError
@@ -101,7 +102,15 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
     """
     params, settings = spec["params"], spec["settings"]
     options, limits = settings.get("options", {}), settings.get("limits", {})
-    Backend = backends.load(spec["backend"])
+    try:  # before any timer: a backend or workload this interpreter cannot run is skipped, saying why
+        Backend = backends.load(spec["backend"])
+        # Loaded before the backend starts: a user's module puts its folder on the path its workers inherit.
+        Workload = workloads.load(spec["workload"], params.get("module"))
+        for package in Workload.packages:
+            with plugins.needing(spec["workload"]):
+                importlib.import_module(package)
+    except plugins.Unavailable as error:
+        return skipped(spec, str(error))
     threads = blas_threads(settings["blas_threads"], Backend.in_driver, spec["workers"], psutil.cpu_count(logical=False))
     memory_gb = limits.get("memory_gb") or DEFAULT_MEMORY_SHARE * psutil.virtual_memory().total / GIB
     record = records.new(
@@ -111,8 +120,6 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
         blas_threads_policy={"policy": settings["blas_threads"], "per_worker": threads},
     )
     tasks, chunk = record["tasks_per_batch"], record["items_per_task"]
-    # Loaded before the backend starts: a user's module puts its folder on the path its workers inherit.
-    Workload = workloads.load(spec["workload"], params.get("module"))
     workload = Workload({k: v for k, v in params.items() if k not in RUN_KEYS}, spec["trial"])
     backend = Backend(spec["workers"], threads, options)
 
@@ -188,6 +195,9 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
         with clock.timed("teardown_s", "teardown"):
             backend.stop()
         record["status"] = "ok"
+    except plugins.Unavailable as error:  # found only once the workers exist (a subinterpreter cannot import numpy)
+        record.update(status="skipped", reason=str(error))
+        _quietly(backend.stop)
     except Exception as error:
         reason = failure(error, backend.failures, backend.died)
         if reason is None:
@@ -229,9 +239,16 @@ def run(spec: dict, progress=lambda record: None, on_limit=lambda record: None) 
     record["workload_info"] = {**record.get("workload_info", {}), **workload.describe(), "flops_per_item": flops}
     record["backend_info"] = backend.describe()
     # After every import of the run: an extension module can turn a free-threaded build's GIL back on.
-    record["gil_enabled"] = getattr(sys, "_is_gil_enabled", lambda: True)()
+    record["gil_enabled"] = environment.gil_enabled()
     record["driver_pid"] = os.getpid()
     workload.close()
+    return record
+
+
+def skipped(spec: dict, reason: str) -> dict:
+    """The record of a run that could not start on this interpreter: nothing was timed or measured."""
+    record = records.new(spec, environment.of_run(spec))
+    record.update(status="skipped", reason=reason, verified=False, finished_at=time.time(), gil_enabled=environment.gil_enabled())
     return record
 
 

@@ -230,8 +230,10 @@ def supervise(spec: dict, out_path, log_path) -> dict:
         faults.mkdir()
         library = Path(tmp, "library")
         leaves = {cleanup.LEAVES_ENV: str(Path(tmp, cleanup.LEAVES)), worker.FAULTS_ENV: str(faults), cleanup.LIBRARY_ENV: str(library)}
-        command = [interpreter(spec["settings"]), "-m", "parbench.driver", str(spec_path), str(partial)]
-        driver = _start_driver(command, log, groups, {**(spec["settings"].get("env") or {}), **leaves})
+        python = environment.interpreter(spec["settings"].get("python"))
+        command = [python, "-m", "parbench.driver", str(spec_path), str(partial)]
+        env = {**(spec["settings"].get("env") or {}), **leaves, **_own_code_for(python, Path(tmp))}
+        driver = _start_driver(command, log, groups, env)
         around = Around(groups.groups.get("cpu"))
         code, timed_out = _contained(driver, spare, before, lambda: _wait(driver, timeout, ancestors), tmp)
         stopped = reap(spare)
@@ -270,13 +272,16 @@ def supervise(spec: dict, out_path, log_path) -> dict:
     return record
 
 
-def interpreter(settings: dict) -> str:
-    """The driver's Python: a variant's `python` (an interpreter, or a virtual environment's folder), else ours."""
-    python = settings.get("python")
-    if not python:
-        return sys.executable
-    path = Path(python).expanduser()
-    return str(path / "bin" / "python") if path.is_dir() else str(path)
+def _own_code_for(python: str, tmp: Path) -> dict:
+    """PYTHONPATH for a driver run by another interpreter (a variant's `python`): this parbench, and nothing
+    else of ours (our site-packages holds extensions built for our interpreter), through a folder holding a
+    link to the package."""
+    if os.path.abspath(python) == os.path.abspath(sys.executable):
+        return {}
+    folder = tmp / "parbench-only"
+    folder.mkdir()
+    (folder / "parbench").symlink_to(Path(__file__).resolve().parent)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
 
 
 def _start_driver(command: list[str], log, groups: cgroups.RunGroups, env: dict) -> subprocess.Popen:

@@ -11,7 +11,6 @@ workload's own code comes back as a `TaskError` with a short plain-text reason, 
 backend.
 """
 
-import faulthandler
 import os
 import random
 import re
@@ -73,7 +72,10 @@ def prepare(blas_threads: int | None) -> int | None:
         return _blas_threads
     with _lock:
         if not _prepared:
-            import numpy  # noqa: F401  (load BLAS so threadpoolctl can see and limit it)
+            try:
+                import numpy  # noqa: F401  (load BLAS so threadpoolctl can see and limit it)
+            except ImportError:  # a subinterpreter cannot import numpy: no BLAS runs there
+                pass
 
             catch_faults()
 
@@ -170,6 +172,10 @@ def catch_faults() -> None:
     """A crash or abort of this process (a task's os.abort, a segfault in an extension) leaves every thread's
     stack in $PARBENCH_FAULTS/PID.txt, which the supervisor puts in the run's log (else in stderr)."""
     global _fault_file
+    try:
+        import faulthandler  # here: a subinterpreter cannot import it (its process's main interpreter has it on)
+    except ImportError:
+        return
     folder = os.environ.get(FAULTS_ENV)
     path = os.path.join(folder, f"{os.getpid()}.txt") if folder else None
     if _fault_file is not None and _fault_file.name == path:

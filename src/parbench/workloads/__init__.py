@@ -14,5 +14,6 @@ def load(name: str, module: str | None = None):
     if module:
         from parbench.workloads import _user
 
-        return _user.load(module)
+        with plugins.needing(module):
+            return _user.load(module)
     return plugins.load(__name__, name, "Workload")

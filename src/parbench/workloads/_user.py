@@ -33,7 +33,7 @@ from types import ModuleType
 
 import numpy as np
 
-from parbench.workloads.base import RUN_KEYS, BaseWorkload, Work, WorkloadError, pairs
+from parbench.workloads.base import RUN_KEYS, BaseWorkload, Work, WorkloadError, data_as_state, pairs
 
 # Default check: floating-point arrays and numbers agree to this relative error (norm-wise for
 # arrays): results computed with other BLAS thread counts differ in their last bits.
@@ -105,11 +105,6 @@ def load(module: str) -> type[BaseWorkload]:
     if isinstance(own, type) and issubclass(own, BaseWorkload):
         return own
     return type(f"Functions_{name}", (Functions,), {"module": loaded, "source": module})
-
-
-def data_as_state(**data) -> dict:
-    """The default `build`: a task's state is the data dict itself."""
-    return data
 
 
 def same(result, expected) -> bool:

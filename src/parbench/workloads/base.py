@@ -22,6 +22,12 @@ def pairs(items: list, digests: list) -> zip:
     return zip(items, digests)
 
 
+def data_as_state(**data) -> dict:
+    """A user workload's default `build`: a task's state is the data dict itself. Here, not in _user.py, which
+    imports numpy: a worker unpickles it by reference, and a subinterpreter cannot import numpy."""
+    return data
+
+
 @dataclass(frozen=True)
 class Work:
     """Everything a backend needs to run one workload's tasks.
@@ -56,6 +62,8 @@ class BaseWorkload(ABC):
     params_schema: dict = {}
     #: Run keys this workload sets differently from the sweep's defaults (e.g. more tasks per batch).
     run_defaults: dict = {}
+    #: Packages its tasks import only when they run: one missing on a run's interpreter makes the run `skipped`.
+    packages: tuple[str, ...] = ()
 
     def __init__(self, params: dict, trial: int):
         self.params = {**self.defaults(), **params}

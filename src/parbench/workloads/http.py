@@ -15,8 +15,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import psutil
-
 from parbench import cgroups
 from parbench.workloads.base import BaseWorkload, Work, WorkloadError, pairs
 
@@ -92,6 +90,8 @@ class Workload(BaseWorkload):
 
     def service_cpu_s(self) -> float:
         """The server's CPU seconds so far (its threads included; /proc's 10 ms ticks)."""
+        import psutil  # here, not at the top: a subinterpreter worker imports this module and cannot import psutil
+
         try:
             times = psutil.Process(self.server_pid).cpu_times()
         except (AttributeError, psutil.Error):  # not started, or gone
@@ -113,13 +113,9 @@ def start_server(latency_s: float, size: int) -> tuple[int, int, str | None]:
     inside the run's groups, or None)."""
     command = [sys.executable, "-m", "parbench.workloads.http", "launch", str(latency_s), str(size), str(os.getpid())]
     outside, inside = cgroups.outside_run(), None
-    move = cgroups.mover(outside) if outside else None
-    try:
-        launcher = subprocess.run(command, capture_output=True, text=True, timeout=60, preexec_fn=move)
-    except subprocess.TimeoutExpired:
-        raise
-    except subprocess.SubprocessError as error:  # raised in the child by the move, before exec
-        inside = f"it could not be moved out of them ({error})"
+    launcher = subprocess.run(cgroups.moved(outside, command) if outside else command, capture_output=True, text=True, timeout=60)
+    if outside and launcher.returncode == cgroups.MOVE_FAILED:  # before exec: nothing of it started
+        inside = f"it could not be moved out of them ({' '.join(launcher.stderr.split())[-200:]})"
         launcher = subprocess.run(command, capture_output=True, text=True, timeout=60)
     try:
         pid, port = map(int, launcher.stdout.split())

@@ -63,6 +63,7 @@ def docs_many(nlp, texts: list) -> list:
 
 
 class Workload(BaseWorkload):
+    packages = ("spacy",)
     params_schema = {
         "model": {
             "type": "string",

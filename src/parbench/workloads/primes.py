@@ -3,8 +3,6 @@ division. Threads cannot run it in parallel on a CPython with the GIL; processes
 
 import functools
 
-import numpy as np
-
 from parbench.workloads.base import BaseWorkload, Work, pairs
 
 
@@ -34,6 +32,8 @@ def count_primes(state, bounds) -> int:
 @functools.cache
 def sieve_count(low: int, high: int) -> int:
     """The same count by a numpy sieve of Eratosthenes: an independent reference for verification."""
+    import numpy as np  # here, not at the top: a subinterpreter worker imports this module and cannot import numpy
+
     if high <= 2:
         return 0
     is_prime = np.ones(high, dtype=bool)
