@@ -671,3 +671,123 @@ def noise_warning(aa: pd.DataFrame) -> str | None:
         f"The A/A twin (a second {REFERENCE} run in each round) was called different from its reference in {names}: "
         "on those workloads this sweep's noise exceeds what its intervals assume, and their verdicts are doubtful."
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# GIL or free-threaded: a sweep whose variants run on different interpreters
+
+
+def interpreters_of(runs: pd.DataFrame, order: list[str] | None = None) -> dict[str, str]:
+    """Each variant's interpreter, 'Python 3.13.5 free-threaded' (most common among its runs), in `order` (the
+    config's: the first is what the others are compared with); {} when the variants do not differ in interpreter."""
+    if not {"python", "python_build", "variant"} <= set(runs) or runs.python.isna().all():
+        return {}
+    label = "Python " + runs.python.astype(str) + runs.python_build.map(lambda b: " free-threaded" if b == "free-threaded" else "")
+    named = label[runs.python.notna()].groupby(runs.variant[runs.python.notna()]).agg(lambda x: x.mode().iat[0])
+    order = [*(order or []), *dict.fromkeys(runs.variant)]
+    named = {v: named[v] for v in dict.fromkeys(order) if v in named}
+    return named if len(set(named.values())) > 1 else {}
+
+
+def _memory_text(row) -> str:
+    exact = row.get("exact_peak_bytes_median")
+    if exact is not None and not pd.isna(exact):
+        return f"{size_text(exact)} exact peak"
+    pss = row.get("peak_tree_pss_bytes_median")
+    return f"{size_text(pss)} tree PSS" if pss is not None and not pd.isna(pss) else "–"
+
+
+def interpreters(stats: pd.DataFrame, runs: pd.DataFrame, order: list[str] | None = None, margin: float | None = None) -> list[dict]:
+    """Per workload, each interpreter's cells side by side (the fastest worker count of each backend), each against
+    serial on the same interpreter and against serial on the first variant's interpreter, paired within rounds
+    (every variant runs in the same rounds), with one sentence per other interpreter. [] unless the variants
+    differ in interpreter."""
+    names = interpreters_of(runs, order)
+    if not names:
+        return []
+    first = next(iter(names))
+    m = margin if margin is not None else margin_of(stats)
+    out = []
+    for workload in dict.fromkeys(stats.workload):
+        cells = stats[(stats.workload == workload) & stats.variant.isin(list(names))]
+        ok = claimable(cells)
+        serials = {v: _serial_of(ok[ok.variant == v]) for v in names}
+        base = serials[first]
+        rows, sentences = [], []
+        for variant, label in names.items():
+            mine = cells[cells.variant == variant]
+            for backend in sorted(set(mine.backend), key=lambda b: (b != REFERENCE, b)):
+                of = mine[mine.backend == backend]
+                good = ok[(ok.variant == variant) & (ok.backend == backend)]
+                row = good.loc[good.throughput_median.idxmax()] if len(good) else of.iloc[0]
+                versus_base = paired(runs, row, base) if len(good) and base is not None else None
+                rows.append(
+                    {
+                        "interpreter": label,
+                        "backend": row.backend if row.backend == REFERENCE else f"{row.backend} ({workers_text(row.workers)})",
+                        f"{UNIT} [90 % interval]": short_throughput(row) if len(good) else "–",
+                        "× serial, same interpreter": speedup_cell(row) if len(good) and row.backend != REFERENCE else "–",
+                        f"× serial on {names[first]}": paired_text(versus_base) if versus_base and cell_key(row) != cell_key(base) else "–",
+                        "memory": _memory_text(row) if len(good) else "–",
+                        "left out": "" if len(good) else _not_run_text(of, label),
+                    }
+                )
+        for variant, label in names.items():
+            if variant != first:
+                sentences.append(_interpreter_sentence(ok, runs, variant, label, names[first], serials[variant], base, m))
+        out.append({"name": workload, "rows": pd.DataFrame(rows), "sentences": [s for s in sentences if s]})
+    return out
+
+
+def short_throughput(row) -> str:
+    return f"{num(row.throughput_median)} {interval_text(row.throughput_ci_low, row.throughput_ci_high)}"
+
+
+def speedup_cell(row) -> str:
+    if pd.isna(row.get("speedup_vs_serial")):
+        return "–"
+    return f"{num(row.speedup_vs_serial)}× {interval_text(row.speedup_ci_low, row.speedup_ci_high, '×')} ({word_of(row)})"
+
+
+def verdict_words(word: str, margin: float) -> str:
+    """'slower, beyond the 5 % margin', 'equivalent, within ±5 %', 'cannot tell'."""
+    if word in (decide.FASTER, decide.SLOWER):
+        return f"{word}, beyond the {margin:.0%} margin"
+    return f"{word}, within ±{margin:.0%}" if word == decide.EQUIVALENT else word
+
+
+def _serial_of(cells: pd.DataFrame):
+    serial = cells[cells.backend == REFERENCE]
+    return serial.sort_values("workers").iloc[0] if len(serial) else None
+
+
+def _not_run_text(cells: pd.DataFrame, label: str) -> str:
+    """Why a backend has no clean cell on this interpreter: 'not available on Python 3.13.5 free-threaded: …'."""
+    row = cells.iloc[0]
+    cause = row.get("causes") if isinstance(row.get("causes"), str) else ""
+    statuses = str(row.get("statuses") or "")
+    if statuses.startswith("skipped"):
+        return f"not available on {label}: {cause}" if cause else f"not available on {label}"
+    return f"left out ({statuses}{': ' + cause if cause else ''})"
+
+
+def _interpreter_sentence(ok, runs, variant, label, base_label, serial, base, margin) -> str | None:
+    """'On Python 3.13.5 free-threaded, serial runs at 0.62× [0.58–0.66×] paired over 5 rounds serial's items/s on
+    Python 3.11.7 (slower beyond the 5 % margin); its fastest cell, threads at 2 workers, is 1.90× its own serial
+    […] and 1.18× […] serial on Python 3.11.7.'"""
+    if serial is None or base is None:
+        return f"On {label} serial did not run cleanly, so nothing on it is compared with {base_label}."
+    tax = paired(runs, serial, base)
+    if tax is None:
+        return None
+    words = f"{label}: serial runs at {paired_text(tax)} serial's {UNIT} on {base_label}"
+    if tax.n >= 2:
+        words += f" ({verdict_words(decide.verdict(tax, margin), margin)})"
+    mine = ok[(ok.variant == variant) & (ok.backend != REFERENCE)]
+    if len(mine):
+        best = mine.loc[mine.throughput_median.idxmax()]
+        over_base = paired(runs, best, base)
+        words += f"; its fastest parallel cell, {best.backend} at {workers_text(best.workers)}, is {speedup_cell(best)} its own serial"
+        if over_base is not None:
+            words += f" and {paired_text(over_base)} serial on {base_label}"
+    return words + "."

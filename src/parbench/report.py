@@ -22,6 +22,7 @@ from parbench.stats import AA_COLUMNS, first_variant, is_clean
 from parbench.text import MIB, UNIT, num
 
 TEMPLATES = Path(__file__).parent / "templates"
+INTERPRETERS = "GIL or free-threaded"
 SECTIONS = {
     "summary": "Summary by kind of work",
     "findings": "Findings",
@@ -278,6 +279,7 @@ def context(
         "blas_policy_text": BLAS_POLICY.get(policy, f"{policy} BLAS threads in every worker"),
         "blas_table": table(threads.reset_index().rename_axis(columns=None)) if len(threads) else None,
         "gil_text": gil_text(runs),
+        "interpreters": [],  # write() fills it from every variant's cells
         "packages": table(packages) if len(packages) else None,
         "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
     }
@@ -294,8 +296,18 @@ def write(out, runs, stats, machine, figures: list, config: dict, sentinels=None
     """Write the report to `out` from runs.csv, stats.csv, machine.json, the PNG figures, the config, sentinels.csv and aa.csv."""
     # The sweep's own runs: the first variant's (the comparison page shows the others against them).
     first = next(iter(config.get("variants") or {}), None)
-    runs, stats = first_variant(pd.read_csv(runs), first), first_variant(pd.read_csv(stats), first)
+    every_runs, every_stats = pd.read_csv(runs), pd.read_csv(stats)
+    runs, stats = first_variant(every_runs, first), first_variant(every_stats, first)
     sentinels = pd.read_csv(sentinels) if sentinels is not None else None
     aa = first_variant(pd.read_csv(aa), first) if aa is not None else None
     machine = json.loads(Path(machine).read_text())
-    Path(out).write_text(render(**context(runs, stats, machine, figures, config, sentinels, aa)), encoding="utf-8")
+    page = context(runs, stats, machine, figures, config, sentinels, aa)
+    # Variants on different interpreters (GIL or free-threaded): their cells side by side, paired within rounds.
+    page["interpreters"] = [
+        {**w, "table": table(w.pop("rows"))}
+        for w in claims.interpreters(
+            every_stats.fillna({"variant": ""}), every_runs.fillna({"variant": ""}), list(config.get("variants") or {})
+        )
+    ]
+    page["sections"] = {**SECTIONS, **({"interpreters": INTERPRETERS} if page["interpreters"] else {})}
+    Path(out).write_text(render(**page), encoding="utf-8")

@@ -121,6 +121,9 @@ def run_row(r: dict) -> dict:
         "module": module.get("source"),
         "module_sha256": module.get("sha256"),
         "gil_enabled": r.get("gil_enabled"),
+        # The driver's interpreter: a variant's `python` may be another version or build (free-threaded).
+        "python": env.get("python"),
+        "python_build": env.get("python_build") or ("GIL" if env.get("python") else None),
         "loadavg_1m_start": system.get("loadavg_1m_start"),
         "loadavg_1m_end": system.get("loadavg_1m_end"),
         "cpu_steal_s": system.get("cpu_steal_s"),

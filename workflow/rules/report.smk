@@ -70,7 +70,7 @@ rule report:
     conda:
         "../../environment.yml"
     params:
-        config=json.dumps(config, sort_keys=True),
+        config=json.dumps(config),  # in the config's order: the first variant is what the others are compared with
         code=parbench_environment.code_hash(*parbench_environment.REPORT_CODE),
     script:
         "../scripts/report.py"
