@@ -1,13 +1,14 @@
 """The report: findings as pure functions of hand-made stats tables, the blog table, and the page itself."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO
 
-from parbench import blog, claims, figures, plots, report, text, workloads
+from parbench import blog, claims, figures, plots, report, stats, text, workloads
 from parbench.stats import blog_timer, run_row
 
 MIB = 2**20
@@ -765,3 +766,52 @@ def test_a_twin_called_different_is_a_first_screen_warning():
     warning = claims.noise_warning(aa)
     assert warning is not None and "in b:" in warning and "doubtful" in warning
     assert "false verdict" in claims.noise_floor(aa)[1]
+
+
+# ---------------------------------------------------------------- GIL or free-threaded (variants on other interpreters)
+
+
+def interpreter_sweep(tax: float, seed: int = 0):
+    """A synthetic sweep of two variants on different interpreters: 'gil' (first) and 'ft', whose every cell runs
+    at `tax` times gil's; p is 2x serial on both."""
+    import synthetic
+
+    records, _ = synthetic.split(
+        synthetic.sweep(synthetic.grid(workloads=("a",), speedups={"p": 2.0}), rounds=6, rng=np.random.default_rng(seed),
+                        variants={"gil": 1.0, "ft": tax})
+    )  # fmt: skip
+    for r in records:
+        ft = r["variant"] == "ft"
+        r["environment"] = {**r["environment"], "python": "3.13.5", "python_build": "free-threaded" if ft else "GIL"}
+        r["gil_enabled"] = not ft
+    return stats.tables(records)[0]
+
+
+def test_the_interpreter_section_pairs_each_interpreter_with_the_first_variants_serial():
+    runs = interpreter_sweep(tax=0.6)
+    table = stats.stats(runs)
+    assert claims.interpreters_of(runs, ["gil", "ft"]) == {"gil": "Python 3.13.5", "ft": "Python 3.13.5 free-threaded"}
+    (a,) = claims.interpreters(table, runs, ["gil", "ft"])
+    (sentence,) = a["sentences"]
+    tax = re.match(r"Python 3\.13\.5 free-threaded: serial runs at ([\d.]+)× \[([\d.]+)–([\d.]+)×\] paired over 6 rounds", sentence)
+    assert tax and float(tax[2]) < 0.6 < float(tax[3]) and float(tax[3]) < 0.95, sentence
+    assert "(slower, beyond the 5% margin)" in sentence and "its fastest parallel cell, p at 2 workers" in sentence
+    rows = a["rows"]
+    assert list(rows.interpreter) == ["Python 3.13.5"] * 3 + ["Python 3.13.5 free-threaded"] * 3, "the first variant's cells first"
+    assert rows.backend.iloc[0] == "serial" and rows["× serial on Python 3.13.5"].iloc[0] == "–"
+    # Order decides which interpreter the others are compared with.
+    (b,) = claims.interpreters(table, runs, ["ft", "gil"])
+    assert b["sentences"][0].startswith("Python 3.13.5: serial runs at 1.")
+
+
+def test_no_interpreter_section_when_the_variants_share_one_interpreter():
+    runs = interpreter_sweep(tax=0.6).assign(python_build="GIL")
+    assert claims.interpreters(stats.stats(runs), runs, ["gil", "ft"]) == []
+
+
+def test_a_free_threaded_run_with_the_gil_on_is_warned_about_loudly():
+    runs = interpreter_sweep(tax=0.6)
+    assert claims.gil_warning(runs) is None
+    runs.loc[(runs.variant == "ft") & (runs.backend == "p"), "gil_enabled"] = True
+    warning = claims.gil_warning(runs)
+    assert warning.startswith("The GIL was ON in 6 runs on a free-threaded build (a on p)"), warning

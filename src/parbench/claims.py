@@ -520,6 +520,21 @@ def busy_warning(runs: pd.DataFrame) -> str | None:
     )
 
 
+def gil_warning(runs: pd.DataFrame) -> str | None:
+    """The report's warning when a free-threaded build ran with its GIL on: an extension imported by the run
+    that does not declare itself free-threading safe turns it on for the whole process (spaCy's thinc does)."""
+    if not {"python_build", "gil_enabled"} <= set(runs):
+        return None
+    on = runs[(runs.python_build == "free-threaded") & (runs.gil_enabled == True)]  # noqa: E712 (True, False or missing)
+    if on.empty:
+        return None
+    where = ", ".join(f"{w} on {b}" for w, b in on[["workload", "backend"]].drop_duplicates().itertuples(index=False))
+    return (
+        f"The GIL was ON in {len(on)} runs on a free-threaded build ({where}): an extension module they imported turned it "
+        "back on, so their threads did not run Python in parallel. They measure a GIL interpreter, not free threading."
+    )
+
+
 def drift(sentinels: pd.DataFrame, runs: pd.DataFrame | None = None) -> tuple[str, bool]:
     """What the sentinel (the same serial run once in every round) says of the machine's drift over the
     sweep, and whether it passes DRIFT_WARN; `runs` made outside the sentinels' span (a later partial

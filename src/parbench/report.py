@@ -310,4 +310,5 @@ def write(out, runs, stats, machine, figures: list, config: dict, sentinels=None
         )
     ]
     page["sections"] = {**SECTIONS, **({"interpreters": INTERPRETERS} if page["interpreters"] else {})}
+    page["warnings"] += [w for w in [claims.gil_warning(every_runs)] if w]
     Path(out).write_text(render(**page), encoding="utf-8")
