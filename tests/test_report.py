@@ -793,7 +793,11 @@ def test_the_interpreter_section_pairs_each_interpreter_with_the_first_variants_
     assert claims.interpreters_of(runs, ["gil", "ft"]) == {"gil": "Python 3.13.5", "ft": "Python 3.13.5 free-threaded"}
     (a,) = claims.interpreters(table, runs, ["gil", "ft"])
     (sentence,) = a["sentences"]
-    tax = re.match(r"Python 3\.13\.5 free-threaded: serial runs at ([\d.]+)× \[([\d.]+)–([\d.]+)×\] paired over 6 rounds", sentence)
+    tax = re.match(
+        r"Python 3\.13\.5 free-threaded: serial gives ([\d.]+)× \[([\d.]+)–([\d.]+)×\] "
+        r"the items/s of serial on Python 3\.13\.5, paired over 6 rounds",
+        sentence,
+    )
     assert tax and float(tax[2]) < 0.6 < float(tax[3]) and float(tax[3]) < 0.95, sentence
     assert "(slower, beyond the 5% margin)" in sentence and "its fastest parallel cell, p at 2 workers" in sentence
     rows = a["rows"]
@@ -801,7 +805,7 @@ def test_the_interpreter_section_pairs_each_interpreter_with_the_first_variants_
     assert rows.backend.iloc[0] == "serial" and rows["× serial on Python 3.13.5"].iloc[0] == "–"
     # Order decides which interpreter the others are compared with.
     (b,) = claims.interpreters(table, runs, ["ft", "gil"])
-    assert b["sentences"][0].startswith("Python 3.13.5: serial runs at 1.")
+    assert b["sentences"][0].startswith("Python 3.13.5: serial gives 1.")
 
 
 def test_no_interpreter_section_when_the_variants_share_one_interpreter():

@@ -728,29 +728,30 @@ def interpreters(stats: pd.DataFrame, runs: pd.DataFrame, order: list[str] | Non
         ok = claimable(cells)
         serials = {v: _serial_of(ok[ok.variant == v]) for v in names}
         base = serials[first]
-        rows, sentences = [], []
+        rows, sentences, missing = [], [], []
         for variant, label in names.items():
             mine = cells[cells.variant == variant]
             for backend in sorted(set(mine.backend), key=lambda b: (b != REFERENCE, b)):
-                of = mine[mine.backend == backend]
                 good = ok[(ok.variant == variant) & (ok.backend == backend)]
-                row = good.loc[good.throughput_median.idxmax()] if len(good) else of.iloc[0]
-                versus_base = paired(runs, row, base) if len(good) and base is not None else None
+                if good.empty:
+                    missing.append(f"{backend}: {_not_run_text(mine[mine.backend == backend], label)}")
+                    continue
+                row = good.loc[good.throughput_median.idxmax()]
+                versus_base = paired(runs, row, base) if base is not None else None
                 rows.append(
                     {
                         "interpreter": label,
                         "backend": row.backend if row.backend == REFERENCE else f"{row.backend} ({workers_text(row.workers)})",
-                        f"{UNIT} [90 % interval]": short_throughput(row) if len(good) else "–",
-                        "× serial, same interpreter": speedup_cell(row) if len(good) and row.backend != REFERENCE else "–",
-                        f"× serial on {names[first]}": paired_text(versus_base) if versus_base and cell_key(row) != cell_key(base) else "–",
-                        "memory": _memory_text(row) if len(good) else "–",
-                        "left out": "" if len(good) else _not_run_text(of, label),
+                        f"{UNIT} [90 % interval]": short_throughput(row),
+                        "× serial, same interpreter": speedup_cell(row) if row.backend != REFERENCE else "–",
+                        f"× serial on {names[first]}": _times(versus_base) if versus_base and cell_key(row) != cell_key(base) else "–",
+                        "memory": _memory_text(row),
                     }
                 )
         for variant, label in names.items():
             if variant != first:
                 sentences.append(_interpreter_sentence(ok, runs, variant, label, names[first], serials[variant], base, m))
-        out.append({"name": workload, "rows": pd.DataFrame(rows), "sentences": [s for s in sentences if s]})
+        out.append({"name": workload, "rows": pd.DataFrame(rows), "sentences": [s for s in sentences if s], "missing": missing})
     return out
 
 
@@ -777,32 +778,37 @@ def _serial_of(cells: pd.DataFrame):
 
 
 def _not_run_text(cells: pd.DataFrame, label: str) -> str:
-    """Why a backend has no clean cell on this interpreter: 'not available on Python 3.13.5 free-threaded: …'."""
+    """Why a backend has no clean cell on this interpreter: 'not available on Python 3.13.5 free-threaded (ray is not …)'."""
     row = cells.iloc[0]
     cause = row.get("causes") if isinstance(row.get("causes"), str) else ""
     statuses = str(row.get("statuses") or "")
     if statuses.startswith("skipped"):
-        return f"not available on {label}: {cause}" if cause else f"not available on {label}"
-    return f"left out ({statuses}{': ' + cause if cause else ''})"
+        return f"not available on {label} ({cause})" if cause else f"not available on {label}"
+    return f"left out on {label} ({statuses}{': ' + cause if cause else ''})"
 
 
 def _interpreter_sentence(ok, runs, variant, label, base_label, serial, base, margin) -> str | None:
-    """'On Python 3.13.5 free-threaded, serial runs at 0.62× [0.58–0.66×] paired over 5 rounds serial's items/s on
-    Python 3.11.7 (slower beyond the 5 % margin); its fastest cell, threads at 2 workers, is 1.90× its own serial
-    […] and 1.18× […] serial on Python 3.11.7.'"""
+    """'Python 3.13.5 free-threaded: serial gives 0.79× [0.76–0.83×] the items/s of serial on Python 3.13.5,
+    paired over 5 rounds (slower, beyond the 5% margin); its fastest parallel cell, threads at 2 workers, gives
+    1.54× […] its own serial's (faster) and 1.22× […] serial's on Python 3.13.5.'"""
     if serial is None or base is None:
         return f"On {label} serial did not run cleanly, so nothing on it is compared with {base_label}."
     tax = paired(runs, serial, base)
     if tax is None:
         return None
-    words = f"{label}: serial runs at {paired_text(tax)} serial's {UNIT} on {base_label}"
+    words = f"{label}: serial gives {_times(tax)} the {UNIT} of serial on {base_label}, paired over {tax.n} rounds"
     if tax.n >= 2:
         words += f" ({verdict_words(decide.verdict(tax, margin), margin)})"
     mine = ok[(ok.variant == variant) & (ok.backend != REFERENCE)]
     if len(mine):
         best = mine.loc[mine.throughput_median.idxmax()]
-        over_base = paired(runs, best, base)
-        words += f"; its fastest parallel cell, {best.backend} at {workers_text(best.workers)}, is {speedup_cell(best)} its own serial"
-        if over_base is not None:
-            words += f" and {paired_text(over_base)} serial on {base_label}"
+        words += f"; its fastest parallel cell, {best.backend} at {workers_text(best.workers)}, gives "
+        interval = interval_text(best.speedup_ci_low, best.speedup_ci_high, "×")
+        words += f"{num(best.speedup_vs_serial)}× {interval} its own serial's ({word_of(best)})"
+        if (over_base := paired(runs, best, base)) is not None:
+            words += f" and {_times(over_base)} serial's on {base_label}"
     return words + "."
+
+
+def _times(r: decide.Ratio) -> str:
+    return f"{num(r.estimate)}× {interval_text(*r.interval(), '×')}"
