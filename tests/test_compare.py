@@ -619,3 +619,25 @@ def test_snakemakes_own_process_imports_no_pandas_to_check_a_baseline():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", out
+
+
+def test_the_gate_trips_only_on_what_fail_on_names():
+    from parbench import gate
+
+    table = pd.DataFrame(
+        [
+            {"baseline": "base", "variant": "new", "workload": "w", "backend": "serial", "workers": 1, "verdict": "slower",
+             "throughput_ratio": 0.8, "throughput_ratio_ci_low": 0.7, "throughput_ratio_ci_high": 0.9, "memory_verdict": "equivalent",
+             "memory_ratio": 1.0, "memory_ratio_ci_low": 0.99, "memory_ratio_ci_high": 1.01, "kind": "variants, paired within rounds"},
+            {"baseline": "base", "variant": "new", "workload": "w", "backend": "threads", "workers": 2, "verdict": "cannot tell",
+             "throughput_ratio": 0.9, "throughput_ratio_ci_low": 0.6, "throughput_ratio_ci_high": 1.2, "memory_verdict": "more memory",
+             "memory_ratio": 1.3, "memory_ratio_ci_low": 1.2, "memory_ratio_ci_high": 1.4, "kind": "variants, paired within rounds"},
+        ]
+    )  # fmt: skip
+    assert gate.verdicts(table, [], 0.05)["passed"]
+    slower = gate.verdicts(table, ["slower"], 0.05)
+    assert not slower["passed"] and [(t["backend"], t["fail_on"]) for t in slower["tripped"]] == [("serial", "slower")]
+    assert slower["tripped"][0]["ci"] == [0.7, 0.9] and slower["cells"] == 2
+    both = gate.verdicts(table, ["slower", "more-memory"], 0.05)
+    assert [(t["backend"], t["verdict"]) for t in both["tripped"]] == [("serial", "slower"), ("threads", "more memory")]
+    assert gate.explain(both).startswith("parbench: fail_on ['slower', 'more-memory'] tripped on 2 of 2 cells:")

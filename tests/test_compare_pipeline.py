@@ -2,6 +2,7 @@
 compare_with (or the margin) reruns no benchmark, a sweep against a copy of itself finds no difference, and halving
 serial matmul's BLAS threads is found slower."""
 
+import json
 import os
 import shutil
 import time
@@ -175,3 +176,51 @@ def test_halving_serial_blas_threads_is_found_slower(tmp_path, tiny_pipeline):
     assert row.verdict == "slower", found
     page = (one / "results" / "comparison.html").read_text()
     assert "Same machine" in page and "blas_threads" in page.split('id="verdicts"')[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The regression gate: a variant made 20x slower on purpose, with fail_on
+
+SLEEPY = """
+import os, time
+
+def data(params):
+    return {}
+
+def items(params, batch, n):
+    return list(range(n))
+
+def task(state, item):
+    time.sleep(float(os.environ.get("PARBENCH_TEST_DELAY_S", "0.001")))
+    return item
+"""
+
+
+def test_fail_on_slower_fails_the_sweep_after_writing_everything_and_lists_what_tripped(tmp_path):
+    config = {
+        "backends": ["serial"],
+        "workers": [1],
+        "trials": 2,
+        "workloads": {"sleepy": {"module": "bench/sleepy.py", "batches": 2, "warmup_batches": 1, "tasks_per_batch": 4}},
+        "variants": {"base": {}, "slow": {"env": {"PARBENCH_TEST_DELAY_S": "0.02"}}},
+    }
+    work = scratch_workflow(tmp_path, config)
+    (work / "bench").mkdir()
+    (work / "bench" / "sleepy.py").write_text(SLEEPY)
+    passing = snakemake(work, "--cores", "8", timeout=600)
+    assert passing.returncode == 0, passing.stdout[-4000:]
+    found = json.loads((work / "results" / "tables" / "verdicts.json").read_text())
+    assert found["fail_on"] == [] and found["passed"] and not found["tripped"], "without fail_on nothing trips"
+    gated = write_config(work, {**config, "fail_on": ["slower"]}, "gated.yaml")
+    assert set(dry_run_jobs(snakemake(work, "-n", "--cores", "2", "--configfile", gated, timeout=300).stdout)) <= {
+        "compare", "gate", "report", "all"
+    }, "fail_on reruns no benchmark (the report shows the config)"  # fmt: skip
+    failing = snakemake(work, "--cores", "8", "--configfile", gated, timeout=600)
+    assert failing.returncode != 0, failing.stdout[-4000:]
+    assert "fail_on ['slower'] tripped on 1 of 1 cells" in (work / "results" / "logs" / "gate.log").read_text()
+    found = json.loads((work / "results" / "tables" / "verdicts.json").read_text())
+    (tripped,) = found["tripped"]
+    assert not found["passed"] and (tripped["variant"], tripped["workload"], tripped["backend"]) == ("slow", "sleepy", "serial")
+    assert tripped["verdict"] == "slower" and tripped["ratio"] < 0.2 and tripped["ci"][1] < 0.95, tripped
+    assert (work / "results" / "report.html").exists() and (work / "results" / "comparison.html").exists()
+    assert not (work / "results" / "tables" / "gate.txt").exists()

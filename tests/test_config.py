@@ -51,6 +51,8 @@ BAD = [
     ("matmul-k-zero", changed("workloads.matmul.k", 0), "workloads.matmul.k", [POSITIVE]),
     ("matmul-batches-zero", changed("workloads.matmul.batches", 0), "workloads.matmul.batches", [POSITIVE]),
     ("ner-batches-zero", changed("workloads.ner.batches", 0), "workloads.ner.batches", [POSITIVE]),
+    ("fail-on-unknown", changed("fail_on", ["faster"]), "fail_on", ["slower", "more-memory"]),
+    ("fail-on-nothing-to-compare", changed("fail_on", ["slower"]), "fail_on", ["compare_with", "two variants"]),
     # A name becomes folders and wildcards: refused before any job, not a MissingInputException later (issue 24, item 7).
     *[
         (

@@ -168,6 +168,8 @@ def validate(config: dict, schema_path) -> dict:
                 f"config key variants.{name}.python: {python!r} is neither an interpreter nor a virtual environment's folder"
                 " (`make interpreters` makes interpreters/3.13 and interpreters/3.13t)"
             )
+    if config.get("fail_on") and not config.get("compare_with") and len(config.get("variants") or {}) < 2:
+        problems.append("config key fail_on: needs something to compare with: compare_with (another sweep's results/) or two variants")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return checked

@@ -192,9 +192,11 @@ def comparison_targets():
         return []
     return [
         "results/tables/comparison.csv",
+        "results/tables/verdicts.json",
         "results/comparison.html",
         *comparison_figures("png"),
         *comparison_figures("svg"),
+        *(["results/tables/gate.txt"] if config.get("fail_on") else []),
     ]
 
 

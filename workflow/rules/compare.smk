@@ -8,6 +8,7 @@ rule compare:
         baselines=[str(path) for paths in BASELINES.values() for path in paths],
     output:
         table="results/tables/comparison.csv",
+        verdicts="results/tables/verdicts.json",
         page="results/comparison.html",
         png=comparison_figures("png"),
         svg=comparison_figures("svg"),
@@ -20,8 +21,29 @@ rule compare:
         baselines=list(BASELINES),
         margin=config.get("margin", 0.05),
         variants=list(config.get("variants") or {}),
+        fail_on=config.get("fail_on", []),
         code=parbench_environment.code_hash(
-            "compare", "judge", "decide", "stats", "records"
+            "compare", "judge", "decide", "stats", "records", "gate"
         ),
     script:
         "../scripts/compare.py"
+
+
+# The regression gate (fail_on): after the report and the comparison are written, fails the sweep
+# (Snakemake exits with an error) when verdicts.json lists a tripped cell; results/tables/gate.txt otherwise.
+rule gate:
+    input:
+        verdicts="results/tables/verdicts.json",
+        report="results/report.html",
+        page="results/comparison.html",
+    output:
+        "results/tables/gate.txt",
+    log:
+        "results/logs/gate.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        code=parbench_environment.code_hash("gate"),
+    script:
+        "../scripts/gate.py"

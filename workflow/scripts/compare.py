@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from parbench import compare  # noqa: E402
+from parbench import compare, gate  # noqa: E402
 
 compare.write(
     snakemake.output.table,
@@ -18,3 +18,4 @@ compare.write(
     margin=snakemake.params.margin,
     variants=snakemake.params.variants,
 )
+gate.write(snakemake.output.table, snakemake.output.verdicts, snakemake.params.fail_on, snakemake.params.margin)
