@@ -105,3 +105,28 @@ def test_what_a_killed_run_noted_goes_with_its_folder(tmp_path, monkeypatch):
     (tmp_path / "parbench-gone" / cleanup.LEAVES).write_text(json.dumps(notes[1]) + "\n")
     assert cleanup.remove_stale()["temp_left"] == [str(scratch / "worker-live"), str(scratch)]
     assert not scratch.exists()
+
+
+def test_a_failed_runs_library_files_are_kept_across_filesystems_without_their_sockets(tmp_path, monkeypatch):
+    """Ray's session folder holds unix sockets, which a copy cannot take: on another filesystem the rest is kept."""
+    import errno
+    import socket
+
+    folder = tmp_path / "library"
+    (folder / "ray" / "logs").mkdir(parents=True)
+    (folder / "ray" / "logs" / "raylet.out").write_text("Ray's own message")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(folder / "ray" / "plasma_store"))
+
+    def cross_device(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(cleanup.os, "rename", cross_device)
+    try:
+        kept = cleanup.keep_library_files(folder, tmp_path / "r.library")
+    finally:
+        sock.close()
+    assert kept == tmp_path / "r.library"
+    assert (kept / "ray" / "logs" / "raylet.out").read_text() == "Ray's own message"
+    assert not (kept / "ray" / "plasma_store").exists()
+    assert cleanup.keep_library_files(tmp_path / "empty", tmp_path / "e.library") is None

@@ -201,12 +201,12 @@ def test_fail_on_slower_fails_the_sweep_after_writing_everything_and_lists_what_
         "backends": ["serial"],
         "workers": [1],
         "trials": 2,
-        "workloads": {"sleepy": {"module": "bench/sleepy.py", "batches": 2, "warmup_batches": 1, "tasks_per_batch": 4}},
+        "workloads": {"gatecheck": {"module": "bench/gatecheck.py", "batches": 2, "warmup_batches": 1, "tasks_per_batch": 4}},
         "variants": {"base": {}, "slow": {"env": {"PARBENCH_TEST_DELAY_S": "0.02"}}},
     }
     work = scratch_workflow(tmp_path, config)
     (work / "bench").mkdir()
-    (work / "bench" / "sleepy.py").write_text(SLEEPY)
+    (work / "bench" / "gatecheck.py").write_text(SLEEPY)
     passing = snakemake(work, "--cores", "8", timeout=600)
     assert passing.returncode == 0, passing.stdout[-4000:]
     found = json.loads((work / "results" / "tables" / "verdicts.json").read_text())
@@ -220,7 +220,7 @@ def test_fail_on_slower_fails_the_sweep_after_writing_everything_and_lists_what_
     assert "fail_on ['slower'] tripped on 1 of 1 cells" in (work / "results" / "logs" / "gate.log").read_text()
     found = json.loads((work / "results" / "tables" / "verdicts.json").read_text())
     (tripped,) = found["tripped"]
-    assert not found["passed"] and (tripped["variant"], tripped["workload"], tripped["backend"]) == ("slow", "sleepy", "serial")
+    assert not found["passed"] and (tripped["variant"], tripped["workload"], tripped["backend"]) == ("slow", "gatecheck", "serial")
     assert tripped["verdict"] == "slower" and tripped["ratio"] < 0.2 and tripped["ci"][1] < 0.95, tripped
     assert (work / "results" / "report.html").exists() and (work / "results" / "comparison.html").exists()
     assert not (work / "results" / "tables" / "gate.txt").exists()

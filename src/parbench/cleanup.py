@@ -160,7 +160,11 @@ def keep_library_files(folder: Path, beside: Path) -> Path | None:
     if not folder.is_dir() or not any(folder.iterdir()):
         return None
     shutil.rmtree(beside, ignore_errors=True)  # a rerun's replaces the last one's
-    shutil.move(folder, beside)
+    try:
+        os.rename(folder, beside)
+    except OSError:  # another filesystem: copy what can be copied (Ray's sockets and fifos cannot)
+        special = lambda where, names: [n for n in names if not (Path(where, n).is_file() or Path(where, n).is_dir())]  # noqa: E731
+        shutil.copytree(folder, beside, symlinks=True, ignore=special, dirs_exist_ok=True)
     return beside
 
 

@@ -31,7 +31,8 @@ START_TIMEOUT_S = 120
 
 
 def _enter(path: list[str]) -> None:
-    """In each new worker interpreter: the driver's import path (a user's folder is put on it after start-up)."""
+    """In each new worker interpreter: the driver's import path (a new interpreter's default path is the one this
+    process started with, which misses the user's folder put on it since)."""
     sys.path[:] = path
 
 
