@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test browser interpreters
+.PHONY: run test install install-test browser interpreters lock
 
 run: install
 	$(BIN)/snakemake --cores 8
@@ -14,15 +14,20 @@ test: install-test browser
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-$(VENV)/.installed: pyproject.toml
+# Installed under requirements.lock: the same versions on every machine (`make lock` writes it).
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -c requirements.lock -e .
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $@
+
+# requirements.lock from pyproject.toml's ranges, as pip resolves them today (tools/lock.py); commit it.
+lock:
+	$(PYTHON) tools/lock.py
 
 # Debian's Chromium for the report's browser test (needs root; elsewhere install it yourself).
 browser:

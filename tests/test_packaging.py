@@ -76,3 +76,33 @@ def test_profiles_are_read_by_every_accepted_snakemake():
         assert any(OLD_PROFILE_FILE.fullmatch(f) for f in files), f"{profile.name}: {files} are not read before Snakemake 9.19"
         assert "profile.yaml" not in files, f"{profile.name}: profile.yaml beside config.yaml makes 9.19+ pick one by listing order"
         assert get_profile_dir(str(profile))[1].name in files  # and the installed Snakemake reads it
+
+
+def lock() -> dict[str, str]:
+    """requirements.lock as {normalised name: version}."""
+    pins = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_the_lock_pins_every_declared_package_within_its_range():
+    """make install and make test install under requirements.lock (make lock): every dependency and test extra
+    of pyproject.toml is pinned there, to a version its range admits."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = lock()
+    for spec in [*project["dependencies"], *project["optional-dependencies"]["test"]]:
+        req = Requirement(spec)
+        name = re.sub(r"[-_.]+", "-", req.name).lower()
+        assert name in pins, f"{req.name} is not in requirements.lock: run make lock"
+        assert req.specifier.contains(pins[name], prereleases=True), f"requirements.lock pins {name}=={pins[name]}, outside {spec}"
+
+
+def test_make_installs_under_the_lock():
+    makefile = (REPO / "Makefile").read_text()
+    assert "pip install --quiet -c requirements.lock -e ." in makefile
+    assert "pip install --quiet -c requirements.lock -e '.[test]'" in makefile
