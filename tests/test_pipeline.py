@@ -95,6 +95,19 @@ def test_report_exists(done):
     assert "<html" in html.lower() and len(html) > 1000
 
 
+def test_the_results_keep_the_installed_set_that_ran_them(done):
+    """results/installed.txt is pip-installable (name==version lines after comments), holds what the runs'
+    interpreter had (numpy at this session's version), and the report names it (issue 22, item 3)."""
+    import importlib.metadata
+
+    text = (done.results / "installed.txt").read_text()
+    pins = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert pins and all(re.fullmatch(r"[a-z0-9][a-z0-9.\-]*==\S+", line) for line in pins), pins[:5]
+    assert f"numpy=={importlib.metadata.version('numpy')}" in pins and not any(p.startswith("parbench==") for p in pins)
+    assert re.match(r"# The installed set of (\d+) of \1 runs: Python 3\.", text), text[:200]
+    assert "every run had the same set" in (done.results / "report.html").read_text()
+
+
 def test_machine_limits_measured(done):
     assert (done.results / "machine.json").stat().st_size > 0
 

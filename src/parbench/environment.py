@@ -45,6 +45,39 @@ def versions(names=PACKAGES) -> dict:
     return found
 
 
+@functools.cache
+def installed() -> list[str]:
+    """Every distribution installed for this interpreter as 'name==version', sorted (parbench itself, named by
+    the git commit and code hash, left out): what `pip install -r` needs to rebuild the environment."""
+    found = {}
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name and name != "parbench":
+            found.setdefault(name, dist.version)
+    return [f"{name}=={version}" for name, version in sorted(found.items())]
+
+
+def installed_text(records: list[dict]) -> str:
+    """results/installed.txt: the installed set of the runs' interpreter (the first of them, the sweep's own when
+    given its runs), a header naming it and how many runs share the set, and any other set the runs had."""
+    sets = {}
+    for r in records:
+        env = r.get("environment") or {}
+        if env.get("installed"):
+            key = (env.get("python"), env.get("python_build"), env.get("python_executable"), tuple(env["installed"]))
+            sets[key] = sets.get(key, 0) + 1
+    if not sets:
+        return "# The runs' records name no installed set (made before parbench recorded it).\n"
+    (python, build, executable, packages), n = next(iter(sets.items()))
+    lines = [f"# The installed set of {n} of {len(records)} runs: Python {python} {build or ''} ({executable})."]
+    lines += ["# Rebuild it: python -m venv ENV && ENV/bin/pip install -r installed.txt, then parbench at the records' git commit."]
+    for (other, other_build, where, listed), m in list(sets.items())[1:]:
+        lines.append(
+            f"# Another set ran {m} runs: Python {other} {other_build or ''} ({where}), {len(listed)} packages (their records list it)."
+        )
+    return "\n".join(lines) + "\n" + "".join(f"{line}\n" for line in packages)
+
+
 def cpu_model() -> str | None:
     try:
         with open("/proc/cpuinfo") as f:
@@ -163,6 +196,7 @@ def collect(start_method: str | None = None, settings: dict | None = None) -> di
         "python_build": python_build(),
         "python_executable": sys.executable,
         "packages": versions(),
+        "installed": installed(),
         "start_method": start_method,
         "blas": blas(),
         **git(),

@@ -149,6 +149,21 @@ def unclean(runs: pd.DataFrame) -> Markup | None:
     return table(shown)
 
 
+def installed_text(runs: pd.DataFrame) -> str:
+    """Where the sweep's installed set is, and whether every run had it."""
+    sets = runs.installed_sha.dropna().unique() if "installed_sha" in runs else []
+    if len(sets) == 0:
+        return "The runs' records name no installed set (made before parbench recorded it)."
+    same = (
+        "every run had the same set" if len(sets) == 1 else f"the runs had {len(sets)} different sets (a package changed during the sweep)"
+    )
+    return (
+        f"results/installed.txt lists every package and version installed for the runs' interpreter ({same}; each "
+        "record's environment.installed has its own): python -m venv ENV && ENV/bin/pip install -r results/installed.txt "
+        "rebuilds it, and parbench at the git commit above runs the same code."
+    )
+
+
 def machine_facts(machine: dict) -> dict:
     env = machine.get("environment", {})
     spawn = machine.get("process_spawn_s") or {}
@@ -281,6 +296,7 @@ def context(
         "gil_text": gil_text(runs),
         "interpreters": [],  # write() fills it from every variant's cells
         "packages": table(packages) if len(packages) else None,
+        "installed": installed_text(runs),
         "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
     }
 

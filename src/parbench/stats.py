@@ -3,6 +3,8 @@ row per workload x backend x workers x variant) and the A/A table (one row per w
 method of docs/method.md: the run is the unit, a cell's speedup is the geometric mean over rounds of
 its run's throughput over the reference run of the same round, judged by parbench.decide."""
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -123,6 +125,8 @@ def run_row(r: dict) -> dict:
         "gil_enabled": r.get("gil_enabled"),
         # The driver's interpreter: a variant's `python` may be another version or build (free-threaded).
         "python": env.get("python"),
+        # Which installed set ran it (results/installed.txt lists the sweep's own): a short hash, None before it was recorded.
+        "installed_sha": hashlib.sha256("\n".join(env["installed"]).encode()).hexdigest()[:12] if env.get("installed") else None,
         "python_build": env.get("python_build") or ("GIL" if env.get("python") else None),
         "loadavg_1m_start": system.get("loadavg_1m_start"),
         "loadavg_1m_end": system.get("loadavg_1m_end"),

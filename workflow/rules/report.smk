@@ -10,6 +10,7 @@ rule aggregate:
         stats="results/tables/stats.csv",
         sentinels="results/tables/sentinels.csv",
         aa="results/tables/aa.csv",
+        installed="results/installed.txt",
     log:
         "results/logs/aggregate.log",
     localrule: True
@@ -17,7 +18,9 @@ rule aggregate:
         "../../environment.yml"
     params:
         margin=config["margin"],
-        code=parbench_environment.code_hash("stats", "decide", "records"),
+        # The sweep's own runs come first in installed.txt: the first variant's.
+        first=next(iter(config.get("variants") or {}), ""),
+        code=parbench_environment.code_hash("stats", "decide", "records", "environment"),
     script:
         "../scripts/aggregate.py"
 

@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from parbench import records, stats  # noqa: E402
+from parbench import environment, records, stats  # noqa: E402
 
 try:
     found = records.read_all([*snakemake.input.runs, *snakemake.input.twins, *snakemake.input.variants])
@@ -17,3 +17,6 @@ batches.to_csv(snakemake.output.batches, index=False)
 stats.stats(runs, batches, margin=snakemake.params.margin).to_csv(snakemake.output.stats, index=False)
 stats.aa(runs, margin=snakemake.params.margin).to_csv(snakemake.output.aa, index=False)
 stats.sentinels(sentinels).to_csv(snakemake.output.sentinels, index=False)
+own = sorted(found, key=lambda r: (r.get("variant") or "") != snakemake.params.first)  # the sweep's own runs first
+with open(snakemake.output.installed, "w") as f:
+    f.write(environment.installed_text(own))
