@@ -237,7 +237,9 @@ def test_blog_multiprocessing_shows_its_copies_of_x(tmp_path):
         spec = make_spec(backend, "matmul", 2, n=4000, k=64, batches=5, warmup_batches=1)
         record = supervise(spec, tmp_path / f"{backend}.json", tmp_path / f"{backend}.log")
         assert record["status"] == "ok" and record["verified"], record.get("reason")
-        peaks[backend] = record["memory"]["peak_tree_pss_bytes"]
+        # The cgroup's exact peak where the run has one: the sampled PSS (RSS inside a batch, every 50 ms) once
+        # missed 200 MB of the blog pattern's short-lived copies under the full suite (417 MB sampled, 621 MB exact).
+        peaks[backend] = record["memory"].get("exact_peak_bytes") or record["memory"]["peak_tree_pss_bytes"]
     assert peaks["multiprocessing"] - peaks["multiprocessing-shared"] >= x_bytes, peaks
 
 
