@@ -104,7 +104,7 @@ def ratio_text(estimate, low, high, rounds=None) -> str:
 
 def paired_text(r: decide.Ratio) -> str:
     """'1.98× [1.96–2.01×] paired over 5 rounds': a ratio of two cells' runs of the same rounds."""
-    return f"{num(r.estimate)}× {interval_text(*r.interval(), '×')} paired over {r.n} rounds"
+    return f"{_times(r)} paired over {r.n} rounds"
 
 
 def speedup_text(row) -> str:

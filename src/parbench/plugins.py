@@ -4,7 +4,6 @@ import contextlib
 import importlib
 import pkgutil
 import sys
-import sysconfig
 
 
 class Unavailable(Exception):
@@ -14,7 +13,9 @@ class Unavailable(Exception):
 
 def interpreter() -> str:
     """This interpreter, as a reason names it: 'Python 3.13.5 free-threaded (/path/python3.13t)'."""
-    build = " free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
+    from parbench import environment  # here: a subinterpreter worker imports plugins (workloads/) and cannot import psutil
+
+    build = " free-threaded" if environment.python_build() == "free-threaded" else ""
     return f"Python {sys.version.split()[0]}{build} ({sys.executable})"
 
 

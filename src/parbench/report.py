@@ -149,7 +149,7 @@ def unclean(runs: pd.DataFrame) -> Markup | None:
     return table(shown)
 
 
-def installed_text(runs: pd.DataFrame) -> str:
+def installed_note(runs: pd.DataFrame) -> str:
     """Where the sweep's installed set is, and whether every run had it."""
     sets = runs.installed_sha.dropna().unique() if "installed_sha" in runs else []
     if len(sets) == 0:
@@ -296,7 +296,7 @@ def context(
         "gil_text": gil_text(runs),
         "interpreters": [],  # write() fills it from every variant's cells
         "packages": table(packages) if len(packages) else None,
-        "installed": installed_text(runs),
+        "installed": installed_note(runs),
         "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
     }
 
