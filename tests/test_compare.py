@@ -2,6 +2,7 @@
 known ratio, cells that cannot be compared, mixed provenance within a sweep, what differs between
 sweeps, bad baselines, and the page."""
 
+import copy
 import json
 import re
 import subprocess
@@ -402,6 +403,13 @@ def test_same_machine_framing_names_what_else_differs():
     text = compare.framing(diff, here, base)
     assert text.startswith("Same machine") and "What differs: blas_threads." in text and "do not cover" in text
     assert diff.set_index("fact").loc["load average at run starts, median (records)", "this sweep"] == "1"
+
+
+def test_a_baselines_aa_twins_are_no_difference_in_trials_per_cell():
+    recs = synthetic(np.random.default_rng(15), trials=2)
+    twin = {**copy.deepcopy(recs[0]), "twin": True}  # a baseline read from its runs.csv lists its A/A twins too
+    diff = compare.differences([Sweep("base", [*recs, twin]), Sweep("this sweep", recs)])
+    assert not diff.set_index("fact").loc["trials per cell", "differs"]
 
 
 def test_a_mixed_sweep_shows_its_values_with_counts():

@@ -240,7 +240,7 @@ def test_every_round_has_the_sentinel_and_each_workloads_twin(done):
 def test_order_and_sentinel_settings_rerun_no_benchmark_run(done, tmp_path):
     config = {**copy.deepcopy(done.config), "shuffle_seed": 7}
     jobs = dry_run_jobs(dry_run(done, tmp_path, config))
-    assert set(jobs) == {"report", "all"}, f"a new order reruns no benchmark (the report shows the config): {jobs}"
+    assert set(jobs) == {"config", "report", "all"}, f"a new order reruns no benchmark (the report and config.yaml show the config): {jobs}"
     config["sentinel"] = {**config["sentinel"], "batches": 3}
     jobs = dry_run_jobs(dry_run(done, tmp_path, config))
     assert jobs.get("sentinel") == 2 and "run" not in jobs and "twin" not in jobs, jobs

@@ -162,7 +162,8 @@ def facts(sweep: Sweep) -> dict[tuple[str, str], str]:
     out[("config", "backends")] = ", ".join(sorted({r["backend"] for r in recs}))
     out[("config", "worker counts")] = ", ".join(map(str, sorted({int(r["workers"]) for r in recs})))
     out[("config", "trials per cell")] = _distinct(
-        pd.Series([(r["workload"], r["backend"], r["workers"]) for r in recs]).value_counts().sort_index().to_list()
+        # A/A twins are no cells (judge.cells): a baseline read from its runs.csv lists them, this sweep's rule does not.
+        pd.Series([(r["workload"], r["backend"], r["workers"]) for r in recs if not r.get("twin")]).value_counts().sort_index().to_list()
     )
     out[("config", "blas_threads")] = _distinct(s.get("blas_threads") for s in settings)
     out[("config", "limits")] = _distinct(json.dumps(s.get("limits"), sort_keys=True) for s in settings)

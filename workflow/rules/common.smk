@@ -13,9 +13,7 @@ from snakemake.settings.types import DeploymentMethod
 # A bad config fails here, before any job starts, naming every bad key (and no traceback).
 try:
     config.update(
-        parbench_config.validate(
-            config, Path(workflow.basedir) / "config" / "schema.yaml"
-        )
+        parbench_config.validate(config, Path(PARBENCH_ROOT) / "config" / "schema.yaml")
     )
 except parbench_config.ConfigError as error:
     sys.exit(f"parbench: {error}")
@@ -210,6 +208,7 @@ def all_targets():
         "results/tables/runs.csv",
         "results/tables/stats.csv",
         "results/machine.json",
+        "results/config.yaml",
         *figures(workloads, "png"),
         *figures(workloads, "svg"),
         "results/report.html",

@@ -25,6 +25,21 @@ rule aggregate:
         "../scripts/aggregate.py"
 
 
+# The config as the sweep ran it, beside installed.txt and machine.json: what `parbench reproduce` reruns.
+rule config:
+    output:
+        "results/config.yaml",
+    log:
+        "results/logs/config.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        config=json.dumps(config),  # in the config's order: the first variant stays first
+    script:
+        "../scripts/config.py"
+
+
 rule plot:
     input:
         runs="results/tables/runs.csv",
