@@ -20,7 +20,7 @@ from parbench import records
 pytestmark = pytest.mark.slow
 
 MINIMAL = {"backends": ["serial"], "workers": [1], "trials": 1, "workloads": {"matmul": {"n": 256, "k": 8, "batches": 2}}}
-NOT_BENCHMARKS = {"compare", "report", "all"}  # the report shows the config, so it is redrawn
+NOT_BENCHMARKS = {"compare", "config", "report", "all"}  # the report and results/config.yaml show the config: redrawn
 
 
 def copy_of(results, dest):

@@ -139,7 +139,7 @@ def test_changed_texts_rerun_only_ner(done, tmp_path):
     assert jobs.get("run") == len(ner_runs) and jobs.get("twin") == config["trials"], jobs
     runs = scheduled_outputs(out, "run")
     assert len(runs) == len(ner_runs) and all(p.startswith("results/runs/ner/") for p in runs), runs
-    assert set(jobs) == {"run", "twin", "aggregate", "plot", "report", "all"}, jobs
+    assert set(jobs) == {"config", "run", "twin", "aggregate", "plot", "report", "all"}, jobs
 
 
 def test_added_worker_count_runs_only_new_cells(done, tmp_path):
