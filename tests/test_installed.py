@@ -130,6 +130,10 @@ def test_parbench_run_sweeps_a_user_workload_in_a_folder_without_a_clone(fresh, 
     records = sweep_ok(project, out)
     assert all(r["environment"]["python_executable"].startswith(str(python.parent)) for r in records)
     assert "parbench/_workflow/profiles/default" in out.stdout  # the workflow profile came with it (rerun-incomplete, keep-going)
+    # Where the sweep is: the plan, the round's line from its last job, the report's path (parbench.progress).
+    assert "parbench: 3 of 3 runs to do in 1 round (0 recorded)" in out.stdout
+    assert "parbench: round 1 done (1 of 1 rounds complete); 3 of 3 runs recorded" in out.stdout
+    assert f"parbench: the report is {project / 'results' / 'report.html'}" in out.stdout
     kept = yaml.safe_load((project / "results" / "config.yaml").read_text())
     assert kept["workloads"]["mywork"]["size"] == 3000 and kept["trials"] == 1 and "margin" in kept  # as validated
     again = run([bin / "parbench", "run", "-n"], project)  # a rerun runs nothing, as in a clone

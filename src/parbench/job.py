@@ -20,6 +20,7 @@ def main(argv: list[str]) -> int:
     open(log, "w").close()
     sys.stderr = open(log, "a", buffering=1)
 
+    from parbench import progress
     from parbench.cleanup import Abandoned
     from parbench.supervise import Interrupted, NotWritable, supervise
 
@@ -29,6 +30,9 @@ def main(argv: list[str]) -> int:
     except (Interrupted, NotWritable, Abandoned) as stop:
         print(f"parbench: {stop}", file=sys.stderr)
         return 1
+    # After the record, with the benchmark slot still held: to Snakemake's console, once per finished round.
+    if line := progress.after(out, json.loads(info)):
+        print(line, flush=True)
     return 0
 
 

@@ -6,6 +6,7 @@ from parbench import config as parbench_config
 from parbench import environment as parbench_environment
 from parbench import figures as parbench_figures
 from parbench import order as parbench_order
+from parbench import progress as parbench_progress
 from parbench import spec as parbench_spec
 from parbench import sweep as parbench_sweep
 from snakemake.settings.types import DeploymentMethod
@@ -58,6 +59,13 @@ onstart:
             f"parbench: another sweep runs in this folder ({holder}); this one stops. "
             "Let it finish, or stop it and run the same command again."
         )
+    # The runs to do and an estimate; each round's last job says when its round is done (parbench.progress).
+    print(parbench_progress.start(config))
+
+
+onsuccess:
+    if Path("results/report.html").exists():
+        print(f"parbench: the report is {Path('results/report.html').resolve()}")
 
 
 RUN = parbench_order.RUN
