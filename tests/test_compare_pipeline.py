@@ -224,3 +224,10 @@ def test_fail_on_slower_fails_the_sweep_after_writing_everything_and_lists_what_
     assert tripped["verdict"] == "slower" and tripped["ratio"] < 0.2 and tripped["ci"][1] < 0.95, tripped
     assert (work / "results" / "report.html").exists() and (work / "results" / "comparison.html").exists()
     assert not (work / "results" / "tables" / "gate.txt").exists()
+    # An A/A with the gate on (the base's runs are kept, its identical twin variant runs): no false alarm, exit 0.
+    aa = write_config(work, {**config, "variants": {"base": {}, "same": {}}, "fail_on": ["slower"]}, "aa.yaml")
+    same = snakemake(work, "--cores", "8", "--configfile", aa, timeout=600)
+    assert same.returncode == 0, same.stdout[-4000:]
+    found = json.loads((work / "results" / "tables" / "verdicts.json").read_text())
+    assert found["fail_on"] == ["slower"] and found["passed"] and not found["tripped"] and found["cells"] == 1, found
+    assert (work / "results" / "tables" / "gate.txt").exists()
