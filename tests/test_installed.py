@@ -203,7 +203,7 @@ def test_parbench_init_marks_parameters_without_a_default(fresh, tmp_path):
     out = run([bin / "parbench", "init", "bench/mywork.py"], project)
     assert out.returncode == 0 and "set size there" in out.stdout, out.stdout
     text = (project / "config" / "config.yaml").read_text()
-    assert "size: null" in text and "TO FILL IN" in text and "did not pass" in text
+    assert "size: null" in text and "TO FILL IN" in text and "failed with the values TO FILL IN unset" in text
 
 
 @pytest.mark.parametrize(

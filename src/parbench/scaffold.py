@@ -90,35 +90,43 @@ def config_text(module: str, name: str, found: Found, defaults: dict, checked: l
     """The config file: the default sweep's backends, workers and rounds, and the workload with its parameters."""
     today = datetime.date.today().isoformat()
     value = lambda v: yaml.safe_dump(v, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()  # noqa: E731
-    lines = [
+    head = [
         f"# A parbench sweep of {module}, written by `parbench init` on {today}.",
         "# Run it: parbench run --configfile THIS_FILE (the default file, config/config.yaml, needs no option).",
         "# Every key is described in parbench's config/schema.yaml; a wrong key fails before any run starts.",
-        f"backends: {value(defaults['backends'])}   # every backend; a backend this interpreter cannot run is skipped, saying why",
-        f"workers: {value(defaults['workers'])}     # worker counts; one cell per backend and count",
-        f"trials: {defaults['trials']}           # rounds: each runs every cell once in a fresh process, in a shuffled order",
-        "workloads:",
-        f"  {name}:",
-        f"    module: {module}   # relative to the folder you run parbench in",
-        "    batches: 5              # timed batches per run",
-        "    warmup_batches: 1       # untimed batches first",
-        "    min_timed_s: 0.5        # time batches until they took half a second: long enough to judge other load",
-        "    tasks_per_batch: null   # null: one task per worker",
+    ]
+    rows = [
+        (f"backends: {value(defaults['backends'])}", "every backend; one this interpreter cannot run is skipped, saying why"),
+        (f"workers: {value(defaults['workers'])}", "worker counts; one cell per backend and count"),
+        (f"trials: {defaults['trials']}", "rounds: each runs every cell once in a fresh process, in a shuffled order"),
+        ("workloads:", ""),
+        (f"  {name}:", ""),
+        (f"    module: {module}", "relative to the folder you run parbench in"),
+        ("    batches: 5", "timed batches per run"),
+        ("    warmup_batches: 1", "untimed batches first"),
+        ("    min_timed_s: 0.5", "time batches until they took half a second: long enough to judge other load"),
+        ("    tasks_per_batch: null", "null: one task per worker"),
     ]
     if not found.params:
-        lines.append("    # data() and items() read no parameter by name that `parbench init` could find")
+        rows.append(("    # data() and items() read no parameter by name that `parbench init` could find", ""))
     for key, (default, where) in found.params.items():
         if default is NO_DEFAULT:
-            lines.append(f"    {key}: null   # TO FILL IN: read as params[{key!r}] in {where}, which gives no default")
+            rows.append((f"    {key}: null", f"TO FILL IN: read as params[{key!r}] in {where}, which gives no default"))
         else:
-            lines.append(f"    {key}: {value(default)}   # the default of {where}")
-    lines += [f"    # also read in a way `parbench init` cannot follow: {u}" for u in found.unknown]
+            rows.append((f"    {key}: {value(default)}", f"the default of {where}"))
+    rows += [(f"    # also read in a way `parbench init` cannot follow: {u}", "") for u in found.unknown]
+    lines = head + [line for code, comment in rows[:3] for line in (f"# {comment}", code)] + _aligned(rows[3:])
     if checked:
-        lines.append("# The check before any run (import, data(params), items(params, 0, 2)) did not pass with these values:")
+        lines.append("# The check before any run (import, data(params), items(params, 0, 2)) failed with the values TO FILL IN unset:")
         lines += [f"#   {problem}" for problem in checked]
     else:
         lines.append("# The check before any run (import, data(params), items(params, 0, 2)) passed with these values.")
     return "\n".join(lines) + "\n"
+
+
+def _aligned(rows: list[tuple[str, str]]) -> list[str]:
+    width = max(len(code) for code, comment in rows if comment) + 2
+    return [f"{code:<{width}}# {comment}" if comment else code for code, comment in rows]
 
 
 class InitError(Exception):
