@@ -18,6 +18,13 @@ from parbench.workloads import _user
 NO_DEFAULT = object()
 
 
+@dataclass(frozen=True)
+class Computed:
+    """A default the code computes (`params.get("k", len(x))`): left to the code, shown as written."""
+
+    source: str
+
+
 @dataclass
 class Found:
     """The parameters a module's data() and items() read: name -> (default or NO_DEFAULT, where it is read)."""
@@ -74,11 +81,11 @@ def _is(node, name: str) -> bool:
 
 
 def _literal(node):
-    """A default written as a literal; NO_DEFAULT for an expression (the code computes it)."""
+    """A default written as a literal, else Computed (an expression the code evaluates)."""
     try:
         return ast.literal_eval(node)
     except (ValueError, SyntaxError, TypeError):
-        return NO_DEFAULT
+        return Computed(ast.unparse(node))
 
 
 def workload_name(path: Path) -> str:
@@ -112,6 +119,8 @@ def config_text(module: str, name: str, found: Found, defaults: dict, checked: l
     for key, (default, where) in found.params.items():
         if default is NO_DEFAULT:
             rows.append((f"    {key}: null", f"TO FILL IN: read as params[{key!r}] in {where}, which gives no default"))
+        elif isinstance(default, Computed):
+            rows.append((f"    # {key}: ...", f"left to the code's default, {default.source} (in {where}); set it to override"))
         else:
             rows.append((f"    {key}: {value(default)}", f"the default of {where}"))
     rows += [(f"    # also read in a way `parbench init` cannot follow: {u}", "") for u in found.unknown]
@@ -148,7 +157,7 @@ def init(module_path: str, output: Path, force: bool = False) -> tuple[str, list
     except SyntaxError as error:
         raise InitError(f"{module_path} does not parse: {error.msg} (line {error.lineno})") from None
     name = workload_name(path)
-    values = {k: None if d is NO_DEFAULT else d for k, (d, _) in found.params.items()}
+    values = {k: None if d is NO_DEFAULT else d for k, (d, _) in found.params.items() if not isinstance(d, Computed)}
     to_fill = [k for k, (d, _) in found.params.items() if d is NO_DEFAULT]
     checked = _user.problems(name, {"module": module_path, **values}, cwd)
     # A file that fails the check with every value known, or whose functions are missing, is broken: nothing written.
