@@ -5,7 +5,7 @@
 Per cell, medians over its clean runs: the sampler's peak tree PSS and RSS, the exact peak of the
 run's memory cgroup (memory.exact_peak_bytes), and exact / PSS. Then per workload and over all
 cells: the median ratio and how many cells are within 10 % and 25 %. What the two figures count,
-and why they differ: README, "What each number includes".
+and why they differ: docs/measurement.md.
 """
 
 import sys

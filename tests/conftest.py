@@ -509,7 +509,7 @@ def tiny_pipeline(tmp_path_factory) -> PipelineRun:
 def at_default_and_needed_rounds(default: int, needed: int) -> list:
     """A power test's two cases: the default sweep's rounds (a strict xfail while they are fewer than the
     noise needs) and the rounds it needs (must pass)."""
-    reason = f"10 % beyond a 5 % margin, at 5 % process noise, needs about {needed} rounds (README, docs/method.md)"
+    reason = f"10 % beyond a 5 % margin, at 5 % process noise, needs about {needed} rounds (docs/method.md)"
     return [
         pytest.param(default, id="default-rounds", marks=pytest.mark.xfail(default < needed, strict=True, reason=reason)),
         pytest.param(needed, id="rounds-the-noise-needs"),

@@ -245,7 +245,7 @@ def test_bad_strings_from_the_command_line_are_still_refused(workers):
 
 
 def test_snakemake_config_option_with_a_list_of_workers(tmp_path):
-    """The README's way to adjust the default sweep: `--config 'workers=[1,2]'`."""
+    """docs/using.md's way to adjust the default sweep: `--config 'workers=[1,2]'`."""
     work = scratch_workflow(tmp_path, changed("workers", [4]))
     result = snakemake(work, "-n", "--cores", "2", "--config", "workers=[1,2]", "trials=1", timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]

@@ -214,7 +214,7 @@ def test_slurm_profile_runs_every_benchmark_as_an_exclusive_job(slurm, tmp_path)
         # Without slurmdbd there is no sacct; squeue sees jobs for MinJobAge.
         "--slurm-status-command=squeue",
         "--slurm-init-seconds-before-status-checks=2",  # the default 40 s would only wait
-        # The node's cores, as README says for a real cluster: the plugin's srun binds a run to its threads.
+        # The node's cores, as docs/clusters.md says for a real cluster: the plugin's srun binds a run to its threads.
         "--set-threads",
         *(f"{rule}={slurm.cpus}" for rule in ("run", "twin", "variant", "sentinel", "machine")),
         timeout=900,

@@ -20,7 +20,7 @@ MIN_TRIALS = 2
 MEMORY_TOLERANCE = 0.05
 
 
-# The busy-machine rule, said once for the report and the README (the threshold is stats.BUSY_OTHER_CORES).
+# The busy-machine rule, said once for the report and docs/measurement.md (the threshold is stats.BUSY_OTHER_CORES).
 BUSY_RULE = (
     f"a run was made on a busy machine when the rest of the machine used more than {BUSY_OTHER_CORES:g} of a core on average "
     "beside its timed batches: the machine's non-idle CPU time in /proc/stat (steal included: time other guests took) during "
@@ -29,7 +29,7 @@ BUSY_RULE = (
     "short for the ticks to tell other work from none (tick noise over a quarter of the threshold) is not judged either"
 )
 BUSY_MARK = " [busy machine]"
-# The sentinel's throughput may vary this much over a sweep before the report warns (README, "Drift").
+# The sentinel's throughput may vary this much over a sweep before the report warns (docs/measurement.md).
 DRIFT_WARN = 0.05
 
 

@@ -26,7 +26,7 @@ def init(args: list[str]) -> int:
     from parbench import scaffold
 
     parser = argparse.ArgumentParser(prog="parbench init", description="Write a commented config for a workload file.")
-    parser.add_argument("module", help="the workload's .py file, relative to this folder (data, items, task: see the README)")
+    parser.add_argument("module", help="the workload's .py file, relative to this folder (data, items, task: docs/using.md)")
     parser.add_argument("-o", "--output", default="config/config.yaml", help="the config to write (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace the output if it exists")
     options = parser.parse_args(args)

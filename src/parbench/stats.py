@@ -16,7 +16,7 @@ REFERENCE = "serial"  # every cell's reference: this backend at the same worker 
 N_BOOT = 2000  # compare.py's bootstrap (cross-session comparisons)
 CONFIDENCE = 0.95  # compare.py's bootstrap percentiles; stats' own intervals are decide's 90 % ones
 # A run was made on a busy machine when the rest of the machine (other processes, and other guests
-# through steal) used more than this many cores on average beside it (README, "A busy machine").
+# through steal) used more than this many cores on average beside it (docs/measurement.md, "A busy machine").
 BUSY_OTHER_CORES = 0.25
 # /proc/stat counts in ticks of this many seconds (USER_HZ): each timed batch reads it twice, so the
 # other work summed over n batches on c CPUs carries tick noise of sd TICK_S * sqrt(n * c / 6) (two
