@@ -175,6 +175,13 @@ def sentinel_params(wildcards):
     return parbench_spec.dumps(parbench_spec.sentinel(config, int(wildcards.trial)))
 
 
+def script_code(script, *more):
+    """The code hash of a rule's script: the parbench modules it imports, found from its imports (and `more`)."""
+    return parbench_environment.script_code_hash(
+        Path(PARBENCH_ROOT) / "workflow" / "scripts" / f"{script}.py", *more
+    )
+
+
 def figures(workload, ext="png"):
     return expand(
         "results/figures/{workload}_{figure}.{ext}",

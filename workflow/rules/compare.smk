@@ -22,9 +22,7 @@ rule compare:
         margin=config.get("margin", 0.05),
         variants=list(config.get("variants") or {}),
         fail_on=config.get("fail_on", []),
-        code=parbench_environment.code_hash(
-            "compare", "judge", "decide", "stats", "records", "gate"
-        ),
+        code=script_code("compare", "templates/report.css"),
     script:
         "../scripts/compare.py"
 
@@ -44,6 +42,6 @@ rule gate:
     conda:
         "../../environment.yml"
     params:
-        code=parbench_environment.code_hash("gate"),
+        code=script_code("gate"),
     script:
         "../scripts/gate.py"

@@ -20,7 +20,7 @@ rule aggregate:
         margin=config["margin"],
         # The sweep's own runs come first in installed.txt: the first variant's.
         first=next(iter(config.get("variants") or {}), ""),
-        code=parbench_environment.code_hash("stats", "decide", "records", "environment"),
+        code=script_code("aggregate"),
     script:
         "../scripts/aggregate.py"
 
@@ -63,7 +63,7 @@ rule plot:
         "../../environment.yml"
     params:
         variant=VARIANTS[0] if VARIANTS else None,
-        code=parbench_environment.code_hash("plots", "claims", "text", "figures"),
+        code=script_code("plot"),
     script:
         "../scripts/plot.py"
 
@@ -89,6 +89,6 @@ rule report:
         "../../environment.yml"
     params:
         config=json.dumps(config),  # in the config's order: the first variant is what the others are compared with
-        code=parbench_environment.code_hash(*parbench_environment.REPORT_CODE),
+        code=script_code("report", "templates/report.html.j2", "templates/report.css"),
     script:
         "../scripts/report.py"

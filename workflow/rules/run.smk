@@ -72,6 +72,6 @@ rule machine:
     resources:
         benchmark_slot=1,
     params:
-        code=parbench_environment.code_hash("machine"),
+        code=script_code("machine", "machine"),  # it runs python -m parbench.machine
     script:
         "../scripts/machine.py"
