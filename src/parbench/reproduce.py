@@ -110,7 +110,8 @@ def build(folder: Path, packages: list[str], wanted: dict) -> str:
     link = folder / ".venv" / "parbench-only"
     link.mkdir()
     (link / "parbench").symlink_to(Path(__file__).resolve().parent)
-    metadata = importlib.metadata.distribution("parbench")._path  # so records name its version, as the original's do
+    # Its dist-info too, so records name its version as the original's do (no public API names that folder).
+    metadata = importlib.metadata.distribution("parbench")._path
     (link / Path(metadata).name).symlink_to(Path(metadata).resolve())
     purelib = subprocess.run(
         [venv_python(folder), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], capture_output=True, text=True, check=True
