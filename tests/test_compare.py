@@ -424,7 +424,7 @@ def test_a_mixed_sweep_shows_its_values_with_counts():
 def finished_sweep(folder, recs, machine=True):
     """A results/ folder as the pipeline leaves it: records, tables, machine.json."""
     for r in recs:
-        records.write(compare.record_path(folder, r["workload"], r["backend"], r["workers"], r["trial"]), r)
+        records.write(records.path(folder, r["workload"], r["backend"], r["workers"], r["trial"]), r)
     runs, batches = stats.tables(recs)
     (folder / "tables").mkdir(parents=True, exist_ok=True)
     runs.to_csv(folder / "tables" / "runs.csv", index=False)
@@ -462,14 +462,14 @@ def test_a_baseline_missing_records_is_refused(good):
 
 
 def test_a_baseline_of_a_newer_schema_is_refused(good):
-    path = compare.record_path(good, "matmul", "serial", 1, 1)
+    path = records.path(good, "matmul", "serial", 1, 1)
     records.write(path, {**records.read(path), "schema_version": records.SCHEMA_VERSION + 1})
     (msg,) = compare.baseline_problems(good)
     assert str(good) in msg and f"schema_version {records.SCHEMA_VERSION + 1}" in msg and "newer" in msg
 
 
 def test_a_baseline_with_a_broken_record_is_refused(good):
-    compare.record_path(good, "matmul", "serial", 1, 1).write_text("{not json")
+    records.path(good, "matmul", "serial", 1, 1).write_text("{not json")
     (msg,) = compare.baseline_problems(good)
     assert "runs/matmul/serial/workers-1/trial-1.json is not a readable run record" in msg
 

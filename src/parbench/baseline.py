@@ -21,10 +21,6 @@ class BaselineError(ValueError):
 # ---------------------------------------------------------------- a finished sweep on disk
 
 
-def record_path(folder, workload, backend, workers, trial) -> Path:
-    return Path(folder) / "runs" / str(workload) / str(backend) / f"workers-{int(float(workers))}" / f"trial-{int(float(trial))}.json"
-
-
 def _key(workload, backend, workers, trial, variant=None, twin=None) -> tuple:
     """What names one run, from a record's fields or from a runs.csv row's strings."""
     return str(workload), str(backend), int(float(workers)), int(float(trial)), str(variant or ""), str(twin).lower() in ("true", "1")
@@ -39,7 +35,7 @@ def listed_records(folder) -> list[Path]:
         listed = list(csv.DictReader(f))
     out, index = [], None
     for r in listed:
-        plain = record_path(path, r["workload"], r["backend"], r["workers"], r["trial"])
+        plain = records.path(path, r["workload"], r["backend"], r["workers"], r["trial"])
         key = _key(r["workload"], r["backend"], r["workers"], r["trial"], r.get("variant"), r.get("twin"))
         if plain.is_file() and not key[4] and not key[5]:
             out.append(plain)

@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 
 from parbench import judge, records, stats
-from parbench.baseline import BaselineError, baseline_files, baseline_problems, baselines, listed_records, record_path, sentinel_files
+from parbench.baseline import BaselineError, baseline_files, baseline_problems, baselines, listed_records, sentinel_files
 from parbench.judge import MEMORY_VERDICTS, NOT_COMPARABLE, ONLY_BASELINE, ONLY_HERE, SAME_TASK_KEYS, THROUGHPUT_VERDICTS
 from parbench.stats import KEYS
 
 __all__ = [
     "MEMORY_VERDICTS", "NOT_COMPARABLE", "ONLY_BASELINE", "ONLY_HERE", "SAME_TASK_KEYS", "THROUGHPUT_VERDICTS",
-    "BaselineError", "baseline_files", "baseline_problems", "baselines", "listed_records", "record_path", "sentinel_files",
+    "BaselineError", "baseline_files", "baseline_problems", "baselines", "listed_records", "sentinel_files",
 ]  # fmt: skip
 CSS = (Path(__file__).parent / "templates" / "report.css").read_text()
 

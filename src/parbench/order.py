@@ -12,11 +12,8 @@ run's param: changing them reruns nothing, and adding a round only adds its runs
 
 import random
 
-RUN = "results/runs/{workload}/{backend}/workers-{workers}/trial-{trial}.json"
-# The reference cell run a second time in the same round: the sweep's A/A arm.
-TWIN = "results/runs/{workload}/{backend}/workers-{workers}/trial-{trial}.twin.json"
-# Every variant after the first (the first variant's runs are the sweep's own, at RUN).
-VARIANT = "results/variants/{variant}/runs/{workload}/{backend}/workers-{workers}/trial-{trial}.json"
+from parbench.records import RUN, TWIN, VARIANT
+
 SENTINEL = "results/sentinels/round-{trial}.json"
 # The backend every cell is measured against, round by round: the simplest thing that works.
 REFERENCE = "serial"

@@ -18,7 +18,22 @@ MEMORY = ("peak_tree_pss_bytes", "peak_tree_rss_bytes", "peak_shm_bytes", "drive
 EXACT = ("exact_peak_bytes", "exact_source", "exact_unavailable", "exact_file_cache_bytes")
 CPU = ("tree_user_s", "tree_system_s", "tree_totals_source", "tree_source")
 SYSTEM = ("loadavg_1m_start", "loadavg_1m_end", "cpu_steal_s", "machine_cpu_s", "other_cpu_s", "window_s", "tree_involuntary_switches")
-# Where a record lives; its fields must name the same run.
+# Where a record lives (Snakemake's output patterns; `path` for a results folder elsewhere), and how PATH parses it.
+RUN = "results/runs/{workload}/{backend}/workers-{workers}/trial-{trial}.json"
+# The reference cell run a second time in the same round: the sweep's A/A arm.
+TWIN = RUN.removesuffix(".json") + ".twin.json"
+# Every variant after the first (the first variant's runs are the sweep's own, at RUN).
+VARIANT = "results/variants/{variant}/" + RUN.removeprefix("results/")
+
+
+def path(folder, workload, backend, workers, trial) -> Path:
+    """A run's record in the results folder `folder` (a runs.csv row's strings are accepted)."""
+    return Path(folder) / RUN.removeprefix("results/").format(
+        workload=workload, backend=backend, workers=int(float(workers)), trial=int(float(trial))
+    )
+
+
+# A record's fields must name the run its path names.
 PATH = re.compile(
     r"(?:^|/)runs/(?P<workload>[^/]+)/(?P<backend>[^/]+)/workers-(?P<workers>\d+)/trial-(?P<trial>\d+)(?P<twin>\.twin)?\.json$"
 )

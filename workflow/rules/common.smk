@@ -7,6 +7,7 @@ from parbench import environment as parbench_environment
 from parbench import figures as parbench_figures
 from parbench import order as parbench_order
 from parbench import progress as parbench_progress
+from parbench import records as parbench_records
 from parbench import spec as parbench_spec
 from parbench import sweep as parbench_sweep
 from snakemake.settings.types import DeploymentMethod
@@ -68,9 +69,9 @@ onsuccess:
         print(f"parbench: the report is {Path('results/report.html').resolve()}")
 
 
-RUN = parbench_order.RUN
-TWIN = parbench_order.TWIN
-VARIANT = parbench_order.VARIANT
+RUN = parbench_records.RUN
+TWIN = parbench_records.TWIN
+VARIANT = parbench_records.VARIANT
 SENTINEL = parbench_order.SENTINEL
 FIGURES = list(parbench_figures.FIGURES)
 VARIANTS = [v for v in parbench_order.variants(config) if v]
