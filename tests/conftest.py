@@ -74,7 +74,15 @@ TIMING_FIELDS = ["startup_s", "setup_s", "warmup_s", "batch_s", "teardown_s", "e
 MEMORY_FIELDS = ["peak_tree_pss_bytes", "peak_tree_rss_bytes", "peak_shm_bytes", "driver_peak_rss_bytes"]
 EXACT_FIELDS = ["exact_peak_bytes", "exact_source", "exact_unavailable", "exact_file_cache_bytes"]
 CPU_FIELDS = ["driver_batch_s", "tree_batch_s", "tree_user_s", "tree_system_s", "tree_totals_source", "tree_source"]
-SYSTEM_FIELDS = ["loadavg_1m_start", "loadavg_1m_end", "cpu_steal_s", "machine_cpu_s", "other_cpu_s", "window_s", "tree_involuntary_switches"]
+SYSTEM_FIELDS = [
+    "loadavg_1m_start",
+    "loadavg_1m_end",
+    "cpu_steal_s",
+    "machine_cpu_s",
+    "other_cpu_s",
+    "window_s",
+    "tree_involuntary_switches",
+]
 ENVIRONMENT_FIELDS = [
     "host",
     "cpu_model",

@@ -217,6 +217,7 @@ def test_fail_on_slower_fails_the_sweep_after_writing_everything_and_lists_what_
     }, "fail_on reruns no benchmark (the report and config.yaml show the config)"  # fmt: skip
     failing = snakemake(work, "--cores", "8", "--configfile", gated, timeout=600)
     assert failing.returncode != 0, failing.stdout[-4000:]
+    assert f"parbench: the report is {work / 'results' / 'report.html'}" in failing.stdout  # said on failure too
     assert "fail_on ['slower'] tripped on 1 of 1 cells" in (work / "results" / "logs" / "gate.log").read_text()
     found = json.loads((work / "results" / "tables" / "verdicts.json").read_text())
     (tripped,) = found["tripped"]

@@ -69,6 +69,12 @@ onsuccess:
         print(f"parbench: the report is {Path('results/report.html').resolve()}")
 
 
+# A tripped fail_on gate fails the sweep after the report is written: say where it is then too.
+onerror:
+    if Path("results/report.html").exists():
+        print(f"parbench: the report is {Path('results/report.html').resolve()}")
+
+
 RUN = parbench_records.RUN
 TWIN = parbench_records.TWIN
 VARIANT = parbench_records.VARIANT
