@@ -138,52 +138,40 @@ def code_hash(*modules: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def _imports(source: str) -> list[str]:
+    """The parbench modules and packages `source` imports (static imports, inside functions too), as code_hash names them."""
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "parbench":
+            base = node.module.removeprefix("parbench").lstrip(".").replace(".", "/")
+            names += ([base] if base else []) + [f"{base}/{a.name}" if base else a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            names += [a.name.removeprefix("parbench.").replace(".", "/") for a in node.names if a.name.startswith("parbench.")]
+    return names
+
+
 @functools.cache
 def imported(*modules: str) -> tuple[str, ...]:
-    """`modules` and every parbench module they import, directly or through each other (static imports, inside
-    functions too), as code_hash names them. A plugin package (backends, workloads) finds its plugins by
-    name at run time: importing it counts as importing every plugin."""
+    """`modules` and every parbench module they import, directly or through each other. A plugin package
+    (backends, workloads) finds its plugins by name at run time: importing it counts as importing every plugin."""
     seen, todo = set(), list(modules)
     while todo:
         module = todo.pop()
         if module in seen:
             continue
         seen.add(module)
-        path = SOURCE / f"{module}.py"
-        if not path.is_file():
-            continue  # a template or style sheet, named with its suffix
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "parbench":
-                base = node.module.removeprefix("parbench").lstrip(".").replace(".", "/")
-                names = [base] if base else []
-                names += [f"{base}/{a.name}" if base else a.name for a in node.names]
-            elif isinstance(node, ast.Import):
-                names = [a.name.removeprefix("parbench.").replace(".", "/") for a in node.names if a.name.startswith("parbench.")]
-            for name in names:
-                if (SOURCE / name).is_dir():  # a package: its __init__ and, for a plugin package, every plugin
-                    todo += [f"{name}/{f.stem}" for f in sorted((SOURCE / name).glob("*.py"))]
-                elif (SOURCE / f"{name}.py").is_file():
-                    todo.append(name)
-    return tuple(sorted(seen))
+        if (SOURCE / module).is_dir():  # a package: its __init__ and, for a plugin package, every plugin
+            todo += [f"{module}/{f.stem}" for f in sorted((SOURCE / module).glob("*.py"))]
+        elif (SOURCE / f"{module}.py").is_file():
+            todo += [n for n in _imports((SOURCE / f"{module}.py").read_text()) if (SOURCE / n).is_dir() or (SOURCE / f"{n}.py").is_file()]
+    return tuple(sorted(m for m in seen if not (SOURCE / m).is_dir()))  # a template or style sheet keeps its suffix
 
 
 def script_code_hash(script, *more: str) -> str:
     """The code hash of a workflow script's job: the parbench modules it imports, their imports in turn, and
     `more` (a module it runs as a command, a data file such as `templates/report.css`): so a module added to
     that code is never left out."""
-    tree = ast.parse(Path(script).read_text())
-    direct = [
-        name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and (node.module or "") == "parbench"
-        for name in (a.name for a in node.names)
-    ]
-    direct += [
-        node.module.removeprefix("parbench.").replace(".", "/")
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("parbench.")
-    ]
+    direct = [n for n in _imports(Path(script).read_text()) if (SOURCE / n).is_dir() or (SOURCE / f"{n}.py").is_file()]
     return code_hash(*imported(*direct, *more))
 
 

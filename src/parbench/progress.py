@@ -61,10 +61,11 @@ def after(path: str, info: dict) -> str | None:
     paths = plan["rounds"].get(round_)
     if not paths or path not in paths or not all(Path(p).exists() for p in paths):
         return None
+    recorded = {p for ps in plan["rounds"].values() for p in ps if Path(p).exists()}  # each path checked once
     every = [p for ps in plan["rounds"].values() for p in ps]
-    left = sum(not Path(p).exists() for p in every)
+    left = len(every) - len(recorded)
     done_here = plan["missing"] - left
-    rounds_done = sum(all(Path(p).exists() for p in ps) for ps in plan["rounds"].values())
+    rounds_done = sum(set(ps) <= recorded for ps in plan["rounds"].values())
     line = f"parbench: round {round_} done ({rounds_done} of {len(plan['rounds'])} rounds complete)"
     line += f"; {len(every) - left} of {len(every)} runs recorded"
     if left and done_here > 0:
