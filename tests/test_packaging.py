@@ -6,6 +6,8 @@ import tomllib
 import yaml
 from conftest import REPO
 
+from parbench import environment as parbench_environment
+
 CONDA_ONLY = {"python", "pip"}
 # conda-forge names that differ from PyPI's
 CONDA_TO_PYPI = {"ray-core": "ray"}
@@ -106,3 +108,20 @@ def test_make_installs_under_the_lock():
     makefile = (REPO / "Makefile").read_text()
     assert "pip install --quiet -c requirements.lock -e ." in makefile
     assert "pip install --quiet -c requirements.lock -e '.[test]'" in makefile
+
+
+def test_a_packages_vendored_folder_on_the_path_is_no_installation(tmp_path, monkeypatch):
+    """Ray puts ray/thirdparty_files (colorama's dist-info in it) on sys.path when imported: not an installed package."""
+    site = tmp_path / "site-packages"
+    vendored = site / "bigpkg" / "thirdparty_files"
+    (vendored / "vendoredthing-1.0.dist-info").mkdir(parents=True)
+    (vendored / "vendoredthing-1.0.dist-info" / "METADATA").write_text("Name: vendoredthing\nVersion: 1.0\n")
+    (site / "bigpkg" / "__init__.py").write_text("")
+    (site / "realthing-2.0.dist-info").mkdir()
+    (site / "realthing-2.0.dist-info" / "METADATA").write_text("Name: realthing\nVersion: 2.0\n")
+    monkeypatch.setattr("sys.path", [str(site), str(vendored)])
+    parbench_environment.installed.cache_clear()
+    try:
+        assert parbench_environment.installed() == ["realthing==2.0"]
+    finally:
+        parbench_environment.installed.cache_clear()

@@ -46,12 +46,22 @@ def versions(names=PACKAGES) -> dict:
     return found
 
 
+def installation_paths() -> list[str]:
+    """sys.path without folders inside an imported package: Ray puts its vendored ray/thirdparty_files (colorama)
+    on the path when imported, which made Ray's runs list a package no other run's set had."""
+
+    def vendored(entry: Path) -> bool:
+        return any((folder / "__init__.py").is_file() for folder in [entry, *entry.parents][:-1])
+
+    return [p for p in sys.path if not (p and vendored(Path(p)))]
+
+
 @functools.cache
 def installed() -> list[str]:
     """Every distribution installed for this interpreter as 'name==version', sorted (parbench itself, named by
     the git commit and code hash, left out): what `pip install -r` needs to rebuild the environment."""
     found = {}
-    for dist in importlib.metadata.distributions():
+    for dist in importlib.metadata.distributions(path=installation_paths()):
         name = (dist.metadata["Name"] or "").lower().replace("_", "-")
         if name and name != "parbench":
             found.setdefault(name, dist.version)
