@@ -426,6 +426,23 @@ class Leftovers:
         return {k: v for k, v in (("processes", self.processes()), ("shm", self.shm()), ("cgroups", self.cgroups())) if v}
 
 
+@pytest.fixture(scope="session")
+def seed_machine(tmp_path_factory):
+    """`seed_machine(work)` puts this session's results/machine.json in `work`: a sweep whose test is not about
+    the machine's limits skips the rule (about 4 s, alone on the machine). Measured once, as the rule does."""
+    from parbench.supervise import run_alone
+
+    measured = tmp_path_factory.mktemp("machine") / "machine.json"
+    with open(measured.with_suffix(".log"), "w") as log:
+        assert run_alone([sys.executable, "-m", "parbench.machine", str(measured)], log) == 0, measured.with_suffix(".log").read_text()
+
+    def seed(work: Path) -> None:
+        (work / "results").mkdir(exist_ok=True)
+        shutil.copy2(measured, work / "results" / "machine.json")
+
+    return seed
+
+
 # ---------------------------------------------------------------------------------------------
 # The tiny pipeline, run once per session
 
@@ -466,9 +483,10 @@ def check(item, result, expected):
 '''
 
 
-# Ray's start (5-7 s a run) would be most of the fixture: Ray, joblib and Dask run through the supervisor
-# in test_backends.py, and Ray through Snakemake in test_clusters.py.
-PIPELINE_BACKENDS = ["serial", "threads", "multiprocessing", "multiprocessing-shared"]
+# One backend of each kind (in the driver, threads, processes): every run costs about a second here. The
+# others run through the supervisor in test_backends.py (Ray's start, 5-7 s a run, would be most of the
+# fixture), multiprocessing-shared and Dask through Snakemake in the faulty user files' sweep, Ray in test_clusters.py.
+PIPELINE_BACKENDS = ["serial", "threads", "multiprocessing"]
 PIPELINE_CONFIG = {
     "backends": PIPELINE_BACKENDS,
     "workers": [2],

@@ -566,7 +566,7 @@ def test_without_min_timed_s_the_batches_are_batches():
 # ---------------------------------------------------------------------------------------------
 # What each timer includes: known sleeps in known phases, on every backend (issue 20, item 14)
 
-SLEEP_S = 0.5  # large against what these phases cost on tiny work, so a sleep shows where it falls
+SLEEP_S = 0.25  # large against what these phases cost on tiny work, so a sleep shows where it falls
 # data() runs in the driver before setup (the harness's inputs, in no timer); build() makes the state
 # (once per worker in setup, in a worker's first task, or in every task, as the backend does); task() sleeps.
 PHASED = f"""

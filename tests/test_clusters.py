@@ -127,7 +127,7 @@ def dask_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def external_sweep(tmp_path_factory, ray_cluster, dask_cluster):
+def external_sweep(tmp_path_factory, ray_cluster, dask_cluster, seed_machine):
     """One pipeline run with Ray and Dask pointed at the clusters above; returns (config, records)."""
     config = {
         "backends": ["ray", "dask"],
@@ -142,6 +142,7 @@ def external_sweep(tmp_path_factory, ray_cluster, dask_cluster):
         "limits": {"timeout_s": 300},
     }
     work = scratch_workflow(tmp_path_factory.mktemp("external"), config)
+    seed_machine(work)
     result = snakemake(work, "--cores", "2", timeout=900)
     assert result.returncode == 0, result.stdout[-3000:]
     records = read_records(work)

@@ -152,10 +152,9 @@ def own_s() -> float:
 
 
 @pytest.mark.skipif(psutil.cpu_count(logical=False) < 2, reason="needs two physical cores")
-def test_halving_serial_blas_threads_is_found_slower(tmp_path, tiny_pipeline):
+def test_halving_serial_blas_threads_is_found_slower(tmp_path, seed_machine):
     auto = scratch_workflow(tmp_path / "auto", SENSITIVITY)
-    (auto / "results").mkdir()
-    shutil.copy2(tiny_pipeline.results / "machine.json", auto / "results")  # the same machine: measured once per session
+    seed_machine(auto)
     t0, busy0, own0 = time.monotonic(), busy_s(), own_s()
     first = snakemake(auto, "--cores", "8", "results/tables/runs.csv", "results/machine.json", timeout=600)  # all a baseline needs
     assert first.returncode == 0, first.stdout[-6000:]
@@ -196,7 +195,7 @@ def task(state, item):
 """
 
 
-def test_fail_on_slower_fails_the_sweep_after_writing_everything_and_lists_what_tripped(tmp_path):
+def test_fail_on_slower_fails_the_sweep_after_writing_everything_and_lists_what_tripped(tmp_path, seed_machine):
     config = {
         "backends": ["serial"],
         "workers": [1],
@@ -207,6 +206,7 @@ def test_fail_on_slower_fails_the_sweep_after_writing_everything_and_lists_what_
     work = scratch_workflow(tmp_path, config)
     (work / "bench").mkdir()
     (work / "bench" / "gatecheck.py").write_text(SLEEPY)
+    seed_machine(work)
     passing = snakemake(work, "--cores", "8", timeout=600)
     assert passing.returncode == 0, passing.stdout[-4000:]
     found = json.loads((work / "results" / "tables" / "verdicts.json").read_text())

@@ -109,7 +109,7 @@ def test_the_interpreters_backend_is_unavailable_before_3_13_on_our_own_python()
         backends.load("interpreters")
 
 
-def test_a_free_threaded_variant_through_the_sweep(free, tmp_path):
+def test_a_free_threaded_variant_through_the_sweep(free, tmp_path, seed_machine):
     """The sweep's own Python and 3.13t interleaved in the same rounds: every record names its interpreter,
     what 3.13t cannot run is skipped with its reason, and the report says so."""
     config = {
@@ -123,6 +123,7 @@ def test_a_free_threaded_variant_through_the_sweep(free, tmp_path):
         "variants": {"own": {}, "ft": {"python": free}},
     }
     work = scratch_workflow(tmp_path, config)
+    seed_machine(work)
     result = snakemake(work, "--cores", "8", timeout=900)
     assert result.returncode == 0, result.stdout[-5000:]
     recs = {(r["variant"], r["workload"], r["backend"]): r for r in read_records(work)}

@@ -247,7 +247,7 @@ def test_time_limit_leaves_no_temp_folder(tmp_path, monkeypatch):
     tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp))  # the run's own: other programs' pymp-* folders stay out of it
     monkeypatch.setattr(tempfile, "tempdir", None)
-    spec = make_spec("multiprocessing-shared", "matmul", 2, batches=100_000, limits={"timeout_s": 20})
+    spec = make_spec("multiprocessing-shared", "matmul", 2, batches=100_000, limits={"timeout_s": 5})
     record, left, _ = run(tmp_path, spec)
     assert record["status"] == "timeout" and record["timings"]["startup_s"] is not None, "the pool was up: its driver had made its folder"
     assert sorted(p.name for p in tmp.iterdir()) == []
