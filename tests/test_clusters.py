@@ -3,6 +3,7 @@ second node joining it, and a Dask scheduler with two workers started separately
 a loopback address of its own (127.0.0.2, 127.0.0.3), so nodes are told apart as on a network.
 Records must say where they ran, on which nodes, and stay verified."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -40,15 +41,17 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 60) -> No
 
 
 def stop(procs: list[subprocess.Popen], grace_s: float = 10) -> None:
-    """Stop each process group, last started first: SIGTERM, then SIGKILL after `grace_s`."""
+    """Stop every process group together: SIGTERM to all, last started first, then SIGKILL to those still there after `grace_s`."""
+    for proc in reversed(procs):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
     for proc in reversed(procs):
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=grace_s)
-        except ProcessLookupError:
-            pass
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 
@@ -82,7 +85,7 @@ def ray_cluster():
         wait_for_ray_nodes(f"{head_ip}:{port}", 2)
         yield f"{head_ip}:{port}"
     finally:
-        stop(procs)
+        stop(procs, grace_s=2)  # `ray start --block` takes half a minute to end on SIGTERM; the rest is killed below
         # Whatever of this cluster's session remains (its workers run in process groups of their own).
         rest = [p for p in psutil.process_iter(["cmdline"]) if temp_dir in " ".join(p.info["cmdline"] or [])]
         for proc in rest:
