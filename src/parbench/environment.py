@@ -10,10 +10,11 @@ import platform
 import socket
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import psutil
+
+from parbench.plugins import module_name, python_build
 
 # Every distribution whose version can change a result.
 PACKAGES = [
@@ -189,8 +190,6 @@ def script_code_hash(script, *more: str) -> str:
 def run_code_hash(backend: str, workload: str, module: str | None = None) -> str:
     """The code hash of one run: the shared run code, the backend's module, and the workload's
     module (a user's `module` by the content of its file, with the code that adapts it)."""
-    from parbench.plugins import module_name
-
     if module is None:
         return code_hash(*RUN_CODE, f"backends/{module_name(backend)}", f"workloads/{module_name(workload)}")
     from parbench.workloads import _user
@@ -211,11 +210,6 @@ def gil_enabled() -> bool:
     """Whether the GIL is on now: always on a GIL build; on a free-threaded build until an extension that does
     not declare itself free-threading safe is imported (spaCy's thinc does), which turns it on for the process."""
     return getattr(sys, "_is_gil_enabled", lambda: True)()
-
-
-def python_build() -> str:
-    """'free-threaded' (CPython built with --disable-gil, Py_GIL_DISABLED) or 'GIL'."""
-    return "free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else "GIL"
 
 
 def config_hash(settings: dict) -> str:

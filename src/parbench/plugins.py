@@ -4,6 +4,7 @@ import contextlib
 import importlib
 import pkgutil
 import sys
+import sysconfig
 
 
 class Unavailable(Exception):
@@ -11,11 +12,14 @@ class Unavailable(Exception):
     cannot be loaded where its tasks run): the run is `skipped` with this reason, before any timer."""
 
 
+def python_build() -> str:
+    """'free-threaded' (CPython built with --disable-gil, Py_GIL_DISABLED) or 'GIL'."""
+    return "free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else "GIL"
+
+
 def interpreter() -> str:
     """This interpreter, as a reason names it: 'Python 3.13.5 free-threaded (/path/python3.13t)'."""
-    from parbench import environment  # here: a subinterpreter worker imports plugins (workloads/) and cannot import psutil
-
-    build = " free-threaded" if environment.python_build() == "free-threaded" else ""
+    build = " free-threaded" if python_build() == "free-threaded" else ""
     return f"Python {sys.version.split()[0]}{build} ({sys.executable})"
 
 
