@@ -713,11 +713,14 @@ def test_ner_explains_why_the_blogs_ratio_and_the_steady_state_differ():
         cell("multiprocessing", 4, 4, 3.8, 4.2, workload="ner", blog_timer_s_median=10.0),
         cell("ray", 4, 200, 190, 210, workload="ner", blog_timer_s_median=2.5, setup_s_median=2.0),
     )
-    text = " ".join(workloads.load("ner").explain(stats, NO_RUNS, {}, {}))
+    runs = NO_RUNS.assign(workload=pd.Series(dtype=object))
+    text = blog.blog_explanation(stats, runs, {}, {}, "ner")
     assert "Ray's setup, creating 4 actors that load the model, took 2 s, 80% of Ray's time by the blog's timer" in text
     assert "one tagging (50× here)" in text and "result: doc puts it back" in text
-    with_doc = " ".join(workloads.load("ner").explain(stats, NO_RUNS, {}, {"result": "doc"}))
+    with_doc = blog.blog_explanation(stats, runs, {}, {"workloads": {"ner": {"result": "doc"}}}, "ner")
     assert "80% of Ray's time" in with_doc and "result: doc puts it back" not in with_doc
+    findings = " ".join(workloads.load("ner").explain(stats, NO_RUNS, {}, {}))
+    assert "result: doc puts it back" in findings and "Ray's time" not in findings, "the blog's framing is said in its section only"
 
 
 # ---------------------------------------------------------------- the A/A arm on the first screen

@@ -2,7 +2,7 @@
 blog's own framing (what its clock covered: every batch, and the state built in stateful workers,
 see stats.blog_timer), then in steady state (the median timed batch) as the blog wrote
 multiprocessing and as an expert writes it. The blog's figures and what explains each gap belong to
-the workloads that replicate it (a `blog` attribute and an `explain` method)."""
+the workloads that replicate it (a `blog` attribute, `explain`, and `blog_framing` given the cells compared)."""
 
 import pandas as pd
 
@@ -146,6 +146,10 @@ def blog_explanation(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, con
     ]
     params = (config.get("workloads") or {}).get(workload) or {}
     parts += cls.explain(s, r, machine, params)
+    # A workload's own account of the gap between the framings, from the two cells they compare.
+    naive_row, ray_row = _cell(s, NAIVE, w), _cell(s, RAY, w)
+    if (framing := getattr(cls, "blog_framing", None)) and naive_row is not None and ray_row is not None and "blog_timer_s_median" in s:
+        parts += framing(naive_row, ray_row, w)
     parts.append(
         "The blog's memory figures are tracemalloc in the parent alone, which sees neither the workers nor shared memory; "
         "here memory is the peak PSS of the whole process tree."

@@ -107,40 +107,32 @@ class Workload(BaseWorkload):
             f"task{loads}; Ray's actors, multiprocessing-shared, joblib and Dask load it once per worker, outside the timed "
             f"batches{once}."
         ]
-        return out + cls._framing(stats, params)
+        if params.get("result") != "doc":
+            out.append(
+                "The blog's multiprocessing task also returned the whole Doc (about 2 MB pickled, with its vocabulary, and "
+                "unpickled in the parent one after another); here tasks return the entities, so both framings leave that "
+                "cost out (result: doc puts it back)."
+            )
+        return out
 
     @staticmethod
-    def _framing(stats, params: dict) -> list[str]:
-        """Why the blog's ratio and the steady-state ratio differ: where Ray's model loads fall."""
+    def blog_framing(naive, ray, workers: int) -> list[str]:
+        """Why the blog's ratio and the steady-state ratio differ: where Ray's model loads fall. parbench.blog passes
+        the stats rows of the blog's multiprocessing pattern and of Ray at the worker count it compares."""
         import pandas as pd  # here, not at the top: workers import this module
 
-        from parbench.blog import BLOG_WORKERS, NAIVE, RAY, closest_workers
-
-        w = closest_workers(stats, BLOG_WORKERS)
-        at = stats[stats.workers == w].set_index("backend") if w is not None else None
-        if at is None or not {RAY, NAIVE} <= set(at.index) or "blog_timer_s_median" not in at:
-            return []
-        ray, naive = at.loc[RAY], at.loc[NAIVE]
         if pd.isna(ray.blog_timer_s_median) or pd.isna(ray.setup_s_median):
             return []
         share = ray.setup_s_median / ray.blog_timer_s_median
         steady = naive.batch_s_median / ray.batch_s_median
         return [
             "The blog's clock started once Ray's actors were created but before they had loaded the model (creating an actor "
-            f"returns at once), so its Ray figure holds the model loads: here Ray's setup, creating {w} actors that load the "
-            f"model, took {ray.setup_s_median:.2g} s, {share:.0%} of Ray's time by the blog's timer. Its multiprocessing pattern "
-            "pays a load in every task of every batch, Ray pays them once: the blog's ratio depends on how many batches its "
-            f"clock ran over, while in steady state, the loads behind Ray, it is a model load per task against one tagging "
+            f"returns at once), so its Ray figure holds the model loads: here Ray's setup, creating {workers} actors that load "
+            f"the model, took {ray.setup_s_median:.2g} s, {share:.0%} of Ray's time by the blog's timer. Its multiprocessing "
+            "pattern pays a load in every task of every batch, Ray pays them once: the blog's ratio depends on how many batches "
+            "its clock ran over, while in steady state, the loads behind Ray, it is a model load per task against one tagging "
             f"({steady:.2g}× here)."
-        ] + (
-            []
-            if params.get("result") == "doc"
-            else [
-                "The blog's multiprocessing task also returned the whole Doc (about 2 MB pickled, with its vocabulary, and "
-                "unpickled in the parent one after another); here tasks return the entities, so both framings leave that "
-                "cost out (result: doc puts it back)."
-            ]
-        )
+        ]
 
     @classmethod
     def check_params(cls, params: dict, key: str) -> list[str]:
