@@ -14,8 +14,8 @@ import pytest
 import synthetic as synth
 from conftest import REPO, SCHEMA
 
-from parbench import compare, config, records, report, stats
-from parbench.compare import Sweep
+from parbench import baseline, compare, comparison_page, config, facts, judge, provenance, records, report, stats
+from parbench.facts import Sweep
 
 MIB = 2**20
 
@@ -155,7 +155,7 @@ def test_a_sweep_against_itself_is_equivalent_everywhere():
     assert (table.memory_verdict == "equivalent").all()
     assert np.allclose(table.throughput_ratio, 1) and np.allclose(table.memory_ratio, 1)
     assert (table.throughput_ratio_ci_low < 1).all() and (table.throughput_ratio_ci_high > 1).all()
-    assert (table.n_rounds == 3).all() and (table.baseline == "base").all() and (table.kind == compare.judge.ACROSS).all()
+    assert (table.n_rounds == 3).all() and (table.baseline == "base").all() and (table.kind == judge.ACROSS).all()
 
 
 def test_twice_as_fast_is_faster_and_half_as_fast_is_slower():
@@ -201,7 +201,7 @@ def test_the_table_has_the_contract_columns():
     contract = ["workload", "backend", "workers", "throughput_ratio", "throughput_ratio_ci_low", "throughput_ratio_ci_high", "memory_ratio"]
     method = ["verdict", "memory_verdict", "detectable_difference", "rounds_needed", "n_rounds", "baseline"]
     assert set(contract + method) <= set(table.columns)
-    assert set(table.verdict) <= set(compare.THROUGHPUT_VERDICTS) == {"faster", "slower", "equivalent", "cannot tell"}
+    assert set(table.verdict) <= set(judge.THROUGHPUT_VERDICTS) == {"faster", "slower", "equivalent", "cannot tell"}
 
 
 def sweep_of(rounds=4, session=1.0, start=0.0, sentinels=True, **kw):
@@ -217,7 +217,7 @@ def test_sessions_are_normalised_by_their_sentinels_so_a_slower_machine_cancels(
     base = sweep_of(seed=1, process_sd=0.01, batch_sd=0.002, drift=0.0)
     here = sweep_of(seed=2, session=0.5, start=1e6, process_sd=0.01, batch_sd=0.002, drift=0.0)  # the same setup, a machine half as fast
     table = compare.compare(here, [Sweep("base", base.records, {}, base.sentinels)])
-    assert (table.normalised == compare.judge.NORMALISED).all()
+    assert (table.normalised == judge.NORMALISED).all()
     assert np.allclose(table.throughput_ratio, 1, atol=0.03) and (table.verdict == "equivalent").all(), table
     # The run's own throughputs still show the slower machine.
     assert np.allclose(table.throughput_here / table.throughput_baseline, 0.5, atol=0.03)
@@ -231,13 +231,13 @@ def test_a_baseline_without_a_sentinel_per_round_is_compared_raw_and_says_so():
     table = compare.compare(here, [Sweep("old", base.records, {}, base.sentinels)])
     assert table.normalised.str.startswith("no: old ran no sentinel per round").all(), table.normalised
     assert (table.verdict == "slower").all() and np.allclose(table.throughput_ratio, 0.5, atol=0.03)
-    page = compare.page(here, [Sweep("old", base.records, {}, base.sentinels)], table, {})
+    page = comparison_page.page(here, [Sweep("old", base.records, {}, base.sentinels)], table, {})
     assert "Against old: not normalised" in page.split("<nav>")[0]
 
 
 def test_a_round_without_its_sentinel_is_normalised_by_the_series_in_time():
     sentinels = sweep_of(seed=3).sentinels
-    s = compare.judge.series([r for r in sentinels if r["round"] != 2])  # round 2's sentinel failed
+    s = judge.series([r for r in sentinels if r["round"] != 2])  # round 2's sentinel failed
     start = next(r["started_at"] for r in sentinels if r["round"] == 2)
     before, after = s.by_round[1], s.by_round[3]
     assert 2 not in s.by_round and min(before, after) <= s.at(2, start) <= max(before, after)
@@ -253,7 +253,7 @@ def test_variants_are_compared_with_the_first_paired_within_rounds():
     runs, sent = synth.split(recs)
     table = compare.compare(Sweep("this sweep", runs, {}, sent), [], variants=["old", "new", "same"])
     assert (table.baseline == "old").all() and list(dict.fromkeys(table.variant)) == ["new", "same"] and len(table) == 6
-    assert (table.kind == compare.judge.WITHIN).all() and (table.n_rounds == 4).all() and (table.family.dropna() <= 2).all()
+    assert (table.kind == judge.WITHIN).all() and (table.n_rounds == 4).all() and (table.family.dropna() <= 2).all()
     new, same = table[table.variant == "new"], table[table.variant == "same"]
     assert (new.verdict == "faster").all() and np.allclose(new.throughput_ratio, 2, rtol=0.05)
     assert same.verdict.isin(["equivalent", "cannot tell"]).all() and (same.memory_verdict == "equivalent").all()
@@ -275,13 +275,13 @@ def test_a_round_one_variant_lacks_is_left_out_of_the_pairs():
 def test_without_variants_there_is_nothing_to_compare_within():
     runs, _ = synth.split(synth.sweep({("matmul", "serial", 2): 10.0}, 3, np.random.default_rng(6)))
     assert compare.compare(Sweep("this sweep", runs), []).empty
-    assert compare.judge.variants(runs) == [] and compare.judge.variants(runs, ["x", "y"]) == []
+    assert judge.variants(runs) == [] and judge.variants(runs, ["x", "y"]) == []
 
 
 def test_the_twin_and_the_sentinels_are_no_cells():
     recs = synth.sweep({("matmul", "serial", 2): 10.0}, 3, np.random.default_rng(7))
-    assert sorted(compare.judge.cells(recs)) == [("matmul", "serial", 2, "")]
-    assert sorted(compare.judge.cells(recs)[("matmul", "serial", 2, "")].throughput) == [1, 2, 3]
+    assert sorted(judge.cells(recs)) == [("matmul", "serial", 2, "")]
+    assert sorted(judge.cells(recs)[("matmul", "serial", 2, "")].throughput) == [1, 2, 3]
 
 
 # ---------------------------------------------------------------- cells that cannot be compared
@@ -299,13 +299,13 @@ def test_cells_in_one_sweep_only_unclean_or_doing_another_task_are_not_compared(
         if r["backend"] == "serial":  # run keys, the seed and a key the baseline's parbench lacked do not change what a task is
             r["params"] = {**r["params"], "batches": 7, "seed": 99, "items_per_task": 1}
     table = versus(here, base)
-    assert row(table).verdict in compare.THROUGHPUT_VERDICTS
+    assert row(table).verdict in judge.THROUGHPUT_VERDICTS
     assert row(table, "joblib", 2).verdict == "only here"
     assert row(table, "serial", 1, "ner").verdict == "only in baseline"
     ray, dask = row(table, "ray", 2), row(table, "dask", 2)
     assert ray.verdict == "not comparable" and "no clean run here" in ray.reason and "timeout" in ray.reason
     assert dask.verdict == "not comparable" and "not the same task: n 2048 here, 1024 in the baseline" == dask.reason
-    skipped = compare.not_comparable(table)
+    skipped = judge.not_comparable(table)
     assert set(skipped.backend) == {"joblib", "ray", "dask", "serial"} and len(skipped) == 4
     assert skipped.reason.str.len().gt(0).all()
 
@@ -316,7 +316,7 @@ def test_memory_of_an_external_cluster_is_not_compared_with_a_local_one():
     for r in here:
         r["cluster"] = {"kind": "external", "workers_in_memory_tree": False}
     r = row(versus(here, base))
-    assert r.verdict in compare.THROUGHPUT_VERDICTS and r.memory_verdict == "not comparable" and "driver only" in r.reason
+    assert r.verdict in judge.THROUGHPUT_VERDICTS and r.memory_verdict == "not comparable" and "driver only" in r.reason
 
 
 def test_several_baselines_give_one_row_each():
@@ -336,8 +336,8 @@ def runs_of(recs):
 
 def test_a_uniform_sweep_is_not_mixed():
     recs = synthetic(np.random.default_rng(8), cells=[("matmul", "serial", 1), ("matmul", "ray", 2)])
-    assert compare.mixed_provenance(runs_of(recs)).empty
-    assert compare.mixed_provenance_text(runs_of(recs)) == ""
+    assert provenance.mixed_provenance(runs_of(recs)).empty
+    assert provenance.mixed_provenance_text(runs_of(recs)) == ""
 
 
 def test_cells_from_another_host_or_code_are_named():
@@ -347,10 +347,10 @@ def test_cells_from_another_host_or_code_are_named():
             r["environment"]["host"] = "h2"
         if r["backend"] == "dask" and r["trial"] == 3:
             r["environment"]["code_hash"] = "d1ff"
-    mixed = compare.mixed_provenance(runs_of(recs))
+    mixed = provenance.mixed_provenance(runs_of(recs))
     assert set(map(tuple, mixed[["backend", "field"]].values.tolist())) == {("ray", "host"), ("dask", "run code")}
     assert mixed.set_index("backend").loc["dask", "values"] == "c0de ×2, d1ff ×1"
-    text = compare.mixed_provenance_text(runs_of(recs))
+    text = provenance.mixed_provenance_text(runs_of(recs))
     assert "matmul ray at 2 workers (h2 ×3)" in text and "ner dask at 4 workers" in text and "serial" not in text
 
 
@@ -360,11 +360,11 @@ def test_a_commit_that_changes_no_run_code_is_not_a_mix():
     for r in recs:
         if r["backend"] == "ray" or r["trial"] == 2:
             r["environment"]["git_commit"] = "b" * 40 if r["backend"] == "ray" else None
-    assert compare.mixed_provenance(runs_of(recs)).empty
+    assert provenance.mixed_provenance(runs_of(recs)).empty
     # Different code in cells of their own is no mix either: each backend and workload has its own hash.
     for r in recs:
         r["environment"]["code_hash"] = r["backend"]
-    assert compare.mixed_provenance(runs_of(recs)).empty
+    assert provenance.mixed_provenance(runs_of(recs)).empty
 
 
 def test_the_report_says_so_at_the_top():
@@ -384,12 +384,12 @@ def test_what_differs_lists_machine_software_config_and_commit_first():
     rng = np.random.default_rng(12)
     base = Sweep("base", synthetic(rng), {"blas_gflops_single": 53.0, "blas_gflops_all": 105.0})
     here = Sweep("this sweep", synthetic(rng, host="h2", numpy="2.1.0", blas_threads=1, commit="b" * 40), {"blas_gflops_all": 193.0})
-    diff = compare.differences([base, here])
+    diff = facts.differences([base, here])
     differing = list(diff[diff.differs].fact)
     assert {"host", "numpy", "blas_threads", "commit", "GEMM GFLOP/s, 1 core / all cores (machine.json)"} <= set(differing)
     assert {"CPU model", "Python", "BLAS", "ray"}.isdisjoint(differing)
     assert diff.differs.iloc[: len(differing)].all(), "differing facts come first"
-    text = compare.framing(diff, here, base)
+    text = facts.framing(diff, here, base)
     assert text.startswith("Different machines (host differ)") and "mixes the machine" in text and "numpy" in text
     assert "105 GFLOP/s there and 193 here" in text
 
@@ -399,23 +399,23 @@ def test_same_machine_framing_names_what_else_differs():
     base, here = Sweep("base", synthetic(rng)), Sweep("this sweep", synthetic(rng, blas_threads=1))
     for load, r in enumerate(here.records):  # a newer record field: shown, but a measurement, not a setting
         r["system"] = {"loadavg_1m_start": float(load)}
-    diff = compare.differences([base, here])
-    text = compare.framing(diff, here, base)
+    diff = facts.differences([base, here])
+    text = facts.framing(diff, here, base)
     assert text.startswith("Same machine") and "What differs: blas_threads." in text and "do not cover" in text
-    assert diff.set_index("fact").loc["load average at run starts, median (records)", "this sweep"] == "1"
+    assert diff.set_index("fact").loc["load average at run starts, median (records)", "this sweep"] == "1.00"
 
 
 def test_a_baselines_aa_twins_are_no_difference_in_trials_per_cell():
     recs = synthetic(np.random.default_rng(15), trials=2)
     twin = {**copy.deepcopy(recs[0]), "twin": True}  # a baseline read from its runs.csv lists its A/A twins too
-    diff = compare.differences([Sweep("base", [*recs, twin]), Sweep("this sweep", recs)])
+    diff = facts.differences([Sweep("base", [*recs, twin]), Sweep("this sweep", recs)])
     assert not diff.set_index("fact").loc["trials per cell", "differs"]
 
 
 def test_a_mixed_sweep_shows_its_values_with_counts():
     recs = synthetic(np.random.default_rng(14), trials=3)
     recs[0]["environment"]["packages"]["numpy"] = "1.26.4"
-    assert compare.facts(Sweep("s", recs))[("software", "numpy")] == "2.0.0 (2 runs) | 1.26.4 (1 runs) (mixed)"
+    assert facts.facts(Sweep("s", recs))[("software", "numpy")] == "2.0.0 (2 runs) | 1.26.4 (1 runs) (mixed)"
 
 
 # ---------------------------------------------------------------- baselines on disk
@@ -440,45 +440,45 @@ def good(tmp_path):
 
 
 def test_a_finished_sweep_is_a_baseline(good, tmp_path):
-    assert compare.baseline_problems(good, here=tmp_path / "results") == []
-    files = compare.baseline_files(good)
+    assert baseline.baseline_problems(good, here=tmp_path / "results") == []
+    files = baseline.baseline_files(good)
     assert len(files) == 6 + 2 and all(f.is_file() for f in files)
-    assert len(compare.load_baseline(good).records) == 6
+    assert len(facts.load_baseline(good).records) == 6
 
 
 def test_bad_baselines_are_named_with_what_is_wrong(good, tmp_path):
     here = tmp_path / "results"
-    assert "is not a folder" in compare.baseline_problems(tmp_path / "nowhere", here)[0]
+    assert "is not a folder" in baseline.baseline_problems(tmp_path / "nowhere", here)[0]
     (tmp_path / "empty").mkdir()
-    (msg,) = compare.baseline_problems(tmp_path / "empty", here)
+    (msg,) = baseline.baseline_problems(tmp_path / "empty", here)
     assert str(tmp_path / "empty") in msg and "not a parbench results folder" in msg and "tables/runs.csv" in msg
-    assert "own results folder" in compare.baseline_problems(good, here=good)[0]
+    assert "own results folder" in baseline.baseline_problems(good, here=good)[0]
 
 
 def test_a_baseline_missing_records_is_refused(good):
     next((good / "runs" / "ner").rglob("trial-2.json")).unlink()
-    (msg,) = compare.baseline_problems(good)
+    (msg,) = baseline.baseline_problems(good)
     assert str(good) in msg and "misses 1 of the 6 records" in msg and "runs/ner/ray/workers-2/trial-2.json" in msg
 
 
 def test_a_baseline_of_a_newer_schema_is_refused(good):
     path = records.path(good, "matmul", "serial", 1, 1)
     records.write(path, {**records.read(path), "schema_version": records.SCHEMA_VERSION + 1})
-    (msg,) = compare.baseline_problems(good)
+    (msg,) = baseline.baseline_problems(good)
     assert str(good) in msg and f"schema_version {records.SCHEMA_VERSION + 1}" in msg and "newer" in msg
 
 
 def test_a_baseline_with_a_broken_record_is_refused(good):
     records.path(good, "matmul", "serial", 1, 1).write_text("{not json")
-    (msg,) = compare.baseline_problems(good)
+    (msg,) = baseline.baseline_problems(good)
     assert "runs/matmul/serial/workers-1/trial-1.json is not a readable run record" in msg
 
 
 def test_every_bad_folder_of_a_list_is_named(good, tmp_path):
-    with pytest.raises(compare.BaselineError) as error:
-        compare.baselines([str(good), str(tmp_path / "a"), str(tmp_path / "b")], here=tmp_path / "results")
+    with pytest.raises(baseline.BaselineError) as error:
+        baseline.baselines([str(good), str(tmp_path / "a"), str(tmp_path / "b")], here=tmp_path / "results")
     assert str(tmp_path / "a") in str(error.value) and str(tmp_path / "b") in str(error.value) and str(good) not in str(error.value)
-    assert list(compare.baselines(str(good), here=tmp_path / "results")) == [str(good)]
+    assert list(baseline.baselines(str(good), here=tmp_path / "results")) == [str(good)]
 
 
 # ---------------------------------------------------------------- the config key
@@ -518,7 +518,7 @@ def test_write_makes_the_table_figures_and_a_self_contained_page(tmp_path):
     assert pd.read_csv(tmp_path / "comparison.csv").shape == table.shape
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in png)
     page = (tmp_path / "comparison.html").read_text()
-    sections = [page.index(f'id="{s}"') for s in compare.SECTIONS]
+    sections = [page.index(f'id="{s}"') for s in comparison_page.SECTIONS]
     assert sections == sorted(sections)
     assert page.count("data:image/png;base64,") == 2
     assert "src='http" not in page and 'src="http' not in page and "<link" not in page
@@ -556,14 +556,14 @@ def test_the_page_renders_offline_in_chromium(tmp_path):
         finally:
             browser.close()
     assert len(images) == 2 and all(done and width > 0 for done, width in images), images
-    assert sections == list(compare.SECTIONS) and slower == 3 and outside == []
+    assert sections == list(comparison_page.SECTIONS) and slower == 3 and outside == []
 
 
 def test_a_page_against_another_session_says_first_that_it_is_confounded(tmp_path):
     here, base = sweep_of(seed=8), sweep_of(seed=9, start=1e6)
     base.name = "old/results"
     table = compare.compare(here, [base])
-    page = compare.page(here, [base], table, {})
+    page = comparison_page.page(here, [base], table, {})
     opening = page.split("<nav>")[0]
     assert "confounded with the machine" in opening and "`variants`" in opening
     assert opening.index("confounded") < opening.index("runs here")  # before anything else but the title
@@ -596,8 +596,8 @@ def test_a_baseline_finds_its_variants_and_twins_records_wherever_they_are(tmp_p
     (folder / "tables").mkdir()
     table.to_csv(folder / "tables" / "runs.csv", index=False)
     (folder / "machine.json").write_text("{}")
-    assert compare.baseline_problems(folder, here=tmp_path / "results") == []
-    loaded = compare.load_baseline(folder)
+    assert baseline.baseline_problems(folder, here=tmp_path / "results") == []
+    loaded = facts.load_baseline(folder)
     assert len(loaded.records) == len(runs) == 8 and len(loaded.sentinels) == 2
     assert sorted((r["variant"], r["round"], r["twin"]) for r in loaded.records) == sorted(
         (r["variant"], r["round"], r["twin"]) for r in runs
@@ -610,8 +610,8 @@ def test_each_variant_is_compared_with_a_baseline_that_had_none():
         synth.sweep({("matmul", "serial", 2): 10.0, ("matmul", "ray", 2): 15.0}, 4, np.random.default_rng(13), variants={"a": 1, "b": 1})
     )
     table = compare.compare(Sweep("this sweep", runs, {}, sent), [Sweep("old", base.records, {}, base.sentinels)], variants=["a", "b"])
-    across = table[table.kind == compare.judge.ACROSS]
-    assert sorted(across.variant) == ["a", "a", "b", "b"] and across.verdict.isin(compare.THROUGHPUT_VERDICTS).all()
+    across = table[table.kind == judge.ACROSS]
+    assert sorted(across.variant) == ["a", "a", "b", "b"] and across.verdict.isin(judge.THROUGHPUT_VERDICTS).all()
 
 
 def test_snakemakes_own_process_imports_no_pandas_to_check_a_baseline():

@@ -20,8 +20,8 @@ import synthetic
 import yaml
 from conftest import at_default_and_needed_rounds
 
-from parbench import compare
-from parbench.compare import Sweep
+from parbench import compare, judge
+from parbench.facts import Sweep
 
 SEEDS = 200
 CELLS = synthetic.grid()  # 2 workloads x (serial, p, q) at 2 workers: each workload a family of 3 comparisons
@@ -64,7 +64,7 @@ def two_sessions(seed: int, rounds: int) -> tuple[np.ndarray, list[str]]:
         synthetic.sweep(CELLS, rounds, rng, drift_kind=kind(seed), session_factor=0.9, start_time=86400.0)
     )
     table = compare.compare(Sweep("this sweep", second, {}, second_sentinels), [Sweep("first", first, {}, first_sentinels)])
-    assert len(table) == len(CELLS) and (table.normalised == compare.judge.NORMALISED).all()
+    assert len(table) == len(CELLS) and (table.normalised == judge.NORMALISED).all()
     return table.verdict.to_numpy(), list(old_compare.compare(second, first, seed=seed).values())
 
 

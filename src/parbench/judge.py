@@ -329,3 +329,9 @@ def across(here: list[dict], here_sentinels: list[dict], base: list[dict], base_
                 p.memory = decide.unpaired(list(a.peaks.values()), list(b.peaks.values()))
         pairs.append(p)
     return _judge(pairs, margin)
+
+
+def not_comparable(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of comparison.csv without a throughput or memory verdict from intervals, with why."""
+    judged = table.verdict.isin(THROUGHPUT_VERDICTS) & table.memory_verdict.isin(MEMORY_VERDICTS)
+    return table.loc[~judged, ["baseline", "variant", *KEYS, "verdict", "memory_verdict", "reason"]]

@@ -2,7 +2,7 @@
 
 The sentences come from parbench.claims (findings and the per-workload summary) and parbench.blog
 (the blog replicated), each workload adding its own explanation; this module gathers them and
-renders templates/report.html.j2 with autoescaping, so no text reaches the page unescaped.
+renders templates/report.html.j2 (parbench.pages: autoescaping, so no text reaches the page unescaped).
 """
 
 import base64
@@ -10,18 +10,17 @@ import json
 import time
 from pathlib import Path
 
-import jinja2
 import numpy as np
 import pandas as pd
 import yaml
 from markupsafe import Markup
 
-from parbench import blog, claims, compare, workloads
+from parbench import blog, claims, provenance, workloads
 from parbench.figures import FIGURES, split_name
+from parbench.pages import css, render, table
 from parbench.stats import AA_COLUMNS, first_variant, is_clean
-from parbench.text import MIB, UNIT, num
+from parbench.text import MIB, UNIT, blas_text, commit_text, gib_text, num
 
-TEMPLATES = Path(__file__).parent / "templates"
 INTERPRETERS = "GIL or free-threaded"
 SECTIONS = {
     "summary": "Summary by kind of work",
@@ -73,11 +72,6 @@ EVERY_CELL = [
     "tree_cores_busy_median", "exact_peak_bytes_median", "exact_peak_less_cache_bytes_median", "blog_timer_s_median",
     "gflops_median", "blas_threads", "n_runs", "n_clean", "n_busy", "statuses",
 ]  # fmt: skip
-
-
-def table(frame: pd.DataFrame, cls: str = "") -> Markup:
-    """A pandas table as HTML (pandas escapes every cell)."""
-    return Markup(frame.to_html(index=False, border=0, classes=cls or None, float_format=num, na_rep="–", escape=True))
 
 
 def explanation(name: str, config: dict):
@@ -171,18 +165,15 @@ def machine_facts(machine: dict) -> dict:
     def value(key):
         return num(machine.get(key) if machine.get(key) is not None else np.nan)
 
-    blas_libraries = (
-        f"{b.get('internal_api')} {b.get('version')} ({b.get('threading_layer')}, {b.get('architecture')})" for b in env.get("blas", [])
-    )
     return {
         "host": env.get("host"),
         "CPU": env.get("cpu_model"),
         "cores (physical / logical)": f"{machine.get('physical_cores')} / {machine.get('logical_cores')}",
-        "memory": f"{(env.get('memory_bytes') or 0) / 2**30:.1f} GiB",
+        "memory": gib_text(env.get("memory_bytes")),
         "Python": env.get("python"),
         "platform": env.get("platform"),
-        "git commit": f"{env.get('git_commit') or 'unknown'}{' (uncommitted changes)' if env.get('git_dirty') else ''}",
-        "BLAS": ", ".join(blas_libraries),
+        "git commit": commit_text(env),
+        "BLAS": blas_text(env.get("blas")),
         "BLAS GFLOP/s, 1 core / all cores": f"{value('blas_gflops_single')} / {value('blas_gflops_all')}",
         "pickle 100 MiB, dumps / loads": f"{value('pickle_100mib_dumps_s')} s / {value('pickle_100mib_loads_s')} s",
         "process start": ", ".join(f"{m} {num(v)} s" for m, v in spawn.items()) or "not measured",
@@ -256,7 +247,7 @@ def context(
     packages = pd.DataFrame([{"package": k, "version": v} for k, v in (env.get("packages") or {}).items() if v])
     replicated = blog.blog_table(stats, runs)
     return {
-        "css": Markup((TEMPLATES / "report.css").read_text()),
+        "css": css(),
         "sections": SECTIONS,
         "where": f"{env.get('host')}, {env.get('cpu_model')}, {machine.get('physical_cores')} physical cores",
         "sweep": f"{runs.workload.nunique()} workloads × {runs.backend.nunique()} backends × worker counts "
@@ -266,7 +257,7 @@ def context(
         "warnings": [
             w
             for w in [
-                compare.mixed_provenance_text(runs),
+                provenance.mixed_provenance_text(runs),
                 claims.noise_warning(aa),
                 claims.busy_warning(runs),
                 drift_text if drifted else None,
@@ -301,13 +292,6 @@ def context(
     }
 
 
-def render(**context) -> str:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
-    )
-    return environment.get_template("report.html.j2").render(**context)
-
-
 def write(out, runs, stats, machine, figures: list, config: dict, sentinels=None, aa=None) -> None:
     """Write the report to `out` from runs.csv, stats.csv, machine.json, the PNG figures, the config, sentinels.csv and aa.csv."""
     # The sweep's own runs: the first variant's (the comparison page shows the others against them).
@@ -327,4 +311,4 @@ def write(out, runs, stats, machine, figures: list, config: dict, sentinels=None
     ]
     page["sections"] = {**SECTIONS, **({"interpreters": INTERPRETERS} if page["interpreters"] else {})}
     page["warnings"] += [w for w in [claims.gil_warning(every_runs)] if w]
-    Path(out).write_text(render(**page), encoding="utf-8")
+    Path(out).write_text(render("report.html.j2", **page), encoding="utf-8")

@@ -45,3 +45,20 @@ def seconds_text(s) -> str:
     if s >= 1:
         return f"{num(s)} s"
     return f"{num(s * 1e3)} ms" if s >= 1e-3 else f"{num(s * 1e6)} µs"
+
+
+def gib_text(n) -> str:
+    """Memory as the machine facts give it: '23.4 GiB'."""
+    return f"{(n or 0) / 2**30:.1f} GiB"
+
+
+def blas_text(libraries) -> str:
+    """The BLAS libraries threadpoolctl found, as 'openblas 0.3.27 (pthreads, Haswell)', comma-separated."""
+    return ", ".join(
+        f"{b.get('internal_api')} {b.get('version')} ({b.get('threading_layer')}, {b.get('architecture')})" for b in libraries or []
+    )
+
+
+def commit_text(env: dict, digits: int | None = None) -> str:
+    """The git commit of a record's or machine.json's environment, and whether the tree had uncommitted changes."""
+    return f"{(env.get('git_commit') or 'unknown')[:digits]}{' (uncommitted changes)' if env.get('git_dirty') else ''}"

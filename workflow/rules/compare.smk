@@ -22,7 +22,9 @@ rule compare:
         margin=config.get("margin", 0.05),
         variants=list(config.get("variants") or {}),
         fail_on=config.get("fail_on", []),
-        code=script_code("compare", "templates/report.css"),
+        code=script_code(
+            "compare", "templates/comparison.html.j2", "templates/report.css"
+        ),
     script:
         "../scripts/compare.py"
 

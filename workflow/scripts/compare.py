@@ -4,17 +4,17 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from parbench import compare, gate  # noqa: E402
+from parbench import compare, facts, gate  # noqa: E402
 
 compare.write(
     snakemake.output.table,
     snakemake.output.page,
     png=snakemake.output.png,
     svg=snakemake.output.svg,
-    here=compare.load(
+    here=facts.load(
         "this sweep", [*snakemake.input.records, *snakemake.input.variants], snakemake.input.machine, snakemake.input.sentinels
     ),
-    bases=[compare.load_baseline(folder) for folder in snakemake.params.baselines],
+    bases=[facts.load_baseline(folder) for folder in snakemake.params.baselines],
     margin=snakemake.params.margin,
     variants=snakemake.params.variants,
 )
