@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from parbench import backends, cgroups, plugins
+from parbench import spec as parbench_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -149,24 +150,19 @@ def make_spec(
     period_s: float = 0.05,
     **params,
 ) -> dict:
-    """The spec dict that parbench.supervise.supervise / parbench.runner.run take; `params` override TINY's."""
+    """The spec dict that parbench.supervise.supervise / parbench.runner.run take, built by parbench.spec.run
+    (as the rules build it) from a one-cell config; `params` override TINY's."""
     base = copy.deepcopy(TINY.get(workload, {"batches": 2, "warmup_batches": 1, "tasks_per_batch": None}))
     base.update(params)
-    return {
-        "workload": workload,
-        "backend": backend,
-        "workers": workers,
-        "trial": trial,
-        "params": base,
-        "settings": {
-            "blas_threads": blas_threads,
-            "options": backend_options(backend) if options is None else options,
-            # A generous time limit, so that a hung run fails the test instead of hanging the suite.
-            "limits": {"timeout_s": 300, "memory_gb": None, **(limits or {})},
-            "sampler": {"period_s": period_s},
-        },
-        "code": "test",
+    config = {
+        "workloads": {workload: base},
+        "blas_threads": blas_threads,
+        backend: backend_options(backend) if options is None else options,
+        # A generous time limit, so that a hung run fails the test instead of hanging the suite.
+        "limits": {"timeout_s": 300, "memory_gb": None, **(limits or {})},
+        "sampler": {"period_s": period_s},
     }
+    return parbench_spec.run(config, workload, backend, workers, trial)
 
 
 @pytest.fixture
