@@ -1,4 +1,4 @@
-"""A wheel carries the workflow (parbench.workflow_files.FILES) as parbench/_workflow, so that an installed
+"""A wheel carries the workflow (parbench.sweep.workflow_files.FILES) as parbench/_workflow, so that an installed
 parbench runs it without a clone. Everything else is in pyproject.toml."""
 
 import shutil
@@ -9,7 +9,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 sys.path.insert(0, "src")
-from parbench.workflow_files import FILES  # noqa: E402  (one list: the locator's)
+from parbench.sweep.workflow_files import FILES  # noqa: E402  (one list: the locator's)
 
 
 class BuildWithWorkflow(build_py):

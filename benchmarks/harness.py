@@ -22,8 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from parbench.run.supervise import reap, supervise
 from parbench.stats import blog_timer
-from parbench.supervise import reap, supervise
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOG = ROOT / "benchmarks" / "blog"

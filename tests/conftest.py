@@ -1,4 +1,4 @@
-"""Shared fixtures and helpers: cells for parbench.supervise/runner, scratch copies of the
+"""Shared fixtures and helpers: cells for parbench.run.supervise/runner, scratch copies of the
 workflow, and one tiny end-to-end pipeline run per session."""
 
 import copy
@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from parbench import backends, cgroups, plugins
-from parbench import spec as parbench_spec
+from parbench.sweep import spec as parbench_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -150,7 +150,7 @@ def make_spec(
     period_s: float = 0.05,
     **params,
 ) -> dict:
-    """The spec dict that parbench.supervise.supervise / parbench.runner.run take, built by parbench.spec.run
+    """The spec dict that parbench.run.supervise.supervise / parbench.run.runner.run take, built by parbench.sweep.spec.run
     (as the rules build it) from a one-cell config; `params` override TINY's."""
     base = copy.deepcopy(TINY.get(workload, {"batches": 2, "warmup_batches": 1, "tasks_per_batch": None}))
     base.update(params)
@@ -426,11 +426,11 @@ class Leftovers:
 def seed_machine(tmp_path_factory):
     """`seed_machine(work)` puts this session's results/machine.json in `work`: a sweep whose test is not about
     the machine's limits skips the rule (about 4 s, alone on the machine). Measured once, as the rule does."""
-    from parbench.supervise import run_alone
+    from parbench.run.supervise import run_alone
 
     measured = tmp_path_factory.mktemp("machine") / "machine.json"
     with open(measured.with_suffix(".log"), "w") as log:
-        assert run_alone([sys.executable, "-m", "parbench.machine", str(measured)], log) == 0, measured.with_suffix(".log").read_text()
+        assert run_alone([sys.executable, "-m", "parbench.run.machine", str(measured)], log) == 0, measured.with_suffix(".log").read_text()
 
     def seed(work: Path) -> None:
         (work / "results").mkdir(exist_ok=True)

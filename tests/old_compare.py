@@ -1,4 +1,4 @@
-"""The comparison's decision before issue 25 (parbench.compare.compare up to 8c4b57c), kept to show
+"""The comparison's decision before issue 25 (parbench.compare.compare.compare up to 8c4b57c), kept to show
 that the simulation tests can fail: each sweep on its own, a two-level bootstrap of the cell's median
 batch throughput (trials with replacement, then batches within each chosen trial), the ratio of the two
 sweeps' replicates, and `faster` / `slower` where its 95 % percentile interval lies above / below 1.

@@ -13,8 +13,9 @@ import psutil
 import pytest
 from conftest import BACKENDS, MEMORY_FIELDS, REPO, TEXTS, TINY, Leftovers, backend_options, make_spec, missing_fields
 
-from parbench import backends, records, runner, worker, workloads
-from parbench.supervise import supervise
+from parbench import backends, records, worker, workloads
+from parbench.run import runner
+from parbench.run.supervise import supervise
 from parbench.workloads.base import RUN_KEYS, Work, WorkloadError
 
 WORKERS = 2

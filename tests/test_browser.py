@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import PIPELINE_CONFIG
 
-from parbench import report
+from parbench.report import report
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

@@ -1,4 +1,4 @@
-"""parbench.compare on hand-made records: verdicts, the interval's coverage on synthetic sweeps of
+"""parbench.compare.compare on hand-made records: verdicts, the interval's coverage on synthetic sweeps of
 known ratio, cells that cannot be compared, mixed provenance within a sweep, what differs between
 sweeps, bad baselines, and the page."""
 
@@ -14,8 +14,11 @@ import pytest
 import synthetic as synth
 from conftest import REPO, SCHEMA
 
-from parbench import baseline, compare, comparison_page, config, facts, judge, provenance, records, report, stats
-from parbench.facts import Sweep
+from parbench import records, stats
+from parbench.compare import baseline, compare, comparison_page, facts, judge
+from parbench.compare.facts import Sweep
+from parbench.report import provenance, report
+from parbench.sweep import config
 
 MIB = 2**20
 
@@ -37,7 +40,7 @@ def record(
     numpy="2.0.0",
     schema_version=1,
 ):
-    """A run record with the fields parbench.stats and parbench.compare read."""
+    """A run record with the fields parbench.stats and parbench.compare.compare read."""
     params = params or ({"n": 1024, "k": 64, "seed": 1, "batches": len(batch_s), "warmup_batches": 1, "tasks_per_batch": None})
     return {
         "schema_version": schema_version,
@@ -615,13 +618,13 @@ def test_each_variant_is_compared_with_a_baseline_that_had_none():
 
 
 def test_snakemakes_own_process_imports_no_pandas_to_check_a_baseline():
-    """Checking compare_with at parse time once imported parbench.compare (pandas, scipy) into Snakemake's
+    """Checking compare_with at parse time once imported parbench.compare.compare (pandas, scipy) into Snakemake's
     process, which then shared pages with every run's driver: a serial ner run's PSS was 2.7 % lower beside it."""
     smk = (REPO / "workflow" / "rules" / "common.smk").read_text()
-    modules = sorted(set(re.findall(r"from parbench import (\w+) as", smk)))
-    assert "baseline" in modules, modules
+    imports = sorted(set(re.findall(r"from parbench(?:\.\w+)? import \w+", smk)))
+    assert "from parbench.compare import baseline" in imports, imports
     code = (
-        f"import sys, yaml; from parbench import {', '.join(modules)}; "
+        f"import sys, yaml; {'; '.join(imports)}; "
         f"config.validate(yaml.safe_load(open({str(REPO / 'config' / 'config.yaml')!r})), {str(REPO / 'config' / 'schema.yaml')!r}); "
         "print(sorted(m for m in ('pandas', 'scipy', 'matplotlib') if m in sys.modules))"
     )
@@ -630,7 +633,7 @@ def test_snakemakes_own_process_imports_no_pandas_to_check_a_baseline():
 
 
 def test_the_gate_trips_only_on_what_fail_on_names():
-    from parbench import gate
+    from parbench.sweep import gate
 
     table = pd.DataFrame(
         [

@@ -1,6 +1,6 @@
 """Simulation tests of the comparison (issue 25, "What must hold"): synthetic sweeps of known truth
 (tests/synthetic.py: 5 % between processes, the machine drifting 15 % within a session, 2 % between
-batches) through the real parbench.compare.compare, 200 seeds each, every rate with its Wilson 95 %
+batches) through the real parbench.compare.compare.compare, 200 seeds each, every rate with its Wilson 95 %
 interval in the message:
 
 (a) an A/A gives faster or slower in at most 5 % of cells, within one sweep (two identical variants)
@@ -20,8 +20,8 @@ import synthetic
 import yaml
 from conftest import at_default_and_needed_rounds
 
-from parbench import compare, judge
-from parbench.facts import Sweep
+from parbench.compare import compare, judge
+from parbench.compare.facts import Sweep
 
 SEEDS = 200
 CELLS = synthetic.grid()  # 2 workloads x (serial, p, q) at 2 workers: each workload a family of 3 comparisons

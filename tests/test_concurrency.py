@@ -44,7 +44,7 @@ def test_a_run_waits_for_the_machines_lock(tmp_path):
             while WAITING not in (work / "sweep.log").read_text() and sweep.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert WAITING in (work / "sweep.log").read_text(), (work / "sweep.log").read_text()[-3000:]
-            assert not any("parbench.driver" in " ".join(p.cmdline()) for p in processes_with_token(left.token)), "a run started"
+            assert not any("parbench.run.driver" in " ".join(p.cmdline()) for p in processes_with_token(left.token)), "a run started"
             released = time.time()
         finally:
             os.close(held)

@@ -8,7 +8,7 @@ import pytest
 from conftest import SCHEMA, TEXTS, scheduled_outputs, schema, scratch_workflow, snakemake
 
 from parbench import backends, workloads
-from parbench.config import ConfigError, complete, validate
+from parbench.sweep.config import ConfigError, complete, validate
 
 MINIMAL = {
     "backends": ["serial", "multiprocessing"],

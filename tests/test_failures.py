@@ -9,8 +9,8 @@ import time
 import pytest
 from conftest import Leftovers, make_spec, scratch_workflow, snakemake
 
-from parbench.driver import BUG_EXIT
-from parbench.supervise import DriverError, NotWritable, supervise
+from parbench.run.driver import BUG_EXIT
+from parbench.run.supervise import DriverError, NotWritable, supervise
 
 
 def free_port() -> int:
@@ -58,7 +58,7 @@ def test_library_that_prints_a_traceback_and_exits_is_a_failed_run(tmp_path, mon
         textwrap.dedent(
             """
             import sys, traceback
-            import parbench.runner
+            import parbench.run.runner
 
             def run(spec, *args, **kwargs):
                 try:
@@ -67,7 +67,7 @@ def test_library_that_prints_a_traceback_and_exits_is_a_failed_run(tmp_path, mon
                     traceback.print_exc()
                 sys.exit(1)
 
-            parbench.runner.run = run
+            parbench.run.runner.run = run
             """
         )
     )
@@ -84,7 +84,7 @@ def test_driver_bug_fails_the_job_with_its_whole_traceback_in_the_log(tmp_path):
     must survive whole, head first, above the job's DriverError."""
     config = {"backends": ["serial"], "workers": [1], "trials": 1, "workloads": {"matmul": {"n": 64, "k": 4, "batches": 1}}}
     work = scratch_workflow(tmp_path, config)
-    driver = work / "src" / "parbench" / "driver.py"
+    driver = work / "src" / "parbench" / "run" / "driver.py"
     bug = '    raise RuntimeError("an injected bug")\n    record = runner.run('
     driver.write_text(driver.read_text().replace("    record = runner.run(", bug, 1))
     result = snakemake(work, "results/runs/matmul/serial/workers-1/trial-1.json", "--cores", "1", timeout=300)
@@ -92,7 +92,7 @@ def test_driver_bug_fails_the_job_with_its_whole_traceback_in_the_log(tmp_path):
     log = (work / "results" / "logs" / "runs" / "matmul" / "serial" / "workers-1" / "trial-1.log").read_text()
     assert log.count("Traceback (most recent call last):") == 2, log  # the driver's, then the job's
     driver_part = log[log.index("Traceback (most recent call last):") : log.index("DriverError")]
-    assert 'parbench/driver.py", line' in driver_part and "RuntimeError: an injected bug" in driver_part, log
+    assert 'parbench/run/driver.py", line' in driver_part and "RuntimeError: an injected bug" in driver_part, log
     assert f"exited with code {BUG_EXIT}" in log
     assert not (work / "results" / "runs").exists() or not list((work / "results" / "runs").rglob("*.json"))
 

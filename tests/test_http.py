@@ -79,7 +79,7 @@ def test_the_servers_cpu_is_not_counted_as_other_work_beside_the_run():
     http in a quiet sweep); each timed batch now leaves it out, and says how much it was."""
     from conftest import make_spec
 
-    from parbench import runner
+    from parbench.run import runner
 
     record = runner.run(make_spec("threads", "http", 8, latency_ms=0, requests=20, batches=3, warmup_batches=1))
     assert record["status"] == "ok", record["reason"]

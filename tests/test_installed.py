@@ -96,7 +96,7 @@ def run(command, cwd, timeout=600):
 def test_the_wheel_carries_the_workflow_and_nothing_of_the_clone_is_used(fresh, tmp_path):
     python, _ = fresh
     out = run(
-        [python, "-c", "import json, parbench, parbench.workflow_files as w; print(json.dumps([parbench.__file__, str(w.root())]))"],
+        [python, "-c", "import json, parbench, parbench.sweep.workflow_files as w; print(json.dumps([parbench.__file__, str(w.root())]))"],
         tmp_path,
     )
     package, root = json.loads(out.stdout.strip().splitlines()[-1])
@@ -130,7 +130,7 @@ def test_parbench_run_sweeps_a_user_workload_in_a_folder_without_a_clone(fresh, 
     records = sweep_ok(project, out)
     assert all(r["environment"]["python_executable"].startswith(str(python.parent)) for r in records)
     assert "parbench/_workflow/profiles/default" in out.stdout  # the workflow profile came with it (rerun-incomplete, keep-going)
-    # Where the sweep is: the plan, the round's line from its last job, the report's path (parbench.progress).
+    # Where the sweep is: the plan, the round's line from its last job, the report's path (parbench.sweep.progress).
     assert "parbench: 3 of 3 runs to do in 1 round (0 recorded)" in out.stdout
     assert "parbench: round 1 done (1 of 1 rounds complete); 3 of 3 runs recorded" in out.stdout
     assert f"parbench: the report is {project / 'results' / 'report.html'}" in out.stdout
@@ -167,12 +167,12 @@ def test_a_module_directive_in_the_users_snakefile_runs_the_same_sweep(fresh, tm
     (project / "Snakefile").write_text(
         textwrap.dedent(
             """\
-            import parbench.workflow_files
+            import parbench.sweep.workflow_files
 
             configfile: "sweep.yaml"
 
             module parbench:
-                snakefile: parbench.workflow_files.snakefile()
+                snakefile: parbench.sweep.workflow_files.snakefile()
                 config: config
 
             use rule * from parbench

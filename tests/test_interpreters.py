@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, TINY, make_spec, read_records, scratch_workflow, snakemake
 
 from parbench import backends, plugins
-from parbench.supervise import supervise
+from parbench.run.supervise import supervise
 
 GIL, FREE = REPO / "interpreters" / "3.13", REPO / "interpreters" / "3.13t"
 

@@ -64,7 +64,7 @@ def run_in_batches(sweep: Sweep, left: Leftovers, after_records: int = 0, limit_
         for proc in processes_with_token(left.token):
             try:
                 cmdline = proc.cmdline()
-                if "parbench.driver" not in " ".join(cmdline) or proc.cwd() != str(sweep.work):
+                if "parbench.run.driver" not in " ".join(cmdline) or proc.cwd() != str(sweep.work):
                     continue
                 partial = json.loads(Path(cmdline[-1]).read_text())
             except (OSError, ValueError, psutil.Error):  # not there yet, or ended meanwhile

@@ -14,7 +14,7 @@ import pytest
 from conftest import Leftovers, make_spec
 
 from parbench import records
-from parbench.supervise import DriverError, supervise
+from parbench.run.supervise import DriverError, supervise
 
 GIB = 1024**3
 
@@ -51,7 +51,7 @@ def wait_for_driver(timeout_s: float = 120) -> psutil.Process:
     while time.monotonic() < deadline:
         for proc in psutil.Process().children():
             try:
-                if "parbench.driver" in " ".join(proc.cmdline()):
+                if "parbench.run.driver" in " ".join(proc.cmdline()):
                     return proc
             except psutil.Error:
                 pass

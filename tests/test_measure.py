@@ -14,9 +14,10 @@ import psutil
 import pytest
 from conftest import BACKENDS, make_spec
 
-from parbench import backends, measure, runner
-from parbench.measure import TreeSampler, shmem_bytes
-from parbench.supervise import SNAKEMAKE_THREAD_VARS, supervise
+from parbench import backends
+from parbench.run import measure, runner
+from parbench.run.measure import TreeSampler, shmem_bytes
+from parbench.run.supervise import SNAKEMAKE_THREAD_VARS, supervise
 
 MIB = 2**20
 TOLERANCE = 0.15
@@ -58,7 +59,7 @@ SCENARIO = textwrap.dedent(
     r"""
     import json, mmap, subprocess, sys, time
     import numpy as np
-    from parbench.measure import TreeSampler
+    from parbench.run.measure import TreeSampler
     holder, depth, alloc, shm = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     if shm != "-":
         with open(f"/dev/shm/{shm}", "r+b") as f:

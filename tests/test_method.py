@@ -19,7 +19,8 @@ import yaml
 from conftest import REPO, at_default_and_needed_rounds
 from scipy import stats as st
 
-from parbench import claims, decide, stats
+from parbench import decide, stats
+from parbench.report import claims
 
 SEEDS = 200
 ROUNDS = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["trials"]  # the default sweep's rounds

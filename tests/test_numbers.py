@@ -11,8 +11,9 @@ import time
 import pytest
 from conftest import OFFERED, Leftovers, make_spec
 
-from parbench import cgroups, claims, cleanup, stats
-from parbench.supervise import supervise
+from parbench import cgroups, cleanup, stats
+from parbench.report import claims
+from parbench.run.supervise import supervise
 
 MIB = 2**20
 # cgroup CPU counters take in a running thread's time at scheduler ticks, /proc's in 10 ms ticks: per batch,

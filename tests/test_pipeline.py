@@ -21,8 +21,10 @@ from conftest import (
     write_config,
 )
 
-from parbench import order, plots, records, stats
-from parbench.figures import FIGURES
+from parbench import records, stats
+from parbench.report import plots
+from parbench.report.figures import FIGURES
+from parbench.sweep import order
 
 pytestmark = pytest.mark.slow
 # CPU counters advance at scheduler ticks: per batch, a figure may be off by about a tick at each end.

@@ -1,4 +1,4 @@
-"""parbench.progress: the plan line at a sweep's start (with an estimate only from runs already recorded), one line
+"""parbench.sweep.progress: the plan line at a sweep's start (with an estimate only from runs already recorded), one line
 by the job that records a round's last run, none by the others."""
 
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from parbench import order, progress
+from parbench.sweep import order, progress
 
 CONFIG = {
     "backends": ["serial", "threads"],

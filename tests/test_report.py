@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from parbench import blog, claims, figures, plots, report, stats, text, workloads
+from parbench import stats, text, workloads
+from parbench.report import blog, claims, figures, plots, report
 from parbench.stats import blog_timer, run_row
 
 MIB = 2**20

@@ -34,7 +34,7 @@ def drivers(token: str, work, backend: str | None = None) -> dict:
     for proc in processes_with_token(token):
         try:
             cmdline = proc.cmdline()
-            if "parbench.driver" not in " ".join(cmdline) or proc.cwd() != str(work):
+            if "parbench.run.driver" not in " ".join(cmdline) or proc.cwd() != str(work):
                 continue
             if backend is None:
                 found[proc] = cmdline[-1]

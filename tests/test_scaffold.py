@@ -1,9 +1,9 @@
-"""parbench.scaffold.parameters: what `parbench init` finds that data() and items() read (the command itself, on
+"""parbench.sweep.scaffold.parameters: what `parbench init` finds that data() and items() read (the command itself, on
 files, is in test_installed.py)."""
 
 import re
 
-from parbench import scaffold
+from parbench.sweep import scaffold
 
 SOURCE = """
 def depth_of(p):

@@ -416,7 +416,7 @@ def test_a_window_too_short_for_the_ticks_is_not_judged_where_the_old_rule_flagg
 
 
 def test_the_report_says_which_runs_were_too_short_to_judge():
-    from parbench import report
+    from parbench.report import report
 
     rng = np.random.default_rng(22)
     rows = [ticked_run(rng, 3, 0.02, 0.0) | {"workload": "tinytasks"}, ticked_run(rng, 50, 0.02, 0.0)]
@@ -428,7 +428,7 @@ def test_the_report_says_which_runs_were_too_short_to_judge():
 
 def test_a_left_out_cell_names_why_its_runs_are_unclean():
     """An unverified run once showed as 'ok x1' with its problem nowhere on the page (issue 24, item 6)."""
-    from parbench import claims
+    from parbench.report import claims
 
     unverified = record("ray", 2, 1, verified=False) | {"verification": {"problems": ["batch 0 task 1: result differs from the serial"]}}
     failed = record("ray", 2, 2, status="failed") | {"reason": "task raised ValueError: no (mine.py, line 9, in task)"}

@@ -8,7 +8,7 @@ import time
 from conftest import scratch_workflow, snakemake
 from snakemake.scheduling.job_scheduler import JobScheduler
 
-from parbench import sweep
+from parbench.sweep import sweep
 
 CONFIG = {"backends": ["serial"], "workers": [1], "trials": 1, "workloads": {"matmul": {"n": 64, "k": 4, "batches": 1}}}
 

@@ -27,9 +27,10 @@ from conftest import (
     write_config,
 )
 
-from parbench import backends, runner
-from parbench.config import ConfigError, validate
-from parbench.supervise import supervise
+from parbench import backends
+from parbench.run import runner
+from parbench.run.supervise import supervise
+from parbench.sweep.config import ConfigError, validate
 from parbench.workloads import _user
 
 USER_TINY = {"batches": 2, "warmup_batches": 1, "tasks_per_batch": 4}
@@ -534,7 +535,7 @@ ENDINGS = [
 def test_a_task_that_ends_its_process_is_a_failed_run_with_one_cause(user_project, tmp_path, backend, how):
     """A worker that died came back from Dask as 'a bug in parbench' (no record, the sweep stopped), and each
     backend worded it its own way (issue 24, item 1). os.abort leaves a faulthandler stack: its line is named."""
-    from parbench import runner
+    from parbench.run import runner
 
     project(user_project, {"bench/dies.py": DIES.replace("{how}", how)})
     record = supervise(user_spec(backend, "bench/dies.py"), tmp_path / "r.json", tmp_path / "r.log")

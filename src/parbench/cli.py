@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from parbench import workflow_files
+from parbench.sweep import workflow_files
 
 CORES = ("-c", "--cores", "-j", "--jobs")
 
@@ -23,7 +23,7 @@ def run(args: list[str]) -> None:
 
 
 def init(args: list[str]) -> int:
-    from parbench import scaffold
+    from parbench.sweep import scaffold
 
     parser = argparse.ArgumentParser(prog="parbench init", description="Write a commented config for a workload file.")
     parser.add_argument("module", help="the workload's .py file, relative to this folder (data, items, task: docs/using.md)")

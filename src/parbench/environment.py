@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from parbench.plugins import module_name, python_build
+from parbench.plugins import PLUGIN_PACKAGES, module_name, python_build
 
 # Every distribution whose version can change a result.
 PACKAGES = [
@@ -121,12 +121,12 @@ def blas() -> list[dict]:
 SOURCE = Path(__file__).parent
 # The code every run goes through; with the run's own backend and workload modules it makes the run's code hash.
 RUN_CODE = [
-    "runner",
-    "measure",
+    "run/runner",
+    "run/measure",
     "worker",
-    "driver",
-    "job",
-    "supervise",
+    "run/driver",
+    "run/job",
+    "run/supervise",
     "cgroups",
     "cleanup",
     "records",
@@ -172,7 +172,9 @@ def imported(*modules: str) -> tuple[str, ...]:
             continue
         seen.add(module)
         if (SOURCE / module).is_dir():  # a package: its __init__ and, for a plugin package, every plugin
-            todo += [f"{module}/{f.stem}" for f in sorted((SOURCE / module).glob("*.py"))]
+            todo += [
+                f"{module}/{f.stem}" for f in sorted((SOURCE / module).glob("*.py")) if module in PLUGIN_PACKAGES or f.stem == "__init__"
+            ]
         elif (SOURCE / f"{module}.py").is_file():
             todo += [n for n in _imports((SOURCE / f"{module}.py").read_text()) if (SOURCE / n).is_dir() or (SOURCE / f"{n}.py").is_file()]
     return tuple(sorted(m for m in seen if not (SOURCE / m).is_dir()))  # a template or style sheet keeps its suffix

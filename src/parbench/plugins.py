@@ -12,6 +12,10 @@ class Unavailable(Exception):
     cannot be loaded where its tasks run): the run is `skipped` with this reason, before any timer."""
 
 
+# The plugin packages: each finds its modules by name at run time (names, load).
+PLUGIN_PACKAGES = ("backends", "workloads")
+
+
 def python_build() -> str:
     """'free-threaded' (CPython built with --disable-gil, Py_GIL_DISABLED) or 'GIL'."""
     return "free-threaded" if sysconfig.get_config_var("Py_GIL_DISABLED") else "GIL"

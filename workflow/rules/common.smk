@@ -2,14 +2,14 @@ import json
 import sys
 from pathlib import Path
 
-from parbench import config as parbench_config
 from parbench import environment as parbench_environment
-from parbench import figures as parbench_figures
-from parbench import order as parbench_order
-from parbench import progress as parbench_progress
 from parbench import records as parbench_records
-from parbench import spec as parbench_spec
-from parbench import sweep as parbench_sweep
+from parbench.report import figures as parbench_figures
+from parbench.sweep import config as parbench_config
+from parbench.sweep import order as parbench_order
+from parbench.sweep import progress as parbench_progress
+from parbench.sweep import spec as parbench_spec
+from parbench.sweep import sweep as parbench_sweep
 from snakemake.settings.types import DeploymentMethod
 
 # A bad config fails here, before any job starts, naming every bad key (and no traceback).
@@ -24,8 +24,8 @@ except parbench_config.ConfigError as error:
 # So does a compare_with folder that cannot serve as a baseline, naming the folder.
 BASELINES = {}  # folder as given -> the files of it that rule compare reads
 if config.get("compare_with"):
-    # Light: parbench.compare would map pandas and scipy into Snakemake's process (see the module).
-    from parbench import baseline as parbench_baseline
+    # Light: parbench.compare.compare would map pandas and scipy into Snakemake's process (see the module).
+    from parbench.compare import baseline as parbench_baseline
 
     try:
         BASELINES = parbench_baseline.baselines(config["compare_with"], here="results")
@@ -60,7 +60,7 @@ onstart:
             f"parbench: another sweep runs in this folder ({holder}); this one stops. "
             "Let it finish, or stop it and run the same command again."
         )
-    # The runs to do and an estimate; each round's last job says when its round is done (parbench.progress).
+    # The runs to do and an estimate; each round's last job says when its round is done (parbench.sweep.progress).
     print(parbench_progress.start(config))
 
 

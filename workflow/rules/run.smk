@@ -1,6 +1,6 @@
-# Every benchmark job runs `python -m parbench.job` (a shell command, so a job imports no Snakemake):
+# Every benchmark job runs `python -m parbench.run.job` (a shell command, so a job imports no Snakemake):
 # the spec is its params (what shapes the run), its place in the sweep a resource (reruns nothing).
-JOB = "{params.python} -m parbench.job {output:q} {log:q} {params.spec:q} {resources.job:q}"
+JOB = "{params.python} -m parbench.run.job {output:q} {log:q} {params.spec:q} {resources.job:q}"
 
 
 rule run:
@@ -72,6 +72,6 @@ rule machine:
     resources:
         benchmark_slot=1,
     params:
-        code=script_code("machine", "machine"),  # it runs python -m parbench.machine
+        code=script_code("machine", "run/machine"),  # it runs python -m parbench.run.machine
     script:
         "../scripts/machine.py"

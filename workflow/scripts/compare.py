@@ -4,7 +4,8 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from parbench import compare, facts, gate  # noqa: E402
+from parbench.compare import compare, facts  # noqa: E402
+from parbench.sweep import gate  # noqa: E402
 
 compare.write(
     snakemake.output.table,

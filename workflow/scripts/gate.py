@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from parbench import gate  # noqa: E402
+from parbench.sweep import gate  # noqa: E402
 
 found = json.loads(Path(snakemake.input.verdicts).read_text())
 if not found["passed"]:  # sys.exit's message goes to stderr: the rule's log

@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from parbench import plots  # noqa: E402
+from parbench.report import plots  # noqa: E402
 
 plots.draw_all(
     snakemake.wildcards.workload,

@@ -5,7 +5,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from parbench import report  # noqa: E402
+from parbench.report import report  # noqa: E402
 
 report.write(
     snakemake.output[0],

@@ -117,7 +117,7 @@ class Workload(BaseWorkload):
 
     @staticmethod
     def blog_framing(naive, ray, workers: int) -> list[str]:
-        """Why the blog's ratio and the steady-state ratio differ: where Ray's model loads fall. parbench.blog passes
+        """Why the blog's ratio and the steady-state ratio differ: where Ray's model loads fall. parbench.report.blog passes
         the stats rows of the blog's multiprocessing pattern and of Ray at the worker count it compares."""
         import pandas as pd  # here, not at the top: workers import this module
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from parbench import judge, records
-from parbench.baseline import listed_records, sentinel_files
+from parbench import records
+from parbench.compare import judge
+from parbench.compare.baseline import listed_records, sentinel_files
 from parbench.text import blas_text, commit_text, gib_text, num
 
 

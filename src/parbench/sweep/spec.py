@@ -8,7 +8,8 @@ it: `job_info` gives that, and the rule passes it as a resource, which reruns no
 
 import json
 
-from parbench import environment, order
+from parbench import environment
+from parbench.sweep import order
 
 # What a variant may override: the run's interpreter, its environment variables, the BLAS policy,
 # and a backend's own section (its start method, its cluster address).

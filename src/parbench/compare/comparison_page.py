@@ -1,6 +1,6 @@
 """results/comparison.html: what kind of comparison, what differs between the sides, the verdicts
 (figures and tables), the cells not compared and how to read it, rendered from
-templates/comparison.html.j2 by parbench.pages (autoescaping) with the report's stylesheet."""
+templates/comparison.html.j2 by parbench.report.pages (autoescaping) with the report's stylesheet."""
 
 import base64
 import time
@@ -8,11 +8,13 @@ import time
 import numpy as np
 import pandas as pd
 
-from parbench import judge, pages, stats
-from parbench.comparison_figure import against, cells, margin_of
-from parbench.facts import Sweep, differences, framing, variant_framing, variant_sweeps
-from parbench.judge import MEMORY_VERDICTS, NOT_COMPARABLE, ONLY_BASELINE, ONLY_HERE, SAME_TASK_KEYS, THROUGHPUT_VERDICTS
-from parbench.provenance import mixed_provenance_text
+from parbench import stats
+from parbench.compare import judge
+from parbench.compare.comparison_figure import against, cells, margin_of
+from parbench.compare.facts import Sweep, differences, framing, variant_framing, variant_sweeps
+from parbench.compare.judge import MEMORY_VERDICTS, NOT_COMPARABLE, ONLY_BASELINE, ONLY_HERE, SAME_TASK_KEYS, THROUGHPUT_VERDICTS
+from parbench.report import pages
+from parbench.report.provenance import mixed_provenance_text
 from parbench.text import MIB, interval_text, num
 
 SECTIONS = {"differs": "What differs", "verdicts": "Verdicts", "not-comparable": "Cells not compared", "method": "How to read this"}

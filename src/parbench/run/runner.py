@@ -16,7 +16,7 @@ import numpy as np
 import psutil
 
 from parbench import backends, cgroups, environment, plugins, records, worker, workloads
-from parbench.measure import TreeSampler, proc_stat
+from parbench.run.measure import TreeSampler, proc_stat
 from parbench.worker import Marks, TaskError
 from parbench.workloads.base import RUN_KEYS, Work, WorkloadError
 

@@ -1,7 +1,7 @@
 """A finished sweep's results folder as a baseline to compare with: what makes one usable, and its files.
 
 Light on purpose: Snakemake checks compare_with when it parses the workflow, and importing
-parbench.compare there (pandas, scipy: 900 more modules) mapped their libraries into Snakemake's own
+parbench.compare.compare there (pandas, scipy: 900 more modules) mapped their libraries into Snakemake's own
 process, which then shares pages with every run's driver: beside such a process a serial ner run's
 PSS was 3.9 MiB (2.7 %) lower, in 3 of 3 paired runs.
 """

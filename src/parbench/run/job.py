@@ -1,7 +1,7 @@
 """The benchmark job's entry point (rule run, twin, variant and sentinel): one run in a fresh
 supervised driver process, written as one record.
 
-    python -m parbench.job RECORD LOG SPEC INFO
+    python -m parbench.run.job RECORD LOG SPEC INFO
 
 A `shell:` rule calls it rather than a `script:`, so that a job does not import Snakemake (about a
 second per run). SPEC is the run spec as JSON (the rule's params: what shapes the run), ORDER the
@@ -20,9 +20,9 @@ def main(argv: list[str]) -> int:
     open(log, "w").close()
     sys.stderr = open(log, "a", buffering=1)
 
-    from parbench import progress
     from parbench.cleanup import Abandoned
-    from parbench.supervise import Interrupted, NotWritable, supervise
+    from parbench.run.supervise import Interrupted, NotWritable, supervise
+    from parbench.sweep import progress
 
     spec = {**json.loads(spec), **json.loads(info)}
     try:

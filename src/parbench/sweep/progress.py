@@ -9,10 +9,11 @@ import json
 import time
 from pathlib import Path
 
-from parbench import order, records
+from parbench import records
+from parbench.sweep import order
 
 PLAN = Path(".snakemake", "parbench", "plan.json")
-JOB_START_S = 1.0  # a job's own start-up (python -m parbench.job) beyond its record's started_at..finished_at
+JOB_START_S = 1.0  # a job's own start-up (python -m parbench.run.job) beyond its record's started_at..finished_at
 
 
 def _minutes(seconds: float) -> str:

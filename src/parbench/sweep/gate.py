@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from parbench import decide, judge
+from parbench import decide
+from parbench.compare import judge
 
 # What `fail_on` may name, and the comparison verdict each one trips on (judge's words, beyond the margin).
 TRIPS = {"slower": ("verdict", decide.SLOWER), "more-memory": ("memory_verdict", judge.MEMORY_WORDS[decide.FASTER])}

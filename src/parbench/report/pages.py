@@ -9,7 +9,7 @@ from markupsafe import Markup
 
 from parbench.text import num
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parents[1] / "templates"
 
 
 def css() -> Markup:

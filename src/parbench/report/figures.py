@@ -1,6 +1,6 @@
 """The figures every workload gets: names (files results/figures/{workload}_{name}.png) and the
 captions the report shows under them. One place: the Snakefile's targets, the plot functions
-(parbench.plots.DRAW) and the report read them from here."""
+(parbench.report.plots.DRAW) and the report read them from here."""
 
 FIGURES = {
     "throughput": "Items per second in the timed batches (steady state), median with its 95 % bootstrap interval (band); "

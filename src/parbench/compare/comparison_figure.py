@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from parbench import judge
+from parbench.compare import judge
 from parbench.stats import REFERENCE
 from parbench.text import workers_text
 

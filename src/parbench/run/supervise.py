@@ -24,8 +24,8 @@ from pathlib import Path
 import psutil
 
 from parbench import cgroups, cleanup, environment, records, worker
-from parbench.driver import BUG_EXIT, SUPERVISOR, kill_tree
-from parbench.measure import proc_stat
+from parbench.run.driver import BUG_EXIT, SUPERVISOR, kill_tree
+from parbench.run.measure import proc_stat
 
 PR_SET_CHILD_SUBREAPER = 36
 DEFAULT_TIMEOUT_S = 1800
@@ -231,7 +231,7 @@ def supervise(spec: dict, out_path, log_path) -> dict:
         library = Path(tmp, "library")
         leaves = {cleanup.LEAVES_ENV: str(Path(tmp, cleanup.LEAVES)), worker.FAULTS_ENV: str(faults), cleanup.LIBRARY_ENV: str(library)}
         python = environment.interpreter(spec["settings"].get("python"))
-        command = [python, "-m", "parbench.driver", str(spec_path), str(partial)]
+        command = [python, "-m", "parbench.run.driver", str(spec_path), str(partial)]
         env = {**(spec["settings"].get("env") or {}), **leaves, **_own_code_for(python, Path(tmp))}
         driver = _start_driver(command, log, groups, env)
         around = Around(groups.groups.get("cpu"))
@@ -280,7 +280,7 @@ def _own_code_for(python: str, tmp: Path) -> dict:
         return {}
     folder = tmp / "parbench-only"
     folder.mkdir()
-    (folder / "parbench").symlink_to(Path(__file__).resolve().parent)
+    (folder / "parbench").symlink_to(Path(__file__).resolve().parents[1])
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
 
 

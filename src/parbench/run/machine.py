@@ -76,7 +76,7 @@ if __name__ == "__main__":
     import sys
 
     from parbench import records
-    from parbench.driver import SUPERVISOR, die_with_parent
+    from parbench.run.driver import SUPERVISOR, die_with_parent
 
     die_with_parent(int(os.environ[SUPERVISOR]))  # the rule's script: if the sweep dies, so does this (and its Ray)
     records.write(sys.argv[1], measure())

@@ -14,7 +14,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from parbench import backends, claims  # noqa: E402
+from parbench import backends  # noqa: E402
+from parbench.report import claims  # noqa: E402
 from parbench.stats import clean, first_variant  # noqa: E402
 from parbench.text import UNIT, workers_text  # noqa: E402
 

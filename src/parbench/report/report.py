@@ -1,8 +1,8 @@
 """results/report.html: one self-contained page (figures embedded as data URIs) from the tables.
 
-The sentences come from parbench.claims (findings and the per-workload summary) and parbench.blog
+The sentences come from parbench.report.claims (findings and the per-workload summary) and parbench.report.blog
 (the blog replicated), each workload adding its own explanation; this module gathers them and
-renders templates/report.html.j2 (parbench.pages: autoescaping, so no text reaches the page unescaped).
+renders templates/report.html.j2 (parbench.report.pages: autoescaping, so no text reaches the page unescaped).
 """
 
 import base64
@@ -15,9 +15,10 @@ import pandas as pd
 import yaml
 from markupsafe import Markup
 
-from parbench import blog, claims, provenance, workloads
-from parbench.figures import FIGURES, split_name
-from parbench.pages import css, render, table
+from parbench import workloads
+from parbench.report import blog, claims, provenance
+from parbench.report.figures import FIGURES, split_name
+from parbench.report.pages import css, render, table
 from parbench.stats import AA_COLUMNS, first_variant, is_clean
 from parbench.text import MIB, UNIT, blas_text, commit_text, gib_text, num
 

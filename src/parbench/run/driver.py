@@ -1,4 +1,4 @@
-"""The driver: the fresh process in which one run happens (`python -m parbench.driver RUN_ID OUT`,
+"""The driver: the fresh process in which one run happens (`python -m parbench.run.driver RUN_ID OUT`,
 with the supervisor's pid in $PARBENCH_SUPERVISOR_PID).
 
 It writes the record so far to OUT after every phase, and the finished record at the end. An
@@ -17,7 +17,8 @@ import traceback
 
 import psutil
 
-from parbench import records, runner, worker
+from parbench import records, worker
+from parbench.run import runner
 
 SUPERVISOR = "PARBENCH_SUPERVISOR_PID"
 # The driver's exit code for a bug in parbench (an exception the runner did not turn into a record);

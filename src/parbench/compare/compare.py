@@ -1,24 +1,24 @@
 """Compare runs: every other variant of this sweep with its first variant (paired within rounds,
 the method's way), and this sweep with finished sweeps of other sessions (baselines, compare_with,
 normalised by both sweeps' sentinels). Per cell, the throughput ratio and the memory ratio with
-90 % intervals and the method's words (parbench.judge holds that logic); parbench.facts says what
-differs between the sides, parbench.comparison_figure draws them, parbench.comparison_page writes the page.
+90 % intervals and the method's words (parbench.compare.judge holds that logic); parbench.compare.facts says what
+differs between the sides, parbench.compare.comparison_figure draws them, parbench.compare.comparison_page writes the page.
 """
 
 from pathlib import Path
 
 import pandas as pd
 
-from parbench import comparison_figure, judge
-from parbench.comparison_page import page
-from parbench.facts import Sweep
+from parbench.compare import comparison_figure, judge
+from parbench.compare.comparison_page import page
+from parbench.compare.facts import Sweep
 
 
 def compare(here: Sweep, bases: list[Sweep], margin: float = judge.MARGIN, variants=None) -> pd.DataFrame:
     """comparison.csv: one row per comparison x cell. First every other variant of this sweep against
     its first variant (paired within rounds), then this sweep against each baseline (normalised by the
     sentinels). Ratios are the compared side over the baseline (throughput above 1: faster; memory
-    above 1: more memory), with 90 % intervals and the method's words (parbench.judge)."""
+    above 1: more memory), with 90 % intervals and the method's words (parbench.compare.judge)."""
     rows = judge.within(here.records, variants, margin)
     for base in bases:
         rows += judge.across(here.records, here.sentinels, base.records, base.sentinels, base.name, margin)

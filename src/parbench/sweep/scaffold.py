@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from parbench import config as parbench_config
-from parbench import workflow_files
+from parbench.sweep import config as parbench_config
+from parbench.sweep import workflow_files
 from parbench.workloads import _user
 
 NO_DEFAULT = object()
