@@ -8,7 +8,7 @@ from snakemake.utils import min_version
 min_version("9.17")
 
 
-# This file's folder: a checkout's top, or the copy an installed parbench carries (parbench.workflow_files).
+# This file's folder: a checkout's top, or the copy an installed parbench carries (parbench.sweep.workflow_files).
 PARBENCH_ROOT = workflow.current_basedir
 
 
