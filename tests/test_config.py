@@ -1,13 +1,14 @@
 """The config contract: defaults filled in, bad values refused naming the key and what is allowed,
 both from the library and from Snakemake (before any job starts, without a traceback)."""
 
+import ast
 import copy
 from pathlib import Path
 
 import pytest
 from conftest import SCHEMA, TEXTS, scheduled_outputs, schema, scratch_workflow, snakemake
 
-from parbench import backends, workloads
+from parbench import backends, plugins, workloads
 from parbench.sweep.config import ConfigError, complete, validate
 
 MINIMAL = {
@@ -184,6 +185,22 @@ def test_the_schema_takes_every_backend_and_workload_from_the_plugins():
     sch = complete(schema())
     assert sorted(sch["properties"]["backends"]["items"]["enum"]) == backends.names()
     assert sorted(sch["properties"]["workloads"]["properties"]) == workloads.names()
+
+
+def test_the_reference_backend_is_named_in_one_place():
+    """Every cell is compared with plugins.REFERENCE, a real backend; no other module spells its name
+    (a string constant), so the reference has one owner."""
+    assert plugins.REFERENCE in backends.names()
+    source = Path(plugins.__file__).parent
+    owners = {source / "plugins.py", source / "backends" / f"{plugins.module_name(plugins.REFERENCE)}.py"}
+    spelled = [
+        f"{path.relative_to(source)}:{node.lineno}"
+        for path in sorted(source.rglob("*.py"))
+        if path not in owners
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and node.value == plugins.REFERENCE
+    ]
+    assert not spelled, f"use plugins.REFERENCE: {spelled}"
 
 
 @pytest.mark.parametrize("name", workloads.names())

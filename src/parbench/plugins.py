@@ -12,6 +12,10 @@ class Unavailable(Exception):
     cannot be loaded where its tasks run): the run is `skipped` with this reason, before any timer."""
 
 
+# The reference backend, by its config word (backends/serial.py): every cell is compared with it at the
+# same worker count; the rest of parbench names it only through this constant.
+REFERENCE = "serial"
+
 # The plugin packages: each finds its modules by name at run time (names, load).
 PLUGIN_PACKAGES = ("backends", "workloads")
 

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from parbench import decide
+from parbench.plugins import REFERENCE  # every cell's reference (its workers only set the batch size)
 
 KEYS = ["workload", "backend", "workers"]
 CELL = [*KEYS, "variant"]  # a stats row: a cell of one variant ("" when the config has no variants)
-REFERENCE = "serial"  # every cell's reference: this backend at the same worker count (its workers only set the batch size)
 N_BOOT = 2000  # compare.py's bootstrap (cross-session comparisons)
 CONFIDENCE = 0.95  # compare.py's bootstrap percentiles; stats' own intervals are decide's 90 % ones
 # A run was made on a busy machine when the rest of the machine (other processes, and other guests

@@ -16,7 +16,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from parbench import backends  # noqa: E402
 from parbench.report import claims  # noqa: E402
-from parbench.stats import clean, first_variant  # noqa: E402
+from parbench.stats import REFERENCE, clean, first_variant  # noqa: E402
 from parbench.text import UNIT, workers_text  # noqa: E402
 
 MIB = 1024**2
@@ -117,7 +117,7 @@ def _ideal(stats, runs, machine) -> tuple[pd.Series | None, str]:
     workers = np.array(sorted(stats.workers.unique()))
     cores = machine.get("physical_cores") or 1
     flops = runs.flops_per_item.dropna() if "flops_per_item" in runs else pd.Series(dtype=float)
-    serial = stats[stats.backend == "serial"]
+    serial = stats[stats.backend == REFERENCE]
     if len(flops) and machine.get("blas_gflops_single"):
         per_core = machine["blas_gflops_single"] * 1e9 / flops.median()
     elif serial.throughput_median.notna().any() and len(workers):
@@ -134,7 +134,7 @@ def speedup(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, workload: st
     """Throughput over serial's at the same worker count (same batches); serial is the line at 1."""
     extra = [Line2D([], [], color="0.3", ls="--", lw=1, label="serial (= 1)")]
     grid, ax = _lines(
-        stats[stats.backend != "serial"],
+        stats[stats.backend != REFERENCE],
         "speedup_vs_serial",
         "speedup_ci_low",
         "speedup_ci_high",

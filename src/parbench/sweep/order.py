@@ -12,11 +12,11 @@ run's param: changing them reruns nothing, and adding a round only adds its runs
 
 import random
 
+from parbench.plugins import REFERENCE
 from parbench.records import RUN, TWIN, VARIANT
 
 SENTINEL = "results/sentinels/round-{trial}.json"
 # The backend every cell is measured against, round by round: the simplest thing that works.
-REFERENCE = "serial"
 SENTINEL_CELL = {"workload": "matmul", "backend": REFERENCE, "workers": 1}
 
 

@@ -4,6 +4,7 @@ import functools
 import importlib.util
 from pathlib import Path
 
+from parbench.plugins import REFERENCE
 from parbench.workloads.base import BaseWorkload, Work, pairs
 
 # spaCy's Language.max_length: a longer text makes nlp() raise (a pipeline may not change it).
@@ -100,7 +101,7 @@ class Workload(BaseWorkload):
         per_task = ok.state_builds_timed / (ok.tasks_per_batch * ok.n_batches)
         naive = per_task[ok.backend == "multiprocessing"]
         loads = f" (model loads per task in the timed batches here: {naive.median():.2g})" if len(naive) else ""
-        load_s = stats.loc[stats.backend == "serial", "setup_s_median"]
+        load_s = stats.loc[stats.backend == REFERENCE, "setup_s_median"]
         once = f"; one load takes {load_s.median():.2g} s here (serial's setup)" if len(load_s) and load_s.notna().any() else ""
         out = [
             f"Where the spaCy model is loaded decides the blog's gap: its multiprocessing pattern loads it inside every "

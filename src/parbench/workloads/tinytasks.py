@@ -2,6 +2,7 @@
 Ray's "too fine-grained tasks" example (10,000 items of about 16 µs each); `items_per_task`
 batches them as its documentation recommends."""
 
+from parbench.plugins import REFERENCE
 from parbench.workloads.base import BaseWorkload, Work, pairs
 
 MASK = 0x7FFFFFFF
@@ -49,7 +50,7 @@ class Workload(BaseWorkload):
             f"{d['items_per_task']:,} items per task {d['batched_s']} s ({d['batched_s'] / d['serial_s']:.2f}×, on a machine "
             "with more cores; a sleep needs no core)."
         )
-        serial, ray = stats[stats.backend == "serial"], stats[stats.backend == "ray"]
+        serial, ray = stats[stats.backend == REFERENCE], stats[stats.backend == "ray"]
         if not len(serial) or not len(ray) or serial.throughput_median.isna().all() or ray.throughput_median.isna().all():
             return [cited]
         chunk = int(stats.items_per_task.iloc[0]) if "items_per_task" in stats else 1
