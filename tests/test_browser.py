@@ -1,6 +1,7 @@
 """The report of the tests' tiny real sweep (conftest.tiny_pipeline), rendered in headless Chromium: every figure loads, every section
 is there, nothing is fetched from outside the page. Needs Debian's chromium (`make browser`)."""
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -27,6 +28,24 @@ def unavailable(what: str):
     pytest.skip(what)
 
 
+@contextlib.contextmanager
+def offline_page(outside: list):
+    """A Chromium page that loads only file: and data: URLs; every other request is aborted and listed in `outside`."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.route(
+                "**/*",
+                lambda r: r.continue_() if r.request.url.startswith(("file:", "data:")) else (outside.append(r.request.url), r.abort()),
+            )
+            yield page
+        finally:
+            browser.close()
+
+
 @pytest.fixture(scope="module")
 def report_html(tiny_pipeline):
     if not CHROMIUM.exists():
@@ -40,29 +59,14 @@ def report_html(tiny_pipeline):
 
 
 def test_report_renders_in_chromium(report_html, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     outside = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.route(
-                "**/*",
-                lambda route: (
-                    route.continue_()
-                    if route.request.url.startswith(("file:", "data:"))
-                    else (outside.append(route.request.url), route.abort())
-                ),
-            )
-            page.goto(report_html.as_uri(), wait_until="load")
-            images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.complete, i.naturalWidth])")
-            sections = page.eval_on_selector_all("section", "ss => ss.map(s => s.id)")
-            advice = page.inner_text("#findings .cards")
-            noise = page.eval_on_selector_all("#summary ul.noise li", "lis => lis.map(li => li.innerText)")
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        finally:
-            browser.close()
+    with offline_page(outside) as page:
+        page.goto(report_html.as_uri(), wait_until="load")
+        images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.complete, i.naturalWidth])")
+        sections = page.eval_on_selector_all("section", "ss => ss.map(s => s.id)")
+        advice = page.inner_text("#findings .cards")
+        noise = page.eval_on_selector_all("#summary ul.noise li", "lis => lis.map(li => li.innerText)")
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     workloads = list(PIPELINE_CONFIG["workloads"])
     assert len(images) == 4 * len(workloads)  # 4 figures per workload
     assert all(complete and width > 0 for _, complete, width in images), images

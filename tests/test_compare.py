@@ -532,11 +532,10 @@ def test_write_makes_the_table_figures_and_a_self_contained_page(tmp_path):
 
 def test_the_page_renders_offline_in_chromium(tmp_path):
     """Every figure loads and nothing is fetched from outside the page (as tests/test_browser.py does for the report)."""
-    from test_browser import ARGS, CHROMIUM, unavailable
+    from test_browser import CHROMIUM, offline_page, unavailable
 
     if not CHROMIUM.exists():
         unavailable(f"{CHROMIUM} is missing: install Debian's chromium (make browser)")
-    from playwright.sync_api import sync_playwright
 
     rng = np.random.default_rng(17)
     cells = [("matmul", "serial", 1), ("matmul", "ray", 2), ("ner", "ray", 2)]
@@ -544,20 +543,11 @@ def test_the_page_renders_offline_in_chromium(tmp_path):
     here, base = Sweep("this sweep", synthetic(rng, speed=0.5, cells=cells)), Sweep("old", synthetic(rng, cells=cells))
     compare.write(tmp_path / "c.csv", tmp_path / "comparison.html", png, [p.with_suffix(".svg") for p in png], here, [base])
     outside = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.route(
-                "**/*",
-                lambda r: r.continue_() if r.request.url.startswith(("file:", "data:")) else (outside.append(r.request.url), r.abort()),
-            )
-            page.goto((tmp_path / "comparison.html").as_uri(), wait_until="load")
-            images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
-            sections = page.eval_on_selector_all("section", "ss => ss.map(s => s.id)")
-            slower = page.locator("td.v-slower").count()
-        finally:
-            browser.close()
+    with offline_page(outside) as page:
+        page.goto((tmp_path / "comparison.html").as_uri(), wait_until="load")
+        images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
+        sections = page.eval_on_selector_all("section", "ss => ss.map(s => s.id)")
+        slower = page.locator("td.v-slower").count()
     assert len(images) == 2 and all(done and width > 0 for done, width in images), images
     assert sections == list(comparison_page.SECTIONS) and slower == 3 and outside == []
 
