@@ -120,8 +120,9 @@ def _ratio_claim(ratio) -> str:
     return f"not clearly different from ray: {num(value)}× its batch time {interval_text(low, high, '×')}"
 
 
-def blog_explanation(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, config: dict, workload: str) -> str:
-    """One generated paragraph: the two framings measured here, and what explains the gap between them."""
+def blog_explanation(stats: pd.DataFrame, runs: pd.DataFrame, workload: str, explained: list[str]) -> str:
+    """One generated paragraph: the two framings measured here, and what explains the gap between them
+    (`explained`: the workload's own account, made once by the report for its findings too)."""
     s, r = stats[stats.workload == workload], runs[runs.workload == workload]
     w = closest_workers(s)
     if w is None:
@@ -144,8 +145,7 @@ def blog_explanation(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, con
         + (_ratio_claim(fair) if fair else "not measured (not run or not clean)")
         + "."
     ]
-    params = (config.get("workloads") or {}).get(workload) or {}
-    parts += cls.explain(s, r, machine, params)
+    parts += explained
     # A workload's own account of the gap between the framings, from the two cells they compare.
     naive_row, ray_row = _cell(s, NAIVE, w), _cell(s, RAY, w)
     if (framing := getattr(cls, "blog_framing", None)) and naive_row is not None and ray_row is not None and "blog_timer_s_median" in s:

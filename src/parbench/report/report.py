@@ -84,13 +84,22 @@ def explanation(name: str, config: dict):
         return None, params
 
 
-def findings(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, config: dict) -> list[dict]:
+def explanations(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, config: dict) -> dict[str, list[str]]:
+    """Each workload's own account of its figures (its class's `explain`), made once: the findings and the
+    blog's paragraph both show it."""
+    out = {}
+    for workload, s in stats.groupby("workload", sort=False):
+        explain, params = explanation(workload, config)
+        out[workload] = explain(s, runs[runs.workload == workload], machine, params) if explain else []
+    return out
+
+
+def findings(stats: pd.DataFrame, runs: pd.DataFrame, explained: dict[str, list[str]]) -> list[dict]:
     stats = stats.merge(claims.memory_ranges(runs), on=claims.KEYS, how="left") if len(runs) else stats
     out = []
     for workload, s in stats.groupby("workload", sort=False):
         r = runs[runs.workload == workload]
         found = claims.findings(s, r)
-        explain, params = explanation(workload, config)
         titles = {
             "per_workers": "By worker count",
             "scaling": "Scaling",
@@ -101,7 +110,7 @@ def findings(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, config: dic
             "excluded": "Left out",
         }
         details = [(title, found[key]) for key, title in titles.items() if found[key]]
-        why = explain(s, r, machine, params) if explain else []
+        why = explained.get(workload, [])
         if why:
             details.insert(0, ("What explains it", why))
         out.append({"name": workload, "advice": found["advice"], "details": details})
@@ -247,6 +256,7 @@ def context(
     )
     packages = pd.DataFrame([{"package": k, "version": v} for k, v in (env.get("packages") or {}).items() if v])
     replicated = blog.blog_table(stats, runs)
+    explained = explanations(stats, runs, machine, config)
     return {
         "css": css(),
         "sections": SECTIONS,
@@ -267,13 +277,13 @@ def context(
         ],
         "noise_floor": claims.noise_floor(aa),
         "summary": table(claims.summary(stats, runs), "summary"),
-        "findings": findings(stats, runs, machine, config),
+        "findings": findings(stats, runs, explained),
         "unit": UNIT,
         "min_trials": claims.MIN_TRIALS,
         "cores": machine.get("physical_cores", "?"),
         "every_cell": every_cell(stats),
         "blog_table": table(replicated) if len(replicated) else None,
-        "blog_text": [blog.blog_explanation(stats, runs, machine, config, w) for w in replicated.workload.unique()]
+        "blog_text": [blog.blog_explanation(stats, runs, w, explained.get(w, [])) for w in replicated.workload.unique()]
         if len(replicated)
         else [],
         "figures": figures(figure_paths),
