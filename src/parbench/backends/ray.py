@@ -21,6 +21,9 @@ import ray  # noqa: E402
 from parbench import cleanup, worker  # noqa: E402
 from parbench.backends.base import BackendError, BaseBackend, check_reachable  # noqa: E402
 
+# The distributions whose versions can change this backend's results: every run's record names them (parbench.environment).
+PACKAGES = ("ray",)
+
 
 def _node() -> str:
     """The Ray node this worker runs on (nodes can share a host and its address); asked once per worker."""
