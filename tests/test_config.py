@@ -187,20 +187,29 @@ def test_the_schema_takes_every_backend_and_workload_from_the_plugins():
     assert sorted(sch["properties"]["workloads"]["properties"]) == workloads.names()
 
 
-def test_the_reference_backend_is_named_in_one_place():
-    """Every cell is compared with plugins.REFERENCE, a real backend; no other module spells its name
-    (a string constant), so the reference has one owner."""
-    assert plugins.REFERENCE in backends.names()
+ROLES = [
+    # (the plugin with a role the rest needs, its package, how the rest knows it)
+    (plugins.REFERENCE, "backends", "plugins.REFERENCE"),
+    *((b, "backends", "its SHARES_ONE_GIL") for b, yes in plugins.declared("backends", "SHARES_ONE_GIL").items() if yes),
+    *((w, "workloads", "its SENTINEL") for w, yes in plugins.declared("workloads", "SENTINEL").items() if yes),
+]
+
+
+@pytest.mark.parametrize("name, package, how", ROLES, ids=[r[0] for r in ROLES])
+def test_a_plugin_with_a_role_is_named_only_by_itself(name, package, how):
+    """The reference backend, the backend whose threads share a GIL and the sentinel workload are known through
+    what the plugin declares; no other module spells the name (a string constant)."""
+    assert name in (backends.names() if package == "backends" else workloads.names())
     source = Path(plugins.__file__).parent
-    owners = {source / "plugins.py", source / "backends" / f"{plugins.module_name(plugins.REFERENCE)}.py"}
+    owners = {source / "plugins.py", source / package / f"{plugins.module_name(name)}.py"}
     spelled = [
         f"{path.relative_to(source)}:{node.lineno}"
         for path in sorted(source.rglob("*.py"))
         if path not in owners
         for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.Constant) and node.value == plugins.REFERENCE
+        if isinstance(node, ast.Constant) and node.value == name
     ]
-    assert not spelled, f"use plugins.REFERENCE: {spelled}"
+    assert not spelled, f"{name!r}: use {how}: {spelled}"
 
 
 @pytest.mark.parametrize("name", workloads.names())

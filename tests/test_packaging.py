@@ -7,6 +7,7 @@ import yaml
 from conftest import REPO
 
 from parbench import environment as parbench_environment
+from parbench import plugins
 
 CONDA_ONLY = {"python", "pip"}
 # conda-forge names that differ from PyPI's
@@ -134,12 +135,12 @@ def test_a_plugin_declares_its_packages_and_every_record_names_them(tmp_path, mo
     for package in ("backends", "workloads"):
         (tmp_path / package).mkdir()
     (tmp_path / "backends" / "mine.py").write_text('import no_such_module\n\nPACKAGES = ("left-pad",)\n')
-    monkeypatch.setattr(parbench_environment, "SOURCE", tmp_path)
-    parbench_environment.plugin_packages.cache_clear()
+    monkeypatch.setattr(plugins, "SOURCE", tmp_path)
+    plugins.declared.cache_clear()
     try:
         assert parbench_environment.plugin_packages() == ("left-pad",)
         found = parbench_environment.versions()
         assert found["left-pad"] is None and found["numpy"], found
     finally:
         monkeypatch.undo()
-        parbench_environment.plugin_packages.cache_clear()
+        plugins.declared.cache_clear()

@@ -14,22 +14,17 @@ from pathlib import Path
 
 import psutil
 
+from parbench import plugins
 from parbench.plugins import PLUGIN_PACKAGES, module_name, python_build
 
 # Every distribution whose version can change any result; a plugin adds its own (`PACKAGES` in its module).
 PACKAGES = ["parbench", "numpy", "scipy", "pandas", "cloudpickle", "snakemake", "psutil", "threadpoolctl"]
 
 
-@functools.cache
 def plugin_packages() -> tuple[str, ...]:
-    """The distributions the plugins declare (a module-level `PACKAGES` tuple), read from their source:
-    a run's record names them all without importing every backend (Ray, Dask) into its driver."""
-    found = []
-    for package in PLUGIN_PACKAGES:
-        for path in sorted((SOURCE / package).glob("*.py")):
-            for node in ast.parse(path.read_text()).body:
-                if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "PACKAGES" for t in node.targets):
-                    found += ast.literal_eval(node.value)
+    """The distributions the plugins declare (a module-level `PACKAGES` tuple, read from their source): a run's
+    record names them all without importing every backend (Ray, Dask) into its driver."""
+    found = [name for package in PLUGIN_PACKAGES for names in plugins.declared(package, "PACKAGES").values() for name in names]
     return tuple(dict.fromkeys(found))
 
 

@@ -1,10 +1,13 @@
 """Find backends and workloads by name: one module each, no registry to edit."""
 
+import ast
 import contextlib
+import functools
 import importlib
 import pkgutil
 import sys
 import sysconfig
+from pathlib import Path
 
 
 class Unavailable(Exception):
@@ -18,6 +21,22 @@ REFERENCE = "serial"
 
 # The plugin packages: each finds its modules by name at run time (names, load).
 PLUGIN_PACKAGES = ("backends", "workloads")
+SOURCE = Path(__file__).parent
+
+
+@functools.cache
+def declared(package: str, constant: str) -> dict:
+    """{plugin's config word: value} of a module-level constant its plugins declare (`PACKAGES`, `SENTINEL`),
+    read from their source, not imported: what the rest of parbench needs to know of a plugin, without Ray or
+    spaCy in the process that asks (Snakemake's own, a run's driver)."""
+    found = {}
+    for path in sorted((SOURCE / package).glob("*.py")):
+        if path.stem.startswith("_") or path.stem == "base":
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == constant for t in node.targets):
+                found[path.stem.replace("_", "-")] = ast.literal_eval(node.value)
+    return found
 
 
 def python_build() -> str:

@@ -13,6 +13,9 @@ from parbench import worker
 from parbench.backends.base import BaseBackend
 
 START_TIMEOUT_S = 60
+# Its workers are threads of one interpreter: where they keep several cores busy, the GIL is released
+# (the report's "kind" of a workload reads this backend's runs for that).
+SHARES_ONE_GIL = True
 
 
 class Backend(BaseBackend):

@@ -8,11 +8,13 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from parbench import decide
+from parbench import decide, plugins
 from parbench.stats import BUSY_OTHER_CORES, REFERENCE, clean, is_clean, paired_cells, round_logs
 from parbench.text import UNIT, interval_text, mib, num, seconds_text, size_text, workers_text
 
 KEYS = ["workload", "backend", "workers"]
+# The backends whose workers share one interpreter's GIL (SHARES_ONE_GIL in their module): their busy cores say whether it is released.
+ONE_GIL = [b for b, yes in plugins.declared("backends", "SHARES_ONE_GIL").items() if yes]
 # The least data an interval needs: two clean rounds (fresh processes), so that it sees how much one
 # process differs from another.
 MIN_TRIALS = 2
@@ -610,7 +612,7 @@ def summary(stats: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     interval and verdict over serial and its memory, and the runner-up where the two cannot be told apart."""
     rows = []
     for workload, s in stats.groupby("workload", sort=False):
-        serial, threads = s[s.backend == REFERENCE], s[(s.backend == "threads") & (s.workers >= 2)]
+        serial, threads = s[s.backend == REFERENCE], s[s.backend.isin(ONE_GIL) & (s.workers >= 2)]
         choice = choose(s, runs[runs.workload == workload] if runs is not None and "workload" in runs else None)
         row = {
             "workload": workload,

@@ -12,12 +12,12 @@ run's param: changing them reruns nothing, and adding a round only adds its runs
 
 import random
 
-from parbench.plugins import REFERENCE
+from parbench.plugins import REFERENCE, declared
 from parbench.records import RUN, TWIN, VARIANT
 
 SENTINEL = "results/sentinels/round-{trial}.json"
-# The backend every cell is measured against, round by round: the simplest thing that works.
-SENTINEL_CELL = {"workload": "matmul", "backend": REFERENCE, "workers": 1}
+# The workload that declares itself the sentinel (SENTINEL = True in its module), on the reference backend.
+SENTINEL_CELL = {"workload": next(w for w, yes in declared("workloads", "SENTINEL").items() if yes), "backend": REFERENCE, "workers": 1}
 
 
 def rounds(config: dict) -> range:

@@ -9,6 +9,8 @@ from parbench.workloads.base import BaseWorkload, Work, pairs
 
 # Relative tolerance of the Freivalds check; float64 rounding at n = 10240 is ~1e-12.
 RTOL = 1e-9
+# The sweep's sentinel (parbench.sweep.order): a small serial matmul in every round, whose speed tracks the machine's.
+SENTINEL = True
 
 
 def random_matrix(n: int, seed: int, chunks: int = 16) -> np.ndarray:
