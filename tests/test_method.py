@@ -1,6 +1,6 @@
 """The method's error rates, measured (issue 25, docs/method.md): synthetic sweeps of known truth
 (tests/synthetic.py, the issue's realistic noise) through the real stats.tables, stats.stats,
-stats.aa and claims.choose, 200 seeds each, every rate printed with its 95 % Clopper–Pearson interval.
+stats.aa and decisions.choose, 200 seeds each, every rate printed with its 95 % Clopper–Pearson interval.
 
 (a) an A/A twin gets a false verdict (faster or slower) in at most 5 % of workloads;
 (b) a sweep where every backend equals serial recommends a parallel backend in at most 5 % of sweeps;
@@ -20,7 +20,7 @@ from conftest import REPO, at_default_and_needed_rounds
 from scipy import stats as st
 
 from parbench import decide, stats
-from parbench.report import claims
+from parbench.report import decisions
 
 SEEDS = 200
 ROUNDS = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["trials"]  # the default sweep's rounds
@@ -45,7 +45,7 @@ def new_method(records: list[dict]):
     """The real code on one sweep: each workload's recommended cell, and the A/A table."""
     runs, batches = stats.tables(records)
     table = stats.stats(runs, batches)
-    chosen = {w: claims.choose(s, runs[runs.workload == w]) for w, s in table.groupby("workload")}
+    chosen = {w: decisions.choose(s, runs[runs.workload == w]) for w, s in table.groupby("workload")}
     return chosen, stats.aa(runs)
 
 

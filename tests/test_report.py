@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 
 from parbench import stats, text, workloads
-from parbench.report import blog, claims, figures, plots, report
+from parbench.report import blog, claims, decisions, figures, plots, report
 from parbench.stats import blog_timer, run_row
 
 MIB = 2**20
@@ -160,8 +160,8 @@ def test_every_parallel_cell_equivalent_to_serial_says_so():
 
 def test_touching_intervals_count_as_overlap():
     a, b = cell("ray", 2, 30, 20, 40), cell("dask", 2, 15, 10, 20)
-    assert claims.overlaps(pd.Series(a), pd.Series(b))
-    assert not claims.overlaps(pd.Series(a), pd.Series({**b, "throughput_ci_high": 19.9}))
+    assert decisions.overlaps(pd.Series(a), pd.Series(b))
+    assert not decisions.overlaps(pd.Series(a), pd.Series({**b, "throughput_ci_high": 19.9}))
 
 
 def test_cells_not_clean_are_left_out_of_claims():
@@ -202,7 +202,7 @@ def scaling_frame(*points, backend="ray"):
 
 def test_scaling_stops_where_more_workers_no_longer_beat_the_interval():
     stats = scaling_frame((1, 10, 9, 11), (2, 20, 18, 22), (4, 21, 19, 23), (8, 22, 20, 24))
-    assert claims.scaling_stop(stats)[0].workers == 2
+    assert decisions.scaling_stop(stats)[0].workers == 2
     (text,) = claims.scaling(stats)
     assert text.startswith("ray: scaling stops at 2 workers (20.0 items/s [18.0–22.0]): 4 workers is not faster: cannot tell, 1.05× [")
     assert "at 8 workers: 22.0" in text
@@ -267,7 +267,7 @@ def test_memory_ranges_come_from_clean_runs_only():
             {"workload": "ner", "backend": "ray", "workers": 2, "status": "ok", "verified": False, "peak_tree_pss_bytes": 998},
         ]
     )
-    (row,) = claims.memory_ranges(runs).to_dict("records")
+    (row,) = decisions.memory_ranges(runs).to_dict("records")
     assert (row["peak_tree_pss_bytes_low"], row["peak_tree_pss_bytes_high"]) == (10, 30)
 
 

@@ -7,7 +7,7 @@ the workloads that replicate it (a `blog` attribute, `explain`, and `blog_framin
 import pandas as pd
 
 from parbench import workloads
-from parbench.report.claims import ratio_interval
+from parbench.report.decisions import ratio_interval
 from parbench.stats import is_clean
 from parbench.text import interval_text, mib, num, workers_text
 

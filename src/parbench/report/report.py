@@ -16,7 +16,7 @@ import yaml
 from markupsafe import Markup
 
 from parbench import workloads
-from parbench.report import blog, claims, provenance
+from parbench.report import blog, claims, decisions, provenance
 from parbench.report.figures import FIGURES, split_name
 from parbench.report.pages import css, render, table
 from parbench.stats import AA_COLUMNS, first_variant, is_clean
@@ -95,7 +95,7 @@ def explanations(stats: pd.DataFrame, runs: pd.DataFrame, machine: dict, config:
 
 
 def findings(stats: pd.DataFrame, runs: pd.DataFrame, explained: dict[str, list[str]]) -> list[dict]:
-    stats = stats.merge(claims.memory_ranges(runs), on=claims.KEYS, how="left") if len(runs) else stats
+    stats = stats.merge(decisions.memory_ranges(runs), on=decisions.KEYS, how="left") if len(runs) else stats
     out = []
     for workload, s in stats.groupby("workload", sort=False):
         r = runs[runs.workload == workload]
@@ -216,7 +216,7 @@ def exact_memory_text(runs: pd.DataFrame) -> str:
 def machine_state(runs: pd.DataFrame, sentinels: pd.DataFrame, config: dict) -> list[str]:
     """The machine during the sweep: the busy rule and what it found, the order of the runs, the drift."""
     out = [f"Busy machine: {claims.BUSY_RULE}."]
-    if (n := claims.busy_count(runs)) is not None:
+    if (n := decisions.busy_count(runs)) is not None:
         out.append(
             f"{n} of {len(runs)} runs were made on a busy machine" + (f"; they are marked{claims.BUSY_MARK} in the findings." if n else ".")
         )
@@ -279,7 +279,7 @@ def context(
         "summary": table(claims.summary(stats, runs), "summary"),
         "findings": findings(stats, runs, explained),
         "unit": UNIT,
-        "min_trials": claims.MIN_TRIALS,
+        "min_trials": decisions.MIN_TRIALS,
         "cores": machine.get("physical_cores", "?"),
         "every_cell": every_cell(stats),
         "blog_table": table(replicated) if len(replicated) else None,

@@ -1,0 +1,189 @@
+"""The report's decisions: which cells a claim may rest on, the recommended cell of a workload (`choose`),
+where scaling stops, memory ranges and the machine's busy runs. Pure functions of the stats and runs
+tables, returning rows, numbers and parbench.decide's words; parbench.report.claims puts them in sentences
+(tests/test_method.py measures their error rates on synthetic sweeps)."""
+
+import math
+from typing import NamedTuple
+
+import pandas as pd
+
+from parbench import decide, plugins
+from parbench.stats import REFERENCE, clean, paired_cells, round_logs
+
+KEYS = ["workload", "backend", "workers"]
+
+
+# The backends whose workers share one interpreter's GIL (SHARES_ONE_GIL in their module): their busy cores say whether it is released.
+ONE_GIL = [b for b, yes in plugins.declared("backends", "SHARES_ONE_GIL").items() if yes]
+
+
+# The least data an interval needs: two clean rounds (fresh processes), so that it sees how much one
+# process differs from another.
+MIN_TRIALS = 2
+
+
+# Memory peaks closer than this share are no clear difference, whatever their ranges (one trial has no range).
+MEMORY_TOLERANCE = 0.05
+
+
+# The sentinel's throughput may vary this much over a sweep before the report warns (docs/measurement.md).
+DRIFT_WARN = 0.05
+
+
+def claimable(stats: pd.DataFrame) -> pd.DataFrame:
+    """Cells a claim may rest on: every run ok and verified, at least MIN_TRIALS of them, with a throughput interval."""
+    ok = stats.all_clean.astype(bool) & stats[["throughput_median", "throughput_ci_low", "throughput_ci_high"]].notna().all(axis=1)
+    return stats[ok & (stats.n_clean >= MIN_TRIALS)]
+
+
+def overlaps(a, b, low="throughput_ci_low", high="throughput_ci_high") -> bool:
+    return bool(a[low] <= b[high] and b[low] <= a[high])
+
+
+def ratio_interval(a, b) -> tuple[float, float]:
+    """A conservative interval for throughput(a) / throughput(b) from the two 95 % intervals."""
+    return a.throughput_ci_low / b.throughput_ci_high, a.throughput_ci_high / b.throughput_ci_low
+
+
+def ranked(cells: pd.DataFrame) -> list:
+    return [row for _, row in cells.sort_values("throughput_median", ascending=False).iterrows()]
+
+
+def best_per_backend(cells: pd.DataFrame) -> list:
+    """Each backend's best cell (highest median throughput over worker counts), best first."""
+    return ranked(cells.sort_values("throughput_median", ascending=False).drop_duplicates("backend"))
+
+
+def margin_of(stats: pd.DataFrame) -> float:
+    """The margin the stats table was judged with (config `margin`), else decide's default."""
+    if "margin" in stats and stats.margin.notna().any():
+        return float(stats.margin.dropna().iloc[0])
+    return decide.DEFAULT_MARGIN
+
+
+def family_of(stats: pd.DataFrame) -> int:
+    """How many comparisons with serial the workload's verdicts were judged among (Holm's family)."""
+    if "family" in stats and stats.family.notna().any():
+        return int(stats.family.max())
+    return int((stats.backend != REFERENCE).sum())
+
+
+def word_of(row) -> str:
+    """A cell's verdict against serial (cannot tell where the table has none)."""
+    word = row.get("verdict_vs_serial") if hasattr(row, "get") else None
+    return word if isinstance(word, str) and word in decide.WORDS else decide.CANNOT_TELL
+
+
+class Choice(NamedTuple):
+    """The answer for one workload: the recommended cell; the runner-up (the next cell faster than
+    serial, None if there is none) with the paired ratio best / runner-up and its word (`faster`: the
+    best is ahead; otherwise the two cannot be told apart); every cell faster than serial (best first);
+    the other parallel cells; serial's best cell; the family's size and the margin."""
+
+    best: pd.Series
+    runner_up: pd.Series | None
+    versus_runner_up: decide.Ratio | None
+    runner_up_word: str | None
+    faster: list
+    others: list
+    serial: pd.Series | None
+    family: int
+    margin: float
+
+
+def cell_key(row) -> tuple:
+    return (row.workload, row.backend, row.workers, row.get("variant", "") if not pd.isna(row.get("variant", "")) else "")
+
+
+def paired(runs: pd.DataFrame | None, a, b) -> decide.Ratio | None:
+    """Cell a over cell b, paired within rounds from the runs table; None without runs."""
+    if runs is None or runs.empty or not {"status", "verified", "trial"} <= set(runs):
+        return None
+    r = paired_cells(round_logs(runs), cell_key(a), cell_key(b))
+    return r if r.n else None
+
+
+def choose(stats: pd.DataFrame, runs: pd.DataFrame | None = None, margin: float | None = None) -> Choice | None:
+    """The backend and worker count to use for one workload, None if no cell can be claimed or serial
+    ran no claimable cell. A parallel cell is chosen only where its verdict against serial is `faster`
+    (Holm over the workload's family, beyond the margin); among several, the highest throughput, and it
+    is told apart from the runner-up only where their paired ratio over the rounds says `faster`.
+    Otherwise serial is (the simplest thing, and nothing is faster)."""
+    cells = claimable(stats)
+    serials = ranked(cells[cells.backend == REFERENCE])
+    if cells.empty or not serials:
+        return None
+    margin = margin_of(stats) if margin is None else margin
+    parallel = ranked(cells[cells.backend != REFERENCE])
+    faster = [r for r in parallel if word_of(r) == decide.FASTER]
+    others = [r for r in parallel if word_of(r) != decide.FASTER]
+    best, runner, ratio, word = serials[0], None, None, None
+    if faster:
+        best = faster[0]
+        if len(faster) > 1:
+            runner = faster[1]
+            ratio = paired(runs, best, runner)
+            word = decide.verdict(ratio, margin) if ratio is not None else decide.CANNOT_TELL
+    return Choice(best, runner, ratio, word, faster, others, serials[0], family_of(stats), margin)
+
+
+def log_sd(row) -> float:
+    """The spread (sd of log) of one run's throughput in a cell: stats' throughput_log_sd, else from its 90 % interval."""
+    sd = row.get("throughput_log_sd") if hasattr(row, "get") else None
+    if sd is not None and not pd.isna(sd):
+        return float(sd)
+    n = int(row.n_clean)
+    if n < 2 or not row.throughput_ci_low > 0:
+        return math.nan
+    return math.log(row.throughput_ci_high / row.throughput_ci_low) / (2 * decide.t_quantile(1 - decide.ALPHA, n - 1)) * math.sqrt(n)
+
+
+def step(more, fewer) -> decide.Ratio:
+    """Throughput at more workers over fewer (Welch on the cells' runs: the two are different cells)."""
+    return decide.welch(
+        math.log(more.throughput_median),
+        log_sd(more),
+        int(more.n_clean),
+        math.log(fewer.throughput_median),
+        log_sd(fewer),
+        int(fewer.n_clean),
+    )
+
+
+def scaling_stop(cells: pd.DataFrame, margin: float = decide.DEFAULT_MARGIN):
+    """The worker count after which more workers are no longer faster: the first count whose next count's
+    verdict (Holm over the backend's steps, with the margin) is not `faster`. `cells`: one backend, clean.
+    Returns the stop's row and the word and ratio of the step after it (None, None if it never stops)."""
+    rows = [r for _, r in cells.sort_values("workers").iterrows()]
+    steps = [step(b, a) for a, b in zip(rows, rows[1:])]
+    words = decide.verdicts(steps, margin)
+    for i, word in enumerate(words):
+        if word != decide.FASTER:
+            return rows[i], word, steps[i]
+    return rows[-1], None, None
+
+
+def memory_ranges(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell, the lowest and highest peak tree PSS over its clean runs (the interval memory claims use)."""
+    return (
+        clean(runs)
+        .groupby(KEYS)
+        .peak_tree_pss_bytes.agg(["min", "max"])
+        .rename(columns={"min": "peak_tree_pss_bytes_low", "max": "peak_tree_pss_bytes_high"})
+        .reset_index()
+    )
+
+
+def serial_at(stats: pd.DataFrame, workers):
+    """Serial's claimable cell at `workers` (the batch size it ran), or None."""
+    cells = claimable(stats)
+    cells = cells[(cells.backend == REFERENCE) & (cells.workers == workers)]
+    return cells.iloc[0] if len(cells) else None
+
+
+def busy_count(runs: pd.DataFrame) -> int | None:
+    """How many runs were made on a busy machine; None where no run was judged."""
+    if "busy_machine" not in runs or runs.busy_machine.isna().all():
+        return None
+    return int((runs.busy_machine == True).sum())  # noqa: E712 (a column of True, False and missing)
