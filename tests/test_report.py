@@ -325,21 +325,14 @@ def blog_paragraph(stats, runs, machine, config, workload) -> str:
             cls.explain = original
 
 
+def built(backend: str, builds: int) -> dict:
+    """A clean run at 2 workers of 3 batches of 2 tasks, `builds` of whose state builds fell in the timed batches."""
+    run = {"backend": backend, "workers": 2, "status": "ok", "verified": True}
+    return {**run, "state_builds_timed": builds, "tasks_per_batch": 2, "n_batches": 3}
+
+
 def test_blog_explanation_says_what_differs():
-    runs = pd.DataFrame(
-        [
-            {
-                "workload": "ner",
-                "backend": "multiprocessing",
-                "workers": 2,
-                "status": "ok",
-                "verified": True,
-                "state_builds_timed": 6,
-                "tasks_per_batch": 2,
-                "n_batches": 3,
-            }
-        ]
-    )
+    runs = pd.DataFrame([{"workload": "ner", **built("multiprocessing", 6)}])
     machine = {"pickle_100mib_dumps_s": 0.05, "pickle_100mib_loads_s": 0.05}
     config = {"workloads": {"matmul": {"n": 1024}}}
     matmul = blog_paragraph(blog_stats(), runs, machine, config, "matmul")
@@ -543,37 +536,7 @@ def test_one_trial_makes_no_claim():
 
 
 def test_state_built_in_timed_batches_is_flagged_unless_by_design():
-    runs = pd.DataFrame(
-        [
-            {
-                "backend": "multiprocessing",
-                "workers": 2,
-                "status": "ok",
-                "verified": True,
-                "state_builds_timed": 6,
-                "tasks_per_batch": 2,
-                "n_batches": 3,
-            },
-            {
-                "backend": "joblib",
-                "workers": 2,
-                "status": "ok",
-                "verified": True,
-                "state_builds_timed": 2,
-                "tasks_per_batch": 2,
-                "n_batches": 3,
-            },
-            {
-                "backend": "ray",
-                "workers": 2,
-                "status": "ok",
-                "verified": True,
-                "state_builds_timed": 0,
-                "tasks_per_batch": 2,
-                "n_batches": 3,
-            },
-        ]
-    )
+    runs = pd.DataFrame([built("multiprocessing", 6), built("joblib", 2), built("ray", 0)])
     distorted, by_design = claims.state_in_timed_batches(runs)  # by backend name
     assert by_design.startswith("multiprocessing at 2 workers: every task builds its state (by design)")
     assert distorted.startswith("joblib at 2 workers: 2 state builds fell in the timed batches") and "warmup_batches" in distorted
