@@ -129,16 +129,16 @@ def test_a_packages_vendored_folder_on_the_path_is_no_installation(tmp_path, mon
 
 
 def test_a_plugin_declares_its_packages_and_every_record_names_them(tmp_path, monkeypatch):
-    """A backend or workload names its distributions in its own file (PACKAGES); the record's list takes them
+    """A backend or workload names its distributions in its own file (DISTRIBUTIONS); the record's list takes them
     from the source, without importing the plugin (this one would fail to import)."""
-    assert {"ray", "dask", "distributed", "spacy"} <= set(parbench_environment.plugin_packages())
+    assert {"ray", "dask", "distributed", "spacy"} <= set(parbench_environment.plugin_distributions())
     for package in ("backends", "workloads"):
         (tmp_path / package).mkdir()
-    (tmp_path / "backends" / "mine.py").write_text('import no_such_module\n\nPACKAGES = ("left-pad",)\n')
+    (tmp_path / "backends" / "mine.py").write_text('import no_such_module\n\nDISTRIBUTIONS = ("left-pad",)\n')
     monkeypatch.setattr(plugins, "SOURCE", tmp_path)
     plugins.declared.cache_clear()
     try:
-        assert parbench_environment.plugin_packages() == ("left-pad",)
+        assert parbench_environment.plugin_distributions() == ("left-pad",)
         found = parbench_environment.versions()
         assert found["left-pad"] is None and found["numpy"], found
     finally:

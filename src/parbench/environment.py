@@ -17,20 +17,20 @@ import psutil
 from parbench import plugins
 from parbench.plugins import PLUGIN_PACKAGES, module_name, python_build
 
-# Every distribution whose version can change any result; a plugin adds its own (`PACKAGES` in its module).
+# Every distribution whose version can change any result; a plugin adds its own (`DISTRIBUTIONS` in its module).
 PACKAGES = ["parbench", "numpy", "scipy", "pandas", "cloudpickle", "snakemake", "psutil", "threadpoolctl"]
 
 
-def plugin_packages() -> tuple[str, ...]:
-    """The distributions the plugins declare (a module-level `PACKAGES` tuple, read from their source): a run's
+def plugin_distributions() -> tuple[str, ...]:
+    """The distributions the plugins declare (a module-level `DISTRIBUTIONS` tuple, read from their source): a run's
     record names them all without importing every backend (Ray, Dask) into its driver."""
-    found = [name for package in PLUGIN_PACKAGES for names in plugins.declared(package, "PACKAGES").values() for name in names]
+    found = [name for package in PLUGIN_PACKAGES for names in plugins.declared(package, "DISTRIBUTIONS").values() for name in names]
     return tuple(dict.fromkeys(found))
 
 
 def versions(names=None) -> dict:
     """Each recorded distribution's installed version (None: not installed)."""
-    names = [*PACKAGES, *plugin_packages()] if names is None else names
+    names = [*PACKAGES, *plugin_distributions()] if names is None else names
     found = {}
     for name in names:
         try:

@@ -26,7 +26,7 @@ SOURCE = Path(__file__).parent
 
 @functools.cache
 def declared(package: str, constant: str) -> dict:
-    """{plugin's config word: value} of a module-level constant its plugins declare (`PACKAGES`, `SENTINEL`),
+    """{plugin's config word: value} of a module-level constant its plugins declare (`DISTRIBUTIONS`, `SENTINEL`),
     read from their source, not imported: what the rest of parbench needs to know of a plugin, without Ray or
     spaCy in the process that asks (Snakemake's own, a run's driver)."""
     found = {}

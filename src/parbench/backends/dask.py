@@ -20,7 +20,7 @@ from parbench import cleanup, worker
 from parbench.backends.base import BackendError, BaseBackend, check_reachable
 
 # The distributions whose versions can change this backend's results: every run's record names them (parbench.environment).
-PACKAGES = ("dask", "distributed")
+DISTRIBUTIONS = ("dask", "distributed")
 
 
 class Backend(BaseBackend):

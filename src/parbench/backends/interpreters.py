@@ -28,7 +28,7 @@ from parbench.backends.base import BackendError, BaseBackend
 from parbench.plugins import Unavailable
 
 # The distributions whose versions can change this backend's results: every run's record names them (parbench.environment).
-PACKAGES = ("interpreters-pep-734",)
+DISTRIBUTIONS = ("interpreters-pep-734",)
 
 START_TIMEOUT_S = 120
 

@@ -19,7 +19,7 @@ from parbench import cleanup, worker
 from parbench.backends.base import BackendError, BaseBackend
 
 # The distributions whose versions can change this backend's results: every run's record names them (parbench.environment).
-PACKAGES = ("joblib",)
+DISTRIBUTIONS = ("joblib",)
 
 START_TIMEOUT_S = 300  # for every worker to come up and take its task
 

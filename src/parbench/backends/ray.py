@@ -22,7 +22,7 @@ from parbench import cleanup, worker  # noqa: E402
 from parbench.backends.base import BackendError, BaseBackend, check_reachable  # noqa: E402
 
 # The distributions whose versions can change this backend's results: every run's record names them (parbench.environment).
-PACKAGES = ("ray",)
+DISTRIBUTIONS = ("ray",)
 
 
 def _node() -> str:

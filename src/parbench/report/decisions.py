@@ -9,10 +9,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from parbench import decide, plugins
-from parbench.stats import REFERENCE, clean, paired_cells, round_logs
-
-KEYS = ["workload", "backend", "workers"]
-
+from parbench.stats import KEYS, REFERENCE, clean, paired_cells, round_logs
 
 # The backends whose workers share one interpreter's GIL (SHARES_ONE_GIL in their module): their busy cores say whether it is released.
 ONE_GIL = [b for b, yes in plugins.declared("backends", "SHARES_ONE_GIL").items() if yes]
@@ -42,7 +39,7 @@ def overlaps(a, b, low="throughput_ci_low", high="throughput_ci_high") -> bool:
 
 
 def ratio_interval(a, b) -> tuple[float, float]:
-    """A conservative interval for throughput(a) / throughput(b) from the two 95 % intervals."""
+    """A conservative interval for throughput(a) / throughput(b) from the two cells' 90 % intervals."""
     return a.throughput_ci_low / b.throughput_ci_high, a.throughput_ci_high / b.throughput_ci_low
 
 

