@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from parbench.compare import judge
+from parbench.report.decisions import margin_of
 from parbench.stats import REFERENCE
 from parbench.text import workers_text
 
@@ -42,10 +43,6 @@ def against(table: pd.DataFrame) -> pd.Series:
         for v, b, k in zip(table.variant, table.baseline, table.kind)
     ]
     return pd.Series(here, index=table.index, dtype=object)
-
-
-def margin_of(table: pd.DataFrame) -> float:
-    return float(table.margin.dropna().iloc[0]) if table.margin.notna().any() else judge.MARGIN
 
 
 def cells(table: pd.DataFrame) -> list[tuple]:

@@ -10,10 +10,11 @@ import pandas as pd
 
 from parbench import stats
 from parbench.compare import judge
-from parbench.compare.comparison_figure import against, cells, margin_of
+from parbench.compare.comparison_figure import against, cells
 from parbench.compare.facts import Sweep, differences, framing, variant_framing, variant_sweeps
 from parbench.compare.judge import MEMORY_VERDICTS, NOT_COMPARABLE, ONLY_BASELINE, ONLY_HERE, SAME_TASK_KEYS, THROUGHPUT_VERDICTS
 from parbench.report import pages
+from parbench.report.decisions import margin_of
 from parbench.report.provenance import mixed_provenance_text
 from parbench.text import MIB, interval_text, num
 
