@@ -314,15 +314,9 @@ def blog_paragraph(stats, runs, machine, config, workload) -> str:
     """The blog's paragraph as the report makes it: the workload's explanation made once, then handed to the blog;
     the blog calling `explain` again would fail here."""
     explained = report.explanations(stats[stats.workload == workload], runs, machine, config).get(workload, [])
-    cls = workloads.load(workload)
-    original, cls.explain = cls.__dict__.get("explain"), classmethod(lambda *a: pytest.fail("explain made twice"))
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(workloads.load(workload), "explain", classmethod(lambda *a: pytest.fail("explain made twice")))
         return blog.blog_explanation(stats, runs, workload, explained)
-    finally:
-        if original is None:
-            del cls.explain
-        else:
-            cls.explain = original
 
 
 def built(backend: str, builds: int) -> dict:
