@@ -57,7 +57,7 @@ def _workers_axis(ax, workers) -> None:
 
 
 def _lines(data: pd.DataFrame, y: str, low: str, high: str, ylabel: str, title: str, extra=()):
-    """One line per backend over workers (log2), its 95 % band, and a cross on cells not all clean."""
+    """One line per backend over workers (log2), its 90 % band (stats' t interval), and a cross on cells not all clean."""
     data = data.dropna(subset=[y]).sort_values("workers")
     order = _order(data)
     grid = sns.relplot(
@@ -87,7 +87,7 @@ def _lines(data: pd.DataFrame, y: str, low: str, high: str, ylabel: str, title: 
     ax.set_yscale("log")
     _plain_numbers(ax.yaxis)
     ax.set(ylabel=ylabel, title=title)
-    handles += [*extra, Patch(color="0.5", alpha=0.3, label="95 % interval")]
+    handles += [*extra, Patch(color="0.5", alpha=0.3, label="90 % interval")]
     grid.figure.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
     return grid, ax
 
