@@ -48,7 +48,10 @@ BURN = textwrap.dedent(
 )
 
 
-def burn_spec(tmp_path, cpu_s=0.5):
+BURN_S = 0.25  # each child's CPU: ten times the tick it is counted in, and a second per run for the twelve
+
+
+def burn_spec(tmp_path, cpu_s=BURN_S):
     module = tmp_path / "burn.py"
     module.write_text(BURN)
     return make_spec("serial", "burn", 1, module=str(module), cpu_s=cpu_s, tasks_per_batch=2, batches=2, warmup_batches=1)
@@ -70,7 +73,7 @@ def no_cgroups(monkeypatch):
 
 @pytest.mark.parametrize("groups", ["cgroups", "without"])
 def test_tree_cpu_counts_processes_that_ended_before_the_run(tmp_path, request, groups):
-    """Six tasks, each a child that burns 0.5 s of CPU and exits: the tree's CPU holds them, per
+    """Six tasks, each a child that burns BURN_S of CPU and exits: the tree's CPU holds them, per
     timed batch (two tasks, and little more: a child's interpreter start-up, the driver waiting) and
     over the whole run, though the driver itself hardly used any."""
     if groups == "without":
@@ -81,10 +84,10 @@ def test_tree_cpu_counts_processes_that_ended_before_the_run(tmp_path, request, 
     cpu = record["cpu"]
     assert len(cpu["tree_batch_s"]) == 2 and len(cpu["tree_warmup_s"]) == 1
     for tree, driver in zip(cpu["tree_batch_s"], cpu["driver_batch_s"]):
-        assert 2 * 0.5 - TICKS_S <= tree <= 2 * 0.5 + 0.5, cpu
+        assert 2 * BURN_S - TICKS_S <= tree <= 2 * BURN_S + 0.5, cpu
         assert driver < 0.2, "the driver only waited for its children"
     # Six children in the run, and six more when the driver verifies each task by running it again.
-    assert cpu["tree_user_s"] + cpu["tree_system_s"] >= 12 * 0.5, cpu
+    assert cpu["tree_user_s"] + cpu["tree_system_s"] >= 12 * BURN_S, cpu
     if groups == "cgroups":
         assert cpu["tree_source"] == OFFERED["cpu"] and cpu["tree_totals_source"] == OFFERED["cpu"]
     else:
@@ -236,7 +239,7 @@ BURST = textwrap.dedent(
 
 @needs_cgroups
 def test_other_load_during_the_timed_batches_is_judged_on_them(tmp_path):
-    """A core of other work during the one timed batch only, after 4 s of idle inputs: the per-batch
+    """A core of other work during the one timed batch only, after 1.5 s of idle inputs: the per-batch
     figure sees it (a busy run), and sees more than the whole run's average, which the idle start dilutes."""
     fifo = tmp_path / "go"
     os.mkfifo(fifo)
@@ -247,7 +250,7 @@ def test_other_load_during_the_timed_batches_is_judged_on_them(tmp_path):
     module.write_text(BURST)
     try:
         spec = make_spec(
-            "serial", "burst", 1, module=str(module), idle_s=4.0, fifo=str(fifo), tasks_per_batch=1, batches=1, warmup_batches=0
+            "serial", "burst", 1, module=str(module), idle_s=1.5, fifo=str(fifo), tasks_per_batch=1, batches=1, warmup_batches=0
         )
         record = run(spec, tmp_path)
     finally:

@@ -50,8 +50,9 @@ def snapshot(work) -> dict:
 
 
 @pytest.fixture(scope="module")
-def resumed(tmp_path_factory):
+def resumed(tmp_path_factory, seed_machine):
     work = scratch_workflow(tmp_path_factory.mktemp("resume"), CONFIG)
+    seed_machine(work)  # the sweep's runs are what is killed and resumed, not the machine's measurement
     tmpdir = work.parent / "tmp"  # the sweeps' own temporary folder, so that what their runs leave there is seen
     tmpdir.mkdir()
     log = open(work / "first.log", "w")

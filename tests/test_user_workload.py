@@ -34,6 +34,8 @@ from parbench.sweep.config import ConfigError, validate
 from parbench.workloads import _user
 
 USER_TINY = {"batches": 2, "warmup_batches": 1, "tasks_per_batch": 4}
+# The backends of the faulty user files' sweep (test_a_sweep_of_faulty_user_files_...).
+FAULT_BACKENDS = ["serial", "threads", "multiprocessing-shared", "dask"]
 
 
 def project(tmp_path, files: dict) -> Path:
@@ -99,9 +101,13 @@ def user_spec(backend, module, workers=2, **params):
     ],
 )
 def test_user_workload_runs_and_verifies_on_every_backend(user_project, tmp_path, backend, module, params):
+    """...and a run that went well keeps no library's files (a failed one does: the raises test below)."""
+    sessions = ray_sessions()
     record = supervise(user_spec(backend, module, **params), tmp_path / "r.json", tmp_path / "r.log")
     assert record["status"] == "ok", f"{record['reason']}\n{(tmp_path / 'r.log').read_text()[-2000:]}"
     assert record["verified"] is True, record["verification"]
+    assert ray_sessions() == sessions, "a session folder in /tmp/ray"
+    assert not (tmp_path / "r.library").exists() and "library_files_kept" not in record["cleanup"]
     batches = len(record["timings"]["warmup_s"]) + len(record["timings"]["batch_s"])
     assert len(record["timings"]["batch_s"]) == 2 and batches == 3 + record["workers_used"]["warmup_extra_batches"]
     assert record["verification"]["items_checked"] == 4 * batches
@@ -229,12 +235,29 @@ def task(state, item):
 """
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+def ray_sessions() -> set[Path]:
+    """The session folders in /tmp/ray, where every local Ray run left one (about 250 KB) before issue 24, item 8."""
+    return set(Path("/tmp/ray").glob("session_*"))
+
+
+# The faulty files' sweep below raises on FAULT_BACKENDS through Snakemake; here the others.
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b not in FAULT_BACKENDS])
 def test_a_task_that_raises_gives_the_same_short_reason_on_every_backend(user_project, tmp_path, backend):
+    """The same short reason; and a local Ray instance's session folder lives in the run's temporary folder, and a
+    failed run's is moved beside its log, where Ray's own messages point, and the record says so."""
     project(user_project, {"bench/raises.py": RAISES})
+    sessions = ray_sessions()
     record = supervise(user_spec(backend, "bench/raises.py"), tmp_path / "r.json", tmp_path / "r.log")
     assert record["status"] == "failed"
-    assert record["reason"] == "task raised ValueError: no good: 1 (raises.py, line 10, in task)"
+    assert record["reason"] == FAULTS["raises"][1]
+    assert ray_sessions() == sessions, "a session folder in /tmp/ray"
+    kept = tmp_path / "r.library"
+    if backend == "ray":  # the one library here that makes a folder of its own (cleanup.library_folder)
+        assert record["cleanup"]["library_files_kept"] == str(kept)
+        assert list(kept.glob("ray/session_*/logs")), "Ray's session folder with its logs"
+        assert str(kept) in (tmp_path / "r.log").read_text()
+    else:
+        assert not kept.exists() and "library_files_kept" not in record["cleanup"]
 
 
 LOUD = """
@@ -495,7 +518,11 @@ def task(state, item):
 """
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+LINGERED = "linger at lingering.py, line 12, in linger"  # what a driver that ran the tasks names in threads_left
+
+
+# The faulty files' sweep below runs it on FAULT_BACKENDS through Snakemake; here the others.
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b not in FAULT_BACKENDS])
 def test_a_thread_a_task_leaves_running_does_not_hold_a_finished_run(user_project, tmp_path, backend):
     """Runs whose work was done and verified once waited for such a thread until their timeout (issue 24, item 3)."""
     project(user_project, {"bench/lingering.py": LINGERING})
@@ -503,8 +530,6 @@ def test_a_thread_a_task_leaves_running_does_not_hold_a_finished_run(user_projec
     spec["settings"] = {**spec["settings"], "limits": {**spec["settings"].get("limits", {}), "timeout_s": 120}}
     record = supervise(spec, tmp_path / "r.json", tmp_path / "r.log")
     assert record["status"] == "ok" and record["verified"], f"{record['status']}: {record['reason']}"
-    if backend in ("serial", "threads"):  # the tasks ran in the driver: it names what it ended
-        assert any(t.startswith("linger at lingering.py, line 12, in linger") for t in record["threads_left"]), record.get("threads_left")
 
 
 DIES = """
@@ -521,8 +546,6 @@ def task(state, item):
 """
 
 
-# The backends of the faulty user files' sweep (test_a_sweep_of_faulty_user_files_...).
-FAULT_BACKENDS = ["serial", "threads", "multiprocessing-shared", "dask"]
 # abort() on every backend; _exit(3) where the faulty files' sweep below does not run it (it runs both through
 # Snakemake on FAULT_BACKENDS), except Ray, whose dead worker is the same WorkerCrashedError either way (10 s a run).
 ENDINGS = [
@@ -548,26 +571,6 @@ def test_a_task_that_ends_its_process_is_a_failed_run_with_one_cause(user_projec
     if how == "abort()":
         assert reason.endswith("(a fatal error at dies.py, line 11, in task)"), reason
         assert "ended in a fatal error" in (tmp_path / "r.log").read_text()
-
-
-@pytest.mark.parametrize("raises", [False, True])
-def test_a_local_ray_run_leaves_no_session_folder_and_a_failed_one_keeps_it_beside_its_log(user_project, tmp_path, raises):
-    """Every Ray run left a session_* folder (about 250 KB) in /tmp/ray (issue 24, item 8): it now lives in the run's
-    temporary folder; a failed run's is moved beside its log, where Ray's own messages point, and the record says so."""
-    project(user_project, {"bench/raises.py": RAISES})
-    ray_tmp = Path("/tmp/ray")
-    before = set(ray_tmp.glob("session_*"))
-    spec = user_spec("ray", "bench/raises.py" if raises else "bench/sums.py", **({} if raises else {"rows": 64, "seed": 3}))
-    record = supervise(spec, tmp_path / "r.json", tmp_path / "r.log")
-    assert record["status"] == ("failed" if raises else "ok"), record["reason"]
-    assert set(ray_tmp.glob("session_*")) == before, "a session folder in /tmp/ray"
-    kept = tmp_path / "r.library"
-    if raises:
-        assert record["cleanup"]["library_files_kept"] == str(kept)
-        assert list(kept.glob("ray/session_*/logs")), "Ray's session folder with its logs"
-        assert str(kept) in (tmp_path / "r.log").read_text()
-    else:
-        assert not kept.exists() and "library_files_kept" not in record["cleanup"]
 
 
 # One sweep of a user's faulty files on the backends they concern (Dask's dead workers and unpicklable
@@ -608,10 +611,14 @@ def test_a_sweep_of_faulty_user_files_records_every_fault_reports_and_exits_0(tm
     assert set(recs) == {(w, b) for w in ["sums", *FAULTS] for b in FAULT_BACKENDS}
     for backend in FAULT_BACKENDS:
         assert recs["sums", backend]["status"] == "ok" and recs["sums", backend]["verified"], recs["sums", backend]["reason"]
-        assert recs["lingering", backend]["status"] == "ok" and recs["lingering", backend]["verified"]
+        lingering = recs["lingering", backend]
+        assert lingering["status"] == "ok" and lingering["verified"], lingering["reason"]
+        if backend in ("serial", "threads"):  # the tasks ran in the driver: it names what it ended
+            assert any(t.startswith(LINGERED) for t in lingering["threads_left"]), lingering.get("threads_left")
         unseeded = recs["unseeded", backend]
         assert unseeded["status"] == "ok" and unseeded["verified"] is False
         assert unseeded["verification"]["problems"][0].startswith("batch 0: " + FAULTS["unseeded"][1]), unseeded["verification"]
+        assert recs["raises", backend]["reason"] == FAULTS["raises"][1]
         for name in ("raises", "exits", "aborts"):
             record = recs[name, backend]
             assert record["status"] == "failed" and "\n" not in record["reason"] and len(record["reason"]) < 400, record["reason"]

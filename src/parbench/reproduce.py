@@ -104,9 +104,12 @@ def build(folder: Path, packages: list[str], wanted: dict) -> str:
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as requirements:
         requirements.write("\n".join(packages) + "\n")
         requirements.flush()
-        pip = [sys.executable, "-m", "pip", "--python", venv_python(folder), "install", "-qq", "--no-deps", "-r", requirements.name]
-        if subprocess.run(pip).returncode:
+        pip = [sys.executable, "-m", "pip", "--python", venv_python(folder), "install", "-qq", "--no-deps", "--no-compile"]
+        if subprocess.run([*pip, "-r", requirements.name]).returncode:
             raise ReproduceError(f"pip could not install the recorded set into {venv} (its messages are above)")
+    # Compiled here, on every core (pip compiles one file at a time), so that no rerun's start-up compiles
+    # its imports; a file that does not compile (a package's test data) is left as pip would leave it.
+    subprocess.run([venv_python(folder), "-m", "compileall", "-q", "-j", "0", venv / "lib"], stdout=subprocess.DEVNULL)
     link = folder / ".venv" / "parbench-only"
     link.mkdir()
     (link / "parbench").symlink_to(Path(__file__).resolve().parent)
