@@ -160,9 +160,10 @@ def test_reproduce_rebuilds_the_installed_set_and_compares_the_rerun_with_the_or
     assert "nothing recorded differs" in (folder / "results" / "comparison.html").read_text()  # the same config, code and set
 
 
-def test_a_module_directive_in_the_users_snakefile_runs_the_same_sweep(fresh, tmp_path):
+def test_a_module_directive_in_the_users_snakefile_runs_the_same_sweep(fresh, tmp_path, seed_machine):
     python, _ = fresh
     project = in_project(tmp_path)
+    seed_machine(project)  # `parbench run` above measured the machine: here the rules of the module are the point
     (project / "sweep.yaml").write_text(yaml.safe_dump(TINY_SWEEP))
     (project / "Snakefile").write_text(
         textwrap.dedent(

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def config(backend: str, trials: int) -> dict:
     """Runs of a few seconds with x (18 MB) shared for the whole run: the issue's reproduction, shorter."""
-    matmul = {"n": 1500, "k": 64, "batches": 2, "warmup_batches": 0, "tasks_per_batch": 120}
+    matmul = {"n": 1500, "k": 64, "batches": 2, "warmup_batches": 0, "tasks_per_batch": 60}
     return {"backends": [backend], "workers": [2], "trials": trials, "workloads": {"matmul": matmul}, "limits": {"timeout_s": 300}}
 
 
