@@ -10,15 +10,22 @@ import pandas as pd
 from parbench import decide
 from parbench.report.decisions import (
     DRIFT_WARN,
+    GIL_HELD,
+    GIL_NOT_MEASURED,
+    GIL_RELEASED,
     MEMORY_TOLERANCE,
     MIN_TRIALS,
+    NATIVE_THREADS,
+    NOT_MEASURED,
     ONE_GIL,
+    WAITS,
     Choice,
     best_per_backend,
     busy_count,
     cell_key,
     choose,
     claimable,
+    kind_of,
     margin_of,
     overlaps,
     paired,
@@ -435,24 +442,19 @@ def findings(stats: pd.DataFrame, runs: pd.DataFrame | None = None) -> dict:
 
 # ---------------------------------------------------------------- the summary: one row per kind of work
 
-# Cores one process kept busy: above BUSY_MANY it ran on several cores by itself (BLAS threads);
-# below BUSY_WAITS it mostly waited; threads above BUSY_THREADS ran Python in parallel (GIL released).
-BUSY_MANY, BUSY_WAITS, BUSY_THREADS = 1.5, 0.5, 1.25
+KIND_WORDS = {
+    NOT_MEASURED: "not measured (serial did not run cleanly)",
+    NATIVE_THREADS: "runs on several cores by itself (native threads, e.g. BLAS)",
+    WAITS: "mostly waits (I/O)",
+    GIL_NOT_MEASURED: "one core; GIL not measured (threads not run)",
+    GIL_RELEASED: "one core; threads use several (the GIL is released)",
+    GIL_HELD: "one core; threads stay on one (the GIL is held, or per-task overhead)",
+}
 
 
 def kind(serial_busy, threads_busy) -> str:
-    """What kind of parallel work this is, from the cores serial and threads (at 2 or more workers) kept busy."""
-    if pd.isna(serial_busy):
-        return "not measured (serial did not run cleanly)"
-    if serial_busy >= BUSY_MANY:
-        return "runs on several cores by itself (native threads, e.g. BLAS)"
-    if serial_busy < BUSY_WAITS:
-        return "mostly waits (I/O)"
-    if pd.isna(threads_busy):
-        return "one core; GIL not measured (threads not run)"
-    if threads_busy >= BUSY_THREADS:
-        return "one core; threads use several (the GIL is released)"
-    return "one core; threads stay on one (the GIL is held, or per-task overhead)"
+    """decisions.kind_of in words."""
+    return KIND_WORDS[kind_of(serial_busy, threads_busy)]
 
 
 def summary(stats: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:

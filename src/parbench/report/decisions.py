@@ -1,5 +1,5 @@
 """The report's decisions: which cells a claim may rest on, the recommended cell of a workload (`choose`),
-where scaling stops, memory ranges and the machine's busy runs. Pure functions of the stats and runs
+its kind of work (`kind_of`), where scaling stops, memory ranges and the machine's busy runs. Pure functions of the stats and runs
 tables, returning rows, numbers and parbench.decide's words; parbench.report.claims puts them in sentences
 (tests/test_method.py measures their error rates on synthetic sweeps)."""
 
@@ -26,6 +26,27 @@ MEMORY_TOLERANCE = 0.05
 
 # The sentinel's throughput may vary this much over a sweep before the report warns (docs/measurement.md).
 DRIFT_WARN = 0.05
+
+# Cores one process kept busy: above BUSY_MANY it ran on several cores by itself (BLAS threads);
+# below BUSY_WAITS it mostly waited; threads above BUSY_THREADS ran Python in parallel (GIL released).
+BUSY_MANY, BUSY_WAITS, BUSY_THREADS = 1.5, 0.5, 1.25
+# The kinds of work kind_of tells apart (parbench.report.claims words them).
+NOT_MEASURED, NATIVE_THREADS, WAITS, GIL_NOT_MEASURED, GIL_RELEASED, GIL_HELD = (
+    "not measured", "native threads", "waits", "GIL not measured", "GIL released", "GIL held"
+)  # fmt: skip
+
+
+def kind_of(serial_busy, threads_busy) -> str:
+    """What kind of parallel work this is, from the cores serial and threads (at 2 or more workers) kept busy."""
+    if pd.isna(serial_busy):
+        return NOT_MEASURED
+    if serial_busy >= BUSY_MANY:
+        return NATIVE_THREADS
+    if serial_busy < BUSY_WAITS:
+        return WAITS
+    if pd.isna(threads_busy):
+        return GIL_NOT_MEASURED
+    return GIL_RELEASED if threads_busy >= BUSY_THREADS else GIL_HELD
 
 
 def claimable(stats: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from parbench import backends  # noqa: E402
-from parbench.report import claims  # noqa: E402
+from parbench.report import decisions  # noqa: E402
 from parbench.stats import REFERENCE, clean, first_variant  # noqa: E402
 from parbench.text import UNIT, workers_text  # noqa: E402
 
@@ -125,7 +125,7 @@ def _ideal(stats, runs, machine) -> tuple[pd.Series | None, str]:
     else:
         return None, ""
     busy = serial.driver_cores_busy_median.median() if "driver_cores_busy_median" in serial else np.nan
-    if busy < claims.BUSY_WAITS:
+    if busy < decisions.BUSY_WAITS:
         return pd.Series(per_core * workers, index=workers), "ideal (serial × workers: the work waits)"
     return pd.Series(per_core * np.minimum(workers, cores), index=workers), f"ideal ({cores} cores)"
 
