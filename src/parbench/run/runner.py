@@ -53,7 +53,7 @@ class Clock:
     machine's busy time from /proc/stat less the tree's); `harness(label)` is driver work (inputs,
     digests) that no timing includes, `end_to_end_s` excluded."""
 
-    def __init__(self, timings: dict, sampler: TreeSampler, cpu: dict, tree_cpu, system: dict, service_cpu=lambda: 0.0):
+    def __init__(self, timings: dict, sampler: TreeSampler, cpu: dict, tree_cpu, system: dict, service_cpu=lambda: None):
         self.timings, self.sampler, self.cpu, self.tree_cpu, self.harness_s = timings, sampler, cpu, tree_cpu, 0.0
         self.system, self.service_cpu = system, service_cpu
         self.begin = time.perf_counter()
@@ -62,21 +62,22 @@ class Clock:
     def timed(self, key: str, label: str):
         self.sampler.phase(label)
         batch = isinstance(self.timings[key], list)
-        tree0, machine0, service0 = (self.tree_cpu(), proc_stat()[0], self.service_cpu()) if batch else (0.0, 0.0, 0.0)
+        tree0, machine0, service0 = (self.tree_cpu(), proc_stat()[0], self.service_cpu()) if batch else (0.0, 0.0, None)
         t0, cpu0, sampling0 = time.perf_counter(), time.process_time(), self.sampler.cpu_s
         yield
         elapsed = time.perf_counter() - t0
         sampling = self.sampler.cpu_s - sampling0  # the memory sampler's own CPU is not the work's
         cpu = time.process_time() - cpu0 - sampling
         if batch:
-            tree, machine, service = self.tree_cpu() - tree0, proc_stat()[0] - machine0, self.service_cpu() - service0
+            tree, machine, service = self.tree_cpu() - tree0, proc_stat()[0] - machine0, self.service_cpu()
+            service = None if service is None or service0 is None else service - service0
             self.timings[key].append(elapsed)
             self.cpu.setdefault(f"driver_{key}", []).append(cpu)
             self.cpu.setdefault(f"tree_{key}", []).append(tree - sampling)
             # /proc/stat counts 10 ms ticks per CPU: one batch's figure is coarse, sums over batches are not.
             # The workload's own service outside the tree (http's server) is not other work.
-            self.system.setdefault(f"other_cpu_{key}", []).append(round(machine - tree - service, 4))
-            if service:
+            self.system.setdefault(f"other_cpu_{key}", []).append(round(machine - tree - (service or 0.0), 4))
+            if service is not None:  # every batch, 0 too: the list pairs with the batches' (under a tick: 0)
                 self.cpu.setdefault(f"service_{key}", []).append(round(service, 4))
         else:
             self.timings[key] = elapsed

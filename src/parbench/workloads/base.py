@@ -104,10 +104,10 @@ class BaseWorkload(ABC):
         """Facts about what actually ran (for example the model loaded), for the record."""
         return {}
 
-    def service_cpu_s(self) -> float:
+    def service_cpu_s(self) -> float | None:
         """CPU seconds so far of a service of the workload's own outside the run's process tree (a local
-        server): what the busy flag must not count as other work beside the run."""
-        return 0.0
+        server): what the busy flag must not count as other work beside the run. None: it has none."""
+        return None
 
     @classmethod
     def explain(cls, stats, runs, machine: dict, params: dict) -> list[str]:
