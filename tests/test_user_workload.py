@@ -101,7 +101,8 @@ def user_spec(backend, module, workers=2, **params):
     ],
 )
 def test_user_workload_runs_and_verifies_on_every_backend(user_project, tmp_path, backend, module, params):
-    """...and a run that went well keeps no library's files (a failed one does: the raises test below)."""
+    """Measured and verified on every backend; a run that went well keeps no library's files (a failed one keeps
+    them beside its log: the raises test below)."""
     sessions = ray_sessions()
     record = supervise(user_spec(backend, module, **params), tmp_path / "r.json", tmp_path / "r.log")
     assert record["status"] == "ok", f"{record['reason']}\n{(tmp_path / 'r.log').read_text()[-2000:]}"
