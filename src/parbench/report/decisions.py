@@ -1,7 +1,7 @@
 """The report's decisions: which cells a claim may rest on, the recommended cell of a workload (`choose`),
-its kind of work (`kind_of`), where scaling stops, memory ranges and the machine's busy runs. Pure functions of the stats and runs
-tables, returning rows, numbers and parbench.decide's words; parbench.report.claims puts them in sentences
-(tests/test_method.py measures their error rates on synthetic sweeps)."""
+its kind of work (`kind_of`), where scaling stops, memory ranges and the machine's busy runs. Pure functions
+of the stats and runs tables, returning rows, numbers and parbench.decide's words; parbench.report.claims
+puts them in sentences (tests/test_method.py measures their error rates on synthetic sweeps)."""
 
 import math
 from typing import NamedTuple
