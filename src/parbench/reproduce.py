@@ -108,8 +108,8 @@ def build(folder: Path, packages: list[str], wanted: dict) -> str:
         if subprocess.run([*pip, "-r", requirements.name]).returncode:
             raise ReproduceError(f"pip could not install the recorded set into {venv} (its messages are above)")
     # Compiled here, on every core (pip compiles one file at a time), so that no rerun's start-up compiles
-    # its imports; a file that does not compile (a package's test data) is left as pip would leave it.
-    subprocess.run([venv_python(folder), "-m", "compileall", "-q", "-j", "0", venv / "lib"], stdout=subprocess.DEVNULL)
+    # its imports; a file that does not compile (a package's test data) is left, silently, as pip leaves it.
+    subprocess.run([venv_python(folder), "-m", "compileall", "-qq", "-j", "0", venv / "lib"])
     link = folder / ".venv" / "parbench-only"
     link.mkdir()
     (link / "parbench").symlink_to(Path(__file__).resolve().parent)

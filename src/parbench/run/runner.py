@@ -69,8 +69,8 @@ class Clock:
         sampling = self.sampler.cpu_s - sampling0  # the memory sampler's own CPU is not the work's
         cpu = time.process_time() - cpu0 - sampling
         if batch:
-            tree, machine, service = self.tree_cpu() - tree0, proc_stat()[0] - machine0, self.service_cpu()
-            service = None if service is None or service0 is None else service - service0
+            tree, machine = self.tree_cpu() - tree0, proc_stat()[0] - machine0
+            service = None if service0 is None else self.service_cpu() - service0
             self.timings[key].append(elapsed)
             self.cpu.setdefault(f"driver_{key}", []).append(cpu)
             self.cpu.setdefault(f"tree_{key}", []).append(tree - sampling)
