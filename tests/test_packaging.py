@@ -1,5 +1,6 @@
 """environment.yml (conda) and pyproject.toml (pip) install the same packages."""
 
+import importlib.metadata
 import re
 import tomllib
 
@@ -124,6 +125,29 @@ def test_a_packages_vendored_folder_on_the_path_is_no_installation(tmp_path, mon
     parbench_environment.installed.cache_clear()
     try:
         assert parbench_environment.installed() == ["realthing==2.0"]
+    finally:
+        parbench_environment.installed.cache_clear()
+
+
+def test_the_installed_set_reads_each_header_as_importlib_metadata_does(tmp_path, monkeypatch):
+    """installed() reads only the metadata's header: the same names and versions as the full parse, for this
+    environment and for a package whose description holds header-like lines (egg-info's PKG-INFO too)."""
+    full = {}
+    for dist in importlib.metadata.distributions(path=parbench_environment.installation_paths()):
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name and name != "parbench":
+            full.setdefault(name, dist.version)
+    parbench_environment.installed.cache_clear()
+    assert parbench_environment.installed() == [f"{n}=={v}" for n, v in sorted(full.items())]
+    site = tmp_path / "site-packages"
+    (site / "wordy-1.0.dist-info").mkdir(parents=True)
+    (site / "wordy-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: Wordy_Pkg\nVersion: 1.0\n\nName: other\nVersion: 9\n")
+    (site / "old.egg-info").mkdir()
+    (site / "old.egg-info" / "PKG-INFO").write_text("Metadata-Version: 1.0\nName: old\nVersion: 0.3\n")
+    monkeypatch.setattr("sys.path", [str(site)])
+    parbench_environment.installed.cache_clear()
+    try:
+        assert parbench_environment.installed() == ["old==0.3", "wordy-pkg==1.0"]
     finally:
         parbench_environment.installed.cache_clear()
 

@@ -56,10 +56,24 @@ def installed() -> list[str]:
     the git commit and code hash, left out): what `pip install -r` needs to rebuild the environment."""
     found = {}
     for dist in importlib.metadata.distributions(path=installation_paths()):
-        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        head = _head(dist)
+        name = head.get("Name", "").lower().replace("_", "-")
         if name and name != "parbench":
-            found.setdefault(name, dist.version)
+            found.setdefault(name, head.get("Version"))
     return [f"{name}=={version}" for name, version in sorted(found.items())]
+
+
+def _head(dist: importlib.metadata.Distribution) -> dict:
+    """Name and Version from the metadata's header alone: `dist.metadata` parses the whole file (long descriptions
+    included) as e-mail, 50 ms of every driver's start for 129 packages, against 8 ms."""
+    head = {}
+    for line in (dist.read_text("METADATA") or dist.read_text("PKG-INFO") or "").splitlines():
+        if not line.strip():
+            break  # the header ends at the first blank line; the description follows
+        key, _, value = line.partition(":")
+        if key in ("Name", "Version"):
+            head.setdefault(key, value.strip())
+    return head
 
 
 def installed_text(records: list[dict]) -> str:
