@@ -1,6 +1,7 @@
 """The method's error rates, measured (issue 25, docs/method.md): synthetic sweeps of known truth
 (tests/synthetic.py, the issue's realistic noise) through the real stats.tables, stats.stats,
-stats.aa and decisions.choose, 200 seeds each, every rate printed with its 95 % Clopper–Pearson interval.
+stats.aa and decisions.choose, 200 seeds each (50 for the default rounds of (c), which must fail), every rate printed
+with its 95 % Clopper–Pearson interval.
 
 (a) an A/A twin gets a false verdict (faster or slower) in at most 5 % of workloads;
 (b) a sweep where every backend equals serial recommends a parallel backend in at most 5 % of sweeps;
@@ -42,11 +43,11 @@ def low_bound(k: int, n: int) -> float:
 
 
 def new_method(records: list[dict]):
-    """The real code on one sweep: each workload's recommended cell, and the A/A table."""
+    """The real code on one sweep: each workload's recommended cell, and the runs table (for stats.aa)."""
     runs, batches = stats.tables(records)
     table = stats.stats(runs, batches)
     chosen = {w: decisions.choose(s, runs[runs.workload == w]) for w, s in table.groupby("workload")}
-    return chosen, stats.aa(runs)
+    return chosen, runs
 
 
 def old_records(records: list[dict]) -> list[dict]:
@@ -60,7 +61,8 @@ def null_sweeps() -> dict:
     counts = dict(new_parallel=0, new_aa_false=0, aa_n=0, old_parallel=0, old_aa_false=0)
     for seed in range(SEEDS):
         records, _ = synthetic.split(synthetic.sweep(NULL, rounds=ROUNDS, rng=np.random.default_rng(seed)))
-        chosen, aa = new_method(records)
+        chosen, runs = new_method(records)
+        aa = stats.aa(runs)
         counts["new_parallel"] += any(c is not None and c.best.backend != stats.REFERENCE for c in chosen.values())
         counts["new_aa_false"] += int(aa.false_verdict.sum())
         counts["aa_n"] += len(aa)
@@ -101,8 +103,11 @@ ROUNDS_FOR_10 = next(
 
 @pytest.mark.parametrize("rounds", at_default_and_needed_rounds(ROUNDS, ROUNDS_FOR_10))
 def test_c_a_true_10_percent_difference_is_found(rounds):
+    # Short of the rounds the noise needs, the rate is far below 80 % (12.5 % of 200 workloads at 5 rounds, on
+    # 2026-12-06): a quarter of the seeds shows it; the rounds that should just suffice take every seed.
+    seeds = SEEDS if rounds >= ROUNDS_FOR_10 else SEEDS // 4
     found, n = 0, 0
-    for seed in range(SEEDS):
+    for seed in range(seeds):
         records, _ = synthetic.split(synthetic.sweep(TRUE_10, rounds=rounds, rng=np.random.default_rng(20_000 + seed)))
         chosen, _ = new_method(records)
         for c in chosen.values():
