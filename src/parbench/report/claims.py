@@ -22,13 +22,12 @@ from parbench.report.decisions import (
     Choice,
     best_per_backend,
     busy_count,
-    cell_key,
     choose,
     claimable,
+    interpreter_cells,
     kind_of,
     margin_of,
     overlaps,
-    paired,
     ranked,
     scaling_stop,
     serial_at,
@@ -565,44 +564,33 @@ def _memory_text(row) -> str:
 
 
 def interpreters(stats: pd.DataFrame, runs: pd.DataFrame, order: list[str] | None = None, margin: float | None = None) -> list[dict]:
-    """Per workload, each interpreter's cells side by side (the fastest worker count of each backend), each against
-    serial on the same interpreter and against serial on the first variant's interpreter, paired within rounds
-    (every variant runs in the same rounds), with one sentence per other interpreter. [] unless the variants
-    differ in interpreter."""
+    """Per workload, each interpreter's cells side by side (decisions.interpreter_cells: the fastest worker count of
+    each backend, against serial on the same interpreter and on the first variant's), with one sentence per other
+    interpreter. [] unless the variants differ in interpreter."""
     names = interpreters_of(runs, order)
     if not names:
         return []
     first = next(iter(names))
     m = margin if margin is not None else margin_of(stats)
     out = []
-    for workload in dict.fromkeys(stats.workload):
-        cells = stats[(stats.workload == workload) & stats.variant.isin(list(names))]
-        ok = claimable(cells)
-        serials = {v: _serial_of(ok[ok.variant == v]) for v in names}
-        base = serials[first]
+    for workload, sides in interpreter_cells(stats, runs, list(names)).items():
         rows, sentences, missing = [], [], []
-        for variant, label in names.items():
-            mine = cells[cells.variant == variant]
-            for backend in sorted(set(mine.backend), key=lambda b: (b != REFERENCE, b)):
-                good = ok[(ok.variant == variant) & (ok.backend == backend)]
-                if good.empty:
-                    missing.append(f"{backend}: {_not_run_text(mine[mine.backend == backend], label)}")
-                    continue
-                row = good.loc[good.throughput_median.idxmax()]
-                versus_base = paired(runs, row, base) if base is not None else None
+        for side in sides:
+            label = names[side.variant]
+            missing += [f"{backend}: {_not_run_text(cells, label)}" for backend, cells in side.missing.items()]
+            for row, versus_base in side.cells:
                 rows.append(
                     {
                         "interpreter": label,
                         "backend": row.backend if row.backend == REFERENCE else f"{row.backend} ({workers_text(row.workers)})",
                         f"{UNIT} [90 % interval]": short_throughput(row),
                         "× serial, same interpreter": speedup_cell(row) if row.backend != REFERENCE else "–",
-                        f"× serial on {names[first]}": _times(versus_base) if versus_base and cell_key(row) != cell_key(base) else "–",
+                        f"× serial on {names[first]}": _times(versus_base) if versus_base else "–",
                         "memory": _memory_text(row),
                     }
                 )
-        for variant, label in names.items():
-            if variant != first:
-                sentences.append(_interpreter_sentence(ok, runs, variant, label, names[first], serials[variant], base, m))
+        base = sides[0].serial
+        sentences = [_interpreter_sentence(side, names[side.variant], names[first], base, m) for side in sides[1:]]
         out.append({"name": workload, "rows": pd.DataFrame(rows), "sentences": [s for s in sentences if s], "missing": missing})
     return out
 
@@ -624,11 +612,6 @@ def verdict_words(word: str, margin: float) -> str:
     return f"{word}, within ±{margin:.0%}" if word == decide.EQUIVALENT else word
 
 
-def _serial_of(cells: pd.DataFrame):
-    serial = cells[cells.backend == REFERENCE]
-    return serial.sort_values("workers").iloc[0] if len(serial) else None
-
-
 def _not_run_text(cells: pd.DataFrame, label: str) -> str:
     """Why a backend has no clean cell on this interpreter: 'not available on Python 3.13.5 free-threaded (ray is not …)'."""
     row = cells.iloc[0]
@@ -639,26 +622,23 @@ def _not_run_text(cells: pd.DataFrame, label: str) -> str:
     return f"left out on {label} ({statuses}{': ' + cause if cause else ''})"
 
 
-def _interpreter_sentence(ok, runs, variant, label, base_label, serial, base, margin) -> str | None:
+def _interpreter_sentence(side, label, base_label, base, margin) -> str | None:
     """'Python 3.13.5 free-threaded: serial gives 0.79× [0.76–0.83×] the items/s of serial on Python 3.13.5,
     paired over 5 rounds (slower, beyond the 5% margin); its fastest parallel cell, threads at 2 workers, gives
     1.54× […] its own serial's (faster) and 1.22× […] serial's on Python 3.13.5.'"""
-    if serial is None or base is None:
+    if side.serial is None or base is None:
         return f"On {label} serial did not run cleanly, so nothing on it is compared with {base_label}."
-    tax = paired(runs, serial, base)
-    if tax is None:
+    if (tax := side.tax) is None:
         return None
     words = f"{label}: serial gives {_times(tax)} the {UNIT} of serial on {base_label}, paired over {tax.n} rounds"
     if tax.n >= 2:
         words += f" ({verdict_words(decide.verdict(tax, margin), margin)})"
-    mine = ok[(ok.variant == variant) & (ok.backend != REFERENCE)]
-    if len(mine):
-        best = mine.loc[mine.throughput_median.idxmax()]
+    if (best := side.fastest) is not None:
         words += f"; its fastest parallel cell, {best.backend} at {workers_text(best.workers)}, gives "
         interval = interval_text(best.speedup_ci_low, best.speedup_ci_high, "×")
         words += f"{num(best.speedup_vs_serial)}× {interval} its own serial's ({word_of(best)})"
-        if (over_base := paired(runs, best, base)) is not None:
-            words += f" and {_times(over_base)} serial's on {base_label}"
+        if side.fastest_over_base is not None:
+            words += f" and {_times(side.fastest_over_base)} serial's on {base_label}"
     return words + "."
 
 

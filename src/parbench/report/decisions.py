@@ -1,7 +1,8 @@
 """The report's decisions: which cells a claim may rest on, the recommended cell of a workload (`choose`),
-its kind of work (`kind_of`), where scaling stops, memory ranges and the machine's busy runs. Pure functions
-of the stats and runs tables, returning rows, numbers and parbench.decide's words; parbench.report.claims
-puts them in sentences (tests/test_method.py measures their error rates on synthetic sweeps)."""
+its kind of work (`kind_of`), where scaling stops, memory ranges, the machine's busy runs and each interpreter's
+cells against the first variant's serial (`interpreter_cells`). Pure functions of the stats and runs tables,
+returning rows, numbers and parbench.decide's words; parbench.report.claims puts them in sentences
+(tests/test_method.py measures their error rates on synthetic sweeps)."""
 
 import math
 from typing import NamedTuple
@@ -205,3 +206,55 @@ def busy_count(runs: pd.DataFrame) -> int | None:
     if "busy_machine" not in runs or runs.busy_machine.isna().all():
         return None
     return int((runs.busy_machine == True).sum())  # noqa: E712 (a column of True, False and missing)
+
+
+class Interpreter(NamedTuple):
+    """One variant's interpreter in one workload, against the first variant's serial (`base`), paired within rounds
+    (every variant runs in the same rounds): each backend's fastest clean cell (serial first) with its ratio over
+    `base` (None for `base` itself), the backends without a clean cell (their cells), its own serial, that serial
+    over `base` (`tax`), and its fastest parallel cell with its ratio over `base`."""
+
+    variant: str
+    cells: list
+    missing: dict
+    serial: pd.Series | None
+    tax: decide.Ratio | None
+    fastest: pd.Series | None
+    fastest_over_base: decide.Ratio | None
+
+
+def interpreter_cells(stats: pd.DataFrame, runs: pd.DataFrame, variants: list[str]) -> dict[str, list[Interpreter]]:
+    """Per workload, one Interpreter per variant in `variants` (the first is what the others are compared with)."""
+    out = {}
+    for workload in dict.fromkeys(stats.workload):
+        cells = stats[(stats.workload == workload) & stats.variant.isin(variants)]
+        ok = claimable(cells)
+        serials = {v: _fewest_workers(ok[(ok.variant == v) & (ok.backend == REFERENCE)]) for v in variants}
+        base = serials[variants[0]]
+        sides = []
+        for variant in variants:
+            mine, good = cells[cells.variant == variant], ok[ok.variant == variant]
+            rows, missing = [], {}
+            for backend in sorted(set(mine.backend), key=lambda b: (b != REFERENCE, b)):
+                clean_cells = good[good.backend == backend]
+                if clean_cells.empty:
+                    missing[backend] = mine[mine.backend == backend]
+                    continue
+                row = clean_cells.loc[clean_cells.throughput_median.idxmax()]
+                rows.append((row, _over(runs, row, base)))
+            serial, parallel = serials[variant], good[good.backend != REFERENCE]
+            fastest = parallel.loc[parallel.throughput_median.idxmax()] if len(parallel) else None
+            sides.append(Interpreter(variant, rows, missing, serial, _over(runs, serial, base), fastest, _over(runs, fastest, base)))
+        out[workload] = sides
+    return out
+
+
+def _over(runs, row, base) -> decide.Ratio | None:
+    """Cell `row` over `base`, paired within rounds; None for `base` itself or where either is missing."""
+    if row is None or base is None or cell_key(row) == cell_key(base):
+        return None
+    return paired(runs, row, base)
+
+
+def _fewest_workers(cells: pd.DataFrame):
+    return cells.sort_values("workers").iloc[0] if len(cells) else None
