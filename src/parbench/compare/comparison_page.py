@@ -104,8 +104,8 @@ def opening(table: pd.DataFrame, bases: list[Sweep]) -> list[str]:
     for name, how in table[table.kind == judge.ACROSS].groupby("baseline", sort=False).normalised.first().items():
         if how and how != judge.NORMALISED:
             lines.append(
-                f"Against {name}: not normalised ({how.removeprefix('no: ')}): an older parbench ran no sentinel per round, "
-                "so the ratios also carry the whole change of the machine between the sessions."
+                f"Against {name}: not normalised ({how.removeprefix('no: ')}): without a sentinel in every round "
+                "(`sentinel: null`, or a parbench before it), the ratios also carry the whole change of the machine between the sessions."
             )
     return lines
 

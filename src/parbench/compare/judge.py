@@ -11,7 +11,7 @@ Two kinds of comparison:
   sentinel series interpolated to the run's start), so a machine that is faster or slower on one
   day than on the other cancels; the ratio of the two sweeps' normalised runs is Welch's
   (`decide.unpaired`), whose interval holds the sentinels' own noise. A sweep without a sentinel per
-  round (an older parbench) cannot be normalised: its ratios are raw Welch, and the table says so.
+  round (`sentinel: null`, or an older parbench) cannot be normalised: its ratios are raw Welch, and the table says so.
 
 Pure functions of records; compare.py draws the page.
 """
