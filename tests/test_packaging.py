@@ -141,7 +141,8 @@ def test_the_installed_set_reads_each_header_as_importlib_metadata_does(tmp_path
     assert parbench_environment.installed() == [f"{n}=={v}" for n, v in sorted(full.items())]
     site = tmp_path / "site-packages"
     (site / "wordy-1.0.dist-info").mkdir(parents=True)
-    (site / "wordy-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: Wordy_Pkg\nVersion: 1.0\n\nName: other\nVersion: 9\n")
+    header, description = "Metadata-Version: 2.1\nName: Wordy_Pkg\nVersion: 1.0\n", "Name: other\nVersion: 9\n"
+    (site / "wordy-1.0.dist-info" / "METADATA").write_text(f"{header}\n{description}")
     (site / "old.egg-info").mkdir()
     (site / "old.egg-info" / "PKG-INFO").write_text("Metadata-Version: 1.0\nName: old\nVersion: 0.3\n")
     monkeypatch.setattr("sys.path", [str(site)])
