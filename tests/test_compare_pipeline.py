@@ -202,6 +202,7 @@ def test_fail_on_slower_fails_the_sweep_after_writing_everything_and_lists_what_
         "trials": 2,
         "workloads": {"gatecheck": {"module": "bench/gatecheck.py", "batches": 2, "warmup_batches": 1, "tasks_per_batch": 4}},
         "variants": {"base": {}, "slow": {"env": {"PARBENCH_TEST_DELAY_S": "0.02"}}},
+        "sentinel": None,  # variants are paired within rounds: no sentinel normalises them
     }
     work = scratch_workflow(tmp_path, config)
     (work / "bench").mkdir()
