@@ -102,7 +102,7 @@ def user_spec(backend, module, workers=2, **params):
 )
 def test_user_workload_runs_and_verifies_on_every_backend(user_project, tmp_path, backend, module, params):
     """Measured and verified on every backend; a run that went well keeps no library's files (a failed one keeps
-    them beside its log: the raises test below)."""
+    them beside its log: the huge message's test below)."""
     sessions = ray_sessions()
     record = supervise(user_spec(backend, module, **params), tmp_path / "r.json", tmp_path / "r.log")
     assert record["status"] == "ok", f"{record['reason']}\n{(tmp_path / 'r.log').read_text()[-2000:]}"
@@ -241,26 +241,6 @@ def ray_sessions() -> set[Path]:
     return set(Path("/tmp/ray").glob("session_*"))
 
 
-# The faulty files' sweep below raises on FAULT_BACKENDS through Snakemake; here the others.
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b not in FAULT_BACKENDS])
-def test_a_task_that_raises_gives_the_same_short_reason_on_every_backend(user_project, tmp_path, backend):
-    """The same short reason; and a local Ray instance's session folder lives in the run's temporary folder, and a
-    failed run's is moved beside its log, where Ray's own messages point, and the record says so."""
-    project(user_project, {"bench/raises.py": RAISES})
-    sessions = ray_sessions()
-    record = supervise(user_spec(backend, "bench/raises.py"), tmp_path / "r.json", tmp_path / "r.log")
-    assert record["status"] == "failed"
-    assert record["reason"] == FAULTS["raises"][1]
-    assert ray_sessions() == sessions, "a session folder in /tmp/ray"
-    kept = tmp_path / "r.library"
-    if backend == "ray":  # the one library here that makes a folder of its own (cleanup.library_folder)
-        assert record["cleanup"]["library_files_kept"] == str(kept)
-        assert list(kept.glob("ray/session_*/logs")), "Ray's session folder with its logs"
-        assert str(kept) in (tmp_path / "r.log").read_text()
-    else:
-        assert not kept.exists() and "library_files_kept" not in record["cleanup"]
-
-
 LOUD = """
 def data(params):
     return {}
@@ -274,16 +254,29 @@ def task(state, item):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_huge_error_message_is_cut_to_one_short_line_and_kept_whole_in_the_log(user_project, tmp_path, backend):
-    """A task raising a 1 MB message once made a 1 MB record (issue 24, item 4)."""
+def test_a_task_that_raises_a_huge_message_gives_the_same_short_reason_on_every_backend(user_project, tmp_path, backend):
+    """A task raising a 1 MB message once made a 1 MB record (issue 24, item 4): the reason is one short line, the
+    same on every backend (the faulty files' sweep checks a short message's whole reason), and the whole message is
+    in the log. A local Ray instance's session folder lives in the run's temporary folder, and a failed run's is moved
+    beside its log, where Ray's own messages point, and the record says so."""
     project(user_project, {"bench/loud.py": LOUD})
+    sessions = ray_sessions()
     record = supervise(user_spec(backend, "bench/loud.py"), tmp_path / "r.json", tmp_path / "r.log")
     assert record["status"] == "failed"
     reason = record["reason"]
     assert reason.startswith("task raised ValueError: xxx") and reason.endswith("(loud.py, line 9, in task)"), reason[:500]
     assert len(reason) < 500 and "\n" not in reason and "cut from 1,000,020 characters" in reason, reason[:500]
     assert len((tmp_path / "r.json").read_bytes()) < 100_000
-    assert "x" * 1_000_000 + " the end" in (tmp_path / "r.log").read_text(), "the whole message is in the run's log"
+    log = (tmp_path / "r.log").read_text()
+    assert "x" * 1_000_000 + " the end" in log, "the whole message is in the run's log"
+    assert ray_sessions() == sessions, "a session folder in /tmp/ray"
+    kept = tmp_path / "r.library"
+    if backend == "ray":  # the one library here that makes a folder of its own (cleanup.library_folder)
+        assert record["cleanup"]["library_files_kept"] == str(kept)
+        assert list(kept.glob("ray/session_*/logs")), "Ray's session folder with its logs"
+        assert str(kept) in log
+    else:
+        assert not kept.exists() and "library_files_kept" not in record["cleanup"]
 
 
 # ---------------------------------------------------------------------------------------------
