@@ -3,7 +3,6 @@ pipeline; and verification that catches wrong results."""
 
 import dataclasses
 import importlib
-import operator
 import pickle
 import subprocess
 import time
@@ -302,24 +301,39 @@ BUILDS_PER_TASK = {"multiprocessing"}  # the blog's pattern: every task builds i
 
 
 @pytest.mark.parametrize("stateful", [False, True], ids=["tasks", "stateful"])
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if not backends.load(b).in_driver])
-def test_the_first_batch_finds_every_worker_up(backend, stateful):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_first_batch_finds_every_worker_up_and_each_task_returns_a_small_mark(backend, stateful):
     """Every task of the first batch runs in a worker that start() brought up (or, for actors, setup()) and,
-    for stateful work, finds its state built: no timed batch pays for a worker's start or its state."""
+    for stateful work, finds its state built: no timed batch pays for a worker's start or its state.
+
+    Each task goes through worker.call/call_kept and returns, besides its result, its worker's Seen on the
+    worker's first task and a small number after that (no runtime queried per task, no record pickled with
+    every result), and the driver turns the marks back into Seen records (issue 20, item 5). (Results come back
+    in order: every verified run shows it.)"""
     b = backends.load(backend)(WORKERS, 1, backend_options(backend))
     try:
         b.start()
         started = time.time()
         b.setup(dataclasses.replace(PROBE, stateful=stateful))
         placed = time.time()
-        results = b.run(["prepared_at"] * WORKERS * 2)
+        first = b.run(["prepared_at"] * WORKERS * 2)
+        later = b.run(["prepared_at"] * WORKERS * 2)
     finally:
         b.stop()
-    # A worker sends its Seen once, then a token (worker.mark): the driver's Marks turn them back.
-    for (prepared, _), seen in zip(results, worker.Marks().resolve([m for _, m in results])):
-        assert prepared is not None and prepared <= (placed if stateful else started), f"worker {seen.pid} came up during the batch"
+    sent = [m for _, m in first + later]
+    seen = worker.Marks().resolve(sent)
+    for (prepared, _), s in zip(first, seen):
+        assert prepared is not None and prepared <= (placed if stateful else started), f"worker {s.pid} came up during the batch"
         if stateful and backend not in BUILDS_PER_TASK:
-            assert not seen.built_state, f"worker {seen.pid} built its state in the batch"
+            assert not s.built_state, f"worker {s.pid} built its state in the batch"
+    assert all(isinstance(s, worker.Seen) and s.pid > 0 for s in seen)
+    workers = {(s.node, s.pid, s.thread) for s in seen}
+    assert 1 <= len(workers) <= b.worker_count()
+    full = [m for m in sent if isinstance(m, worker.Seen)]
+    assert len(full) == len(workers), "each worker sends its Seen once"
+    small = [m for m in sent if not isinstance(m, worker.Seen)]
+    assert len(small) == len(sent) - len(workers) and all(isinstance(m, int) for m in small), [type(m).__name__ for m in small]
+    assert all(len(pickle.dumps(m)) <= len(pickle.dumps(2**31 - 1)) for m in small), "a mark pickles as a 4-byte integer"
 
 
 def test_joblib_dumps_the_shared_arrays_in_setup(monkeypatch):
@@ -417,41 +431,6 @@ def test_verify_refuses_fewer_results_than_items(name):
             w.verify(0, items, [None, None])
     finally:
         w.close()
-
-
-# ---------------------------------------------------------------------------------------------
-# The same per-task bookkeeping on every backend (issue 20, item 5)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_every_backend_returns_a_small_mark_per_task(backend):
-    """Each task goes through worker.call/call_kept and returns, besides its result, its worker's
-    Seen on the worker's first task and a small number after that (no runtime queried per task,
-    no record pickled with every result), and the driver turns the marks back into Seen records."""
-    options = backend_options(backend)
-    if backend == "ray":
-        options = {**options, "address": None}
-    b = backends.load(backend)(2, 1, options)
-    b.start()
-    try:
-        # Builtins: every backend's workers can import them (0 + item is the item).
-        b.setup(Work(task=operator.add, build=int, data={}, stateful=False))
-        marks = worker.Marks()
-        first = b.run(list(range(8)))
-        later = b.run(list(range(8, 16)))
-    finally:
-        b.stop()
-    assert [v for v, _ in first + later] == list(range(16))
-    sent = [m for _, m in first + later]
-    seen = marks.resolve(sent)
-    assert all(isinstance(s, worker.Seen) and s.pid > 0 for s in seen)
-    workers = {(s.node, s.pid, s.thread) for s in seen}
-    assert 1 <= len(workers) <= b.worker_count()
-    full = [m for m in sent if isinstance(m, worker.Seen)]
-    assert len(full) == len(workers), "each worker sends its Seen once"
-    small = [m for m in sent if not isinstance(m, worker.Seen)]
-    assert len(small) == 16 - len(workers) and all(isinstance(m, int) for m in small), [type(m).__name__ for m in small]
-    assert all(len(pickle.dumps(m)) <= len(pickle.dumps(2**31 - 1)) for m in small), "a mark pickles as a 4-byte integer"
 
 
 # ---------------------------------------------------------------------------------------------
