@@ -34,8 +34,10 @@ from parbench.sweep.config import ConfigError, validate
 from parbench.workloads import _user
 
 USER_TINY = {"batches": 2, "warmup_batches": 1, "tasks_per_batch": 4}
-# The backends of the faulty user files' sweep (test_a_sweep_of_faulty_user_files_...).
-FAULT_BACKENDS = ["serial", "threads", "multiprocessing-shared", "dask"]
+# The backends of the faulty user files' sweep (test_a_sweep_of_faulty_user_files_...): one whose tasks run in the
+# driver, and Dask, whose dead workers and unpicklable exceptions were "a bug in parbench" that stopped the sweep.
+# Without serial, the sweep has no A/A twins: each fault's run on every other backend is a test of its own.
+FAULT_BACKENDS = ["threads", "dask"]
 
 
 def project(tmp_path, files: dict) -> Path:
@@ -524,6 +526,8 @@ def test_a_thread_a_task_leaves_running_does_not_hold_a_finished_run(user_projec
     spec["settings"] = {**spec["settings"], "limits": {**spec["settings"].get("limits", {}), "timeout_s": 120}}
     record = supervise(spec, tmp_path / "r.json", tmp_path / "r.log")
     assert record["status"] == "ok" and record["verified"], f"{record['status']}: {record['reason']}"
+    if backends.load(backend).in_driver:  # the tasks ran in the driver: it names what it ended
+        assert any(t.startswith(LINGERED) for t in record["threads_left"]), record.get("threads_left")
 
 
 DIES = """
@@ -591,6 +595,7 @@ def test_a_sweep_of_faulty_user_files_records_every_fault_reports_and_exits_0(tm
             **{name: {"module": f"bench/{name}.py", **USER_TINY} for name in FAULTS},
         },
         "limits": {"timeout_s": 120},
+        "sentinel": None,
     }
     work = scratch_workflow(tmp_path, config)
     project(work, {"bench/sums.py": SUMS, **{f"bench/{name}.py": source for name, (source, _) in FAULTS.items()}})
@@ -607,7 +612,7 @@ def test_a_sweep_of_faulty_user_files_records_every_fault_reports_and_exits_0(tm
         assert recs["sums", backend]["status"] == "ok" and recs["sums", backend]["verified"], recs["sums", backend]["reason"]
         lingering = recs["lingering", backend]
         assert lingering["status"] == "ok" and lingering["verified"], lingering["reason"]
-        if backend in ("serial", "threads"):  # the tasks ran in the driver: it names what it ended
+        if backend == "threads":  # the tasks ran in the driver: it names what it ended
             assert any(t.startswith(LINGERED) for t in lingering["threads_left"]), lingering.get("threads_left")
         unseeded = recs["unseeded", backend]
         assert unseeded["status"] == "ok" and unseeded["verified"] is False
