@@ -549,23 +549,27 @@ def test_without_min_timed_s_the_batches_are_batches():
 SLEEP_S = 0.25  # large against what these phases cost on tiny work, so a sleep shows where it falls
 # data() runs in the driver before setup (the harness's inputs, in no timer); build() makes the state
 # (once per worker in setup, in a worker's first task, or in every task, as the backend does); task() sleeps.
+# The check calls data() again after teardown and reruns every task in the driver: that state sleeps nowhere.
 PHASED = f"""
 import time
 STATEFUL = __STATEFUL__
+CALLS = []
 
 def data(params):
-    time.sleep({SLEEP_S})
-    return {{"build_s": params["build_s"]}}
+    CALLS.append(1)
+    run = len(CALLS) == 1  # the second call is the check's
+    time.sleep({SLEEP_S} if run else 0)
+    return {{"build_s": params["build_s"] if run else 0, "task_sleeps": run}}
 
-def build(build_s):
+def build(build_s, task_sleeps):
     time.sleep(build_s)
-    return {{}}
+    return {{"task_sleeps": task_sleeps}}
 
 def items(params, batch, n):
     return [params["task_s"]] * n
 
 def task(state, task_s):
-    time.sleep(task_s)
+    time.sleep(task_s if state["task_sleeps"] else 0)
     return task_s
 """
 
@@ -573,7 +577,7 @@ def task(state, task_s):
 def phased_run(tmp_path, backend, stateful, build_s, task_s):
     module = tmp_path / f"phased_{stateful}.py"
     module.write_text(PHASED.replace("__STATEFUL__", str(stateful)))
-    # One warm-up and one timed batch show where each sleep falls; the check reruns every task's sleep in the driver.
+    # One warm-up and one timed batch show where each sleep falls.
     spec = make_spec(backend, "phased", 2, module=str(module), build_s=build_s, task_s=task_s, batches=1, warmup_batches=1)
     record = supervise(spec, tmp_path / "r.json", tmp_path / "r.log")
     assert record["status"] == "ok" and record["verified"], f"{record['reason']}\n{(tmp_path / 'r.log').read_text()[-2000:]}"
