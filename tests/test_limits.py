@@ -4,6 +4,8 @@ parbench fails loudly instead of becoming a record."""
 import json
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -134,6 +136,41 @@ def test_memory_limit_gives_oom(tmp_path):
     assert record["memory"]["peak_tree_pss_bytes"] > limit * GIB
     assert record["verified"] is False
     assert_clean(left)
+
+
+# A driver that starts processes all the time, as a Pool replacing its killed workers does; it ends its run itself
+# (the memory limit) or waits to be killed (the time limit).
+SPAWNING = """
+import subprocess, sys, threading, time
+from parbench.run import driver
+
+def spawn():
+    while True:
+        subprocess.Popen(["sleep", "60"])
+        time.sleep(0.001)
+
+threading.Thread(target=spawn, daemon=True).start()
+time.sleep(0.3)
+driver.end_run() if sys.argv[1] == "itself" else time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("ender", ["itself", "supervisor"])
+def test_a_run_ended_leaves_no_process_its_driver_started_meanwhile(ender):
+    """A child the driver started after its tree was listed outlived the run: a Pool's new workers and resource
+    tracker kept the Pool's semaphores in /dev/shm (the memory limit's test, once in three suites). The driver's
+    process group goes at once, whether the driver ends the run (driver.end_run) or the supervisor does."""
+    from parbench.run import supervise as supervisor
+
+    with Leftovers() as left:
+        proc = subprocess.Popen([sys.executable, "-c", SPAWNING, ender], start_new_session=True)  # as the supervisor starts it
+        if ender == "supervisor":
+            time.sleep(0.5)
+            supervisor._kill(proc)
+        proc.wait(timeout=60)
+        survivors = left.processes(settle_s=1)
+    assert proc.returncode == -signal.SIGKILL
+    assert survivors == [], survivors
 
 
 @pytest.mark.parametrize("backend", ["multiprocessing"])

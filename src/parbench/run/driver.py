@@ -38,6 +38,16 @@ def kill_tree(root: psutil.Process, include_root: bool = True) -> int:
     return len(procs)
 
 
+def end_run() -> None:
+    """SIGKILL this driver's whole run: its descendants (Ray and Dask start some in sessions of their own), then
+    its process group at once, the driver with it (the supervisor starts it as the group's leader), so that no
+    Pool worker forked after the listing outlives the run, holding the Pool's semaphores in /dev/shm."""
+    kill_tree(psutil.Process(), include_root=False)
+    if os.getpgid(0) == os.getpid():
+        os.killpg(0, signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def die_with_parent(parent: int, poll_s: float = 0.2) -> None:
     """End this run, workers first, once the supervisor (pid `parent`, passed in so that a
     supervisor that died before we got here is noticed too) is gone: a driver must not outlive its sweep."""
@@ -45,8 +55,7 @@ def die_with_parent(parent: int, poll_s: float = 0.2) -> None:
     def watch():
         while os.getppid() == parent:
             time.sleep(poll_s)
-        kill_tree(psutil.Process(), include_root=False)
-        os.kill(os.getpid(), signal.SIGKILL)
+        end_run()
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
@@ -59,8 +68,7 @@ def main(spec_path: str, out_path: str) -> None:
 
     def stop_for_memory(record):
         records.write(out_path, record)
-        kill_tree(psutil.Process(), include_root=False)
-        os.kill(os.getpid(), signal.SIGKILL)
+        end_run()
 
     record = runner.run(spec, lambda record: records.write(out_path, record), stop_for_memory)
     if left := worker.threads_left():  # the user's tasks started them: the run is done, they end with the driver

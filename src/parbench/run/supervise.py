@@ -374,6 +374,8 @@ def _wait(driver: subprocess.Popen, timeout: float, ancestors) -> tuple[int, boo
 def _kill(driver: subprocess.Popen) -> None:
     with contextlib.suppress(psutil.NoSuchProcess):
         kill_tree(psutil.Process(driver.pid))
+    with contextlib.suppress(ProcessLookupError):  # the driver leads its group: a Pool worker forked after the listing
+        os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
 
 
