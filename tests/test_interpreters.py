@@ -121,6 +121,7 @@ def test_a_free_threaded_variant_through_the_sweep(free, tmp_path, seed_machine)
             "matmul": {"n": 128, "k": 8, "batches": 2, "warmup_batches": 1},
         },
         "variants": {"own": {}, "ft": {"python": free}},
+        "sentinel": None,  # variants are paired within rounds: no sentinel normalises them
     }
     work = scratch_workflow(tmp_path, config)
     seed_machine(work)

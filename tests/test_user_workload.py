@@ -405,27 +405,26 @@ def test_a_good_module_passes_and_is_checked_once(tmp_path):
 
 @pytest.fixture(scope="module")
 def pipeline(tiny_pipeline):
-    """The tests' shared sweep, which holds two user workloads beside matmul and ner (conftest)."""
+    """The tests' shared sweep, which holds a user workload beside matmul and ner (conftest)."""
     assert tiny_pipeline.result.returncode == 0, tiny_pipeline.result.stdout[-5000:]
     return tiny_pipeline.work, tiny_pipeline.config
 
 
 def test_the_pipeline_measures_verifies_and_reports_a_user_workload(pipeline):
     work, config = pipeline
-    recs = [r for r in read_records(work) if r["workload"] in ("sums", "lookup")]
-    backends_run = len(config["backends"])
-    cells = [("sums", w) for w in config["workers"]] + [("lookup", w) for w in config["workloads"]["lookup"]["workers"]]
-    assert sorted((r["workload"], r["workers"]) for r in recs) == sorted(cells * backends_run * config["trials"]), (
-        "lookup's own worker counts"
+    recs = [r for r in read_records(work) if r["workload"] == "sums"]
+    cells = [("sums", w) for w in config["workloads"]["sums"]["workers"]]
+    assert sorted((r["workload"], r["workers"]) for r in recs) == sorted(cells * len(config["backends"]) * config["trials"]), (
+        "sums' own worker counts"
     )
     assert all(r["status"] == "ok" and r["verified"] for r in recs), [r["reason"] for r in recs]
     runs = pd.read_csv(work / "results" / "tables" / "runs.csv")
-    assert {"sums", "lookup"} <= set(runs.workload)
+    assert "sums" in set(runs.workload)
     assert (runs[runs.workload == "sums"].module == "bench/sums.py").all()
     for figure in ("throughput", "memory"):
         assert (work / "results" / "figures" / f"sums_{figure}.png").stat().st_size > 5000
     html = (work / "results" / "report.html").read_text()
-    assert "<h3>sums in detail</h3>" in html and "<h3>lookup in detail</h3>" in html
+    assert "<h3>sums in detail</h3>" in html
 
 
 def test_editing_the_user_file_reruns_only_its_runs(pipeline):
@@ -436,7 +435,7 @@ def test_editing_the_user_file_reruns_only_its_runs(pipeline):
         path.write_text(original + "\n# a comment changes the content\n")
         runs = scheduled_outputs(snakemake(work, "-n", "--cores", "2", timeout=300).stdout, "run")
         assert runs and all("/sums/" in p for p in runs), runs
-        assert len(runs) == len(config["backends"]) * len(config["workers"]) * config["trials"]
+        assert len(runs) == len(config["backends"]) * len(config["workloads"]["sums"]["workers"]) * config["trials"]
     finally:
         path.write_text(original)
 
@@ -456,10 +455,10 @@ def test_editing_a_builtin_workload_does_not_rerun_user_workloads(pipeline):
 def test_a_users_own_worker_counts_change_no_run_of_others(pipeline):
     work, config = pipeline
     changed = json.loads(json.dumps(config))
-    changed["workloads"]["lookup"]["workers"] = [1, 2]
+    changed["workloads"]["sums"]["workers"] = [1, 2]
     write_config(work, changed, "other.yaml")
     jobs = dry_run_jobs(snakemake(work, "-n", "--cores", "2", "--configfile", "other.yaml", timeout=300).stdout)
-    # Only lookup at 1 worker is new, in every round; its A/A twin moves to serial at the first count, 1.
+    # Only sums at 1 worker is new, in every round; its A/A twin moves to serial at the first count, 1.
     assert jobs.get("run") == len(config["backends"]) * config["trials"], jobs
     assert jobs.get("twin") == config["trials"], jobs
 
