@@ -158,7 +158,7 @@ driver.end_run() if sys.argv[1] == "itself" else time.sleep(60)
 @pytest.mark.parametrize("ender", ["itself", "supervisor"])
 def test_a_run_ended_leaves_no_process_its_driver_started_meanwhile(ender):
     """A child the driver started after its tree was listed outlived the run: a Pool's new workers and resource
-    tracker kept the Pool's semaphores in /dev/shm (the memory limit's test, once in three suites). The driver's
+    tracker kept the Pool's semaphores in /dev/shm (test_memory_limit_gives_oom, twice in five suites). The driver's
     process group goes at once, whether the driver ends the run (driver.end_run) or the supervisor does."""
     from parbench.run import supervise as supervisor
 

@@ -39,7 +39,7 @@ def kill_tree(root: psutil.Process, include_root: bool = True) -> int:
 
 
 def end_run() -> None:
-    """SIGKILL this driver's whole run: its descendants (Ray and Dask start some in sessions of their own), then
+    """SIGKILL this driver's whole run: its descendants (a library may start some in a session of its own), then
     its process group at once, the driver with it (the supervisor starts it as the group's leader), so that no
     Pool worker forked after the listing outlives the run, holding the Pool's semaphores in /dev/shm."""
     kill_tree(psutil.Process(), include_root=False)
