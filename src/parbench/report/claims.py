@@ -574,7 +574,7 @@ def interpreters(stats: pd.DataFrame, runs: pd.DataFrame, order: list[str] | Non
     m = margin if margin is not None else margin_of(stats)
     out = []
     for workload, sides in interpreter_cells(stats, runs, list(names)).items():
-        rows, sentences, missing = [], [], []
+        rows, missing = [], []
         for side in sides:
             label = names[side.variant]
             missing += [f"{backend}: {_not_run_text(cells, label)}" for backend, cells in side.missing.items()]

@@ -115,12 +115,17 @@ def cell_key(row) -> tuple:
     return (row.workload, row.backend, row.workers, row.get("variant", "") if not pd.isna(row.get("variant", "")) else "")
 
 
-def paired(runs: pd.DataFrame | None, a, b) -> decide.Ratio | None:
-    """Cell a over cell b, paired within rounds from the runs table; None without runs."""
-    if runs is None or runs.empty or not {"status", "verified", "trial"} <= set(runs):
+def paired(runs: pd.DataFrame | None, a, b, logs: pd.DataFrame | None = None) -> decide.Ratio | None:
+    """Cell a over cell b, paired within rounds from the runs table; None without runs. logs: round_logs(runs), if
+    already at hand."""
+    if not _pairable(runs):
         return None
-    r = paired_cells(round_logs(runs), cell_key(a), cell_key(b))
+    r = paired_cells(round_logs(runs) if logs is None else logs, cell_key(a), cell_key(b))
     return r if r.n else None
+
+
+def _pairable(runs: pd.DataFrame | None) -> bool:
+    return runs is not None and not runs.empty and {"status", "verified", "trial"} <= set(runs)
 
 
 def choose(stats: pd.DataFrame, runs: pd.DataFrame | None = None, margin: float | None = None) -> Choice | None:
@@ -225,7 +230,7 @@ class Interpreter(NamedTuple):
 
 def interpreter_cells(stats: pd.DataFrame, runs: pd.DataFrame, variants: list[str]) -> dict[str, list[Interpreter]]:
     """Per workload, one Interpreter per variant in `variants` (the first is what the others are compared with)."""
-    out = {}
+    out, logs = {}, round_logs(runs) if _pairable(runs) else None  # once: every pair below reads it
     for workload in dict.fromkeys(stats.workload):
         cells = stats[(stats.workload == workload) & stats.variant.isin(variants)]
         ok = claimable(cells)
@@ -241,19 +246,20 @@ def interpreter_cells(stats: pd.DataFrame, runs: pd.DataFrame, variants: list[st
                     missing[backend] = mine[mine.backend == backend]
                     continue
                 row = clean_cells.loc[clean_cells.throughput_median.idxmax()]
-                rows.append((row, _over(runs, row, base)))
+                rows.append((row, _over(runs, logs, row, base)))
             serial, parallel = serials[variant], good[good.backend != REFERENCE]
             fastest = parallel.loc[parallel.throughput_median.idxmax()] if len(parallel) else None
-            sides.append(Interpreter(variant, rows, missing, serial, _over(runs, serial, base), fastest, _over(runs, fastest, base)))
+            tax, fastest_over_base = _over(runs, logs, serial, base), _over(runs, logs, fastest, base)
+            sides.append(Interpreter(variant, rows, missing, serial, tax, fastest, fastest_over_base))
         out[workload] = sides
     return out
 
 
-def _over(runs, row, base) -> decide.Ratio | None:
+def _over(runs, logs, row, base) -> decide.Ratio | None:
     """Cell `row` over `base`, paired within rounds; None for `base` itself or where either is missing."""
     if row is None or base is None or cell_key(row) == cell_key(base):
         return None
-    return paired(runs, row, base)
+    return paired(runs, row, base, logs)
 
 
 def _fewest_workers(cells: pd.DataFrame):
