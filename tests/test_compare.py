@@ -236,6 +236,11 @@ def test_a_baseline_without_a_sentinel_per_round_is_compared_raw_and_says_so():
     assert (table.verdict == "slower").all() and np.allclose(table.throughput_ratio, 0.5, atol=0.03)
     page = comparison_page.page(here, [Sweep("old", base.records, {}, base.sentinels)], table, {})
     assert "Against old: not normalised" in page.split("<nav>")[0]
+    assert "Here each run is divided by its own sweep" not in page, "the opening claims a normalisation that was not made"
+    # A cell run only here comes first in the table (no ratio, so no `normalised`): the note still names the baseline.
+    only_here = table.iloc[:1].assign(verdict=judge.ONLY_HERE, normalised="", workload="aaa")
+    page = comparison_page.page(here, [Sweep("old", base.records, {}, base.sentinels)], pd.concat([only_here, table]), {})
+    assert "Against old: not normalised" in page.split("<nav>")[0]
 
 
 def test_a_round_without_its_sentinel_is_normalised_by_the_series_in_time():

@@ -22,10 +22,13 @@ SECTIONS = {"differs": "What differs", "verdicts": "Verdicts", "not-comparable":
 CONFOUNDED = (
     "A comparison of two separate sessions is confounded with the machine's state: its load, temperature and "
     "everything else that changed between the two days moves every ratio, and no interval made within a session "
-    "covers that. Here each run is divided by its own sweep's sentinel of the same round, which cancels a machine "
-    "uniformly faster or slower, not a change that affects one workload more than another. To compare two setups, "
-    "make them `variants` of one sweep instead: their runs interleave in the same rounds and each ratio is paired "
-    "within a round."
+    "covers that. {normalised}To compare two setups, make them `variants` of one sweep instead: their runs "
+    "interleave in the same rounds and each ratio is paired within a round."
+)
+# Said in CONFOUNDED only where every baseline was normalised (each sweep ran a sentinel in every round).
+NORMALISED_NOTE = (
+    "Here each run is divided by its own sweep's sentinel of the same round, which cancels a machine uniformly "
+    "faster or slower, not a change that affects one workload more than another. "
 )
 
 
@@ -99,10 +102,13 @@ def opening(table: pd.DataFrame, bases: list[Sweep]) -> list[str]:
             f"Variants of one sweep: every other variant against the first ({first}), cell by cell. Their runs were "
             "interleaved in the same rounds, so each ratio is paired within a round and the machine's drift cancels."
         )
+    # How each baseline was compared, from its cells that have a ratio (a cell run on one side only has none).
+    compared = table[(table.kind == judge.ACROSS) & (table.normalised.fillna("") != "")]
+    hows = compared.groupby("baseline", sort=False).normalised.first()
     if bases:
-        lines.append(CONFOUNDED)
-    for name, how in table[table.kind == judge.ACROSS].groupby("baseline", sort=False).normalised.first().items():
-        if how and how != judge.NORMALISED:
+        lines.append(CONFOUNDED.format(normalised=NORMALISED_NOTE if (hows == judge.NORMALISED).all() else ""))
+    for name, how in hows.items():
+        if how != judge.NORMALISED:
             lines.append(
                 f"Against {name}: not normalised ({how.removeprefix('no: ')}): without a sentinel in every round "
                 "(`sentinel: null`, or a parbench before it), the ratios also carry the whole change of the machine between the sessions."
