@@ -149,8 +149,9 @@ def framing(diff: pd.DataFrame, here: Sweep, base: Sweep) -> str:
         )
     return (
         f"Same machine (host, CPU model, cores and memory agree). What differs: {other_text}. Ratios reflect those differences "
-        "plus any change of the machine's state between the sweeps (other load, temperature, kernel) that the sentinels do not "
-        "cancel (one that slows some workloads more than others), which the intervals do not cover." + gemm_text + moved_text
+        "plus any change of the machine's state between the sweeps (other load, temperature, kernel) beyond what the sentinels "
+        "cancel where both sweeps ran one in every round (a change that slows some workloads more than others; the opening "
+        "says whether they did), which the intervals do not cover." + gemm_text + moved_text
     )
 
 
