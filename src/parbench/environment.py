@@ -34,7 +34,7 @@ def versions(names=None) -> dict:
     found = {}
     for name in names:
         try:
-            found[name] = importlib.metadata.version(name)
+            found[name] = _head(importlib.metadata.distribution(name)).get("Version")
         except importlib.metadata.PackageNotFoundError:
             found[name] = None
     return found

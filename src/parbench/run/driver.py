@@ -18,7 +18,6 @@ import traceback
 import psutil
 
 from parbench import records, worker
-from parbench.run import runner
 
 SUPERVISOR = "PARBENCH_SUPERVISOR_PID"
 # The driver's exit code for a bug in parbench (an exception the runner did not turn into a record);
@@ -61,6 +60,8 @@ def die_with_parent(parent: int, poll_s: float = 0.2) -> None:
 
 
 def main(spec_path: str, out_path: str) -> None:
+    from parbench.run import runner  # here, not above: the supervisor imports this module and needs no numpy
+
     die_with_parent(int(os.environ[SUPERVISOR]))
     worker.catch_faults()  # a crash or abort leaves the stack for the run's log: the supervisor names the user's line
     with open(spec_path) as f:
