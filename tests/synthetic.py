@@ -18,13 +18,27 @@ A run's throughput is truth x variant factor x session x drift(position) x proce
 are its items over that, times its own noise.
 """
 
+import concurrent.futures
 import math
+import multiprocessing
+import os
 
 import numpy as np
 
 REFERENCE = "serial"  # stats.REFERENCE; repeated so that this generator does not depend on the code it tests
 SENTINEL = ("matmul", REFERENCE, 1)
 PROCESS_SD, DRIFT, BATCH_SD = 0.05, 0.15, 0.02
+
+
+def over_seeds(function, seeds) -> list:
+    """[function(seed) for seed in seeds], computed on every core: each seed is a simulation of its own, nothing
+    is timed meanwhile, and the forked workers end before the test goes on. `function` must be picklable
+    (a module-level function, or a functools.partial of one)."""
+    seeds = list(seeds)
+    cores = os.cpu_count() or 1
+    fork = multiprocessing.get_context("fork")  # the workers inherit the imports: nothing to start
+    with concurrent.futures.ProcessPoolExecutor(cores, mp_context=fork) as pool:
+        return list(pool.map(function, seeds, chunksize=max(1, len(seeds) // (4 * cores))))
 
 
 def reference_cells(cells) -> dict:

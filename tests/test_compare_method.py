@@ -10,6 +10,7 @@ interval in the message:
     that takes under this noise model (ROUNDS_FOR_10), and, expected to fail, at the default rounds.
 """
 
+import functools
 import math
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def two_sessions(seed: int, rounds: int) -> tuple[np.ndarray, list[str]]:
 
 
 def test_an_aa_within_one_sweep_is_rarely_called_different():
-    verdicts = np.concatenate([within(seed, DEFAULT_ROUNDS, 1.0) for seed in range(SEEDS)])
+    verdicts = np.concatenate(synthetic.over_seeds(functools.partial(within, rounds=DEFAULT_ROUNDS, factor=1.0), range(SEEDS)))
     k, n = int(np.isin(verdicts, FALSE).sum()), len(verdicts)
     message = rate(k, n, f"two identical variants, {DEFAULT_ROUNDS} rounds, {SEEDS} seeds: cells called faster or slower")
     print(message)
@@ -78,8 +79,7 @@ def test_an_aa_within_one_sweep_is_rarely_called_different():
 
 def test_an_aa_across_two_sessions_is_rarely_called_different_and_the_old_comparison_was():
     new, old = [], []
-    for seed in range(SEEDS):
-        a, b = two_sessions(seed, DEFAULT_ROUNDS)
+    for a, b in synthetic.over_seeds(functools.partial(two_sessions, rounds=DEFAULT_ROUNDS), range(SEEDS)):
         new += list(a)
         old += b
     k_new, k_old = sum(v in FALSE for v in new), sum(v in FALSE for v in old)
@@ -95,7 +95,7 @@ def test_an_aa_across_two_sessions_is_rarely_called_different_and_the_old_compar
 
 @pytest.mark.parametrize("rounds", at_default_and_needed_rounds(DEFAULT_ROUNDS, ROUNDS_FOR_10))
 def test_a_true_10_percent_difference_between_variants_is_found(rounds):
-    verdicts = np.concatenate([within(seed, rounds, 1.1) for seed in range(SEEDS)])
+    verdicts = np.concatenate(synthetic.over_seeds(functools.partial(within, rounds=rounds, factor=1.1), range(SEEDS)))
     k, n = int((verdicts == "faster").sum()), len(verdicts)
     message = rate(k, n, f"variant B 10 % faster, {rounds} rounds, {SEEDS} seeds: cells called faster")
     print(message)

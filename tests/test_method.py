@@ -12,6 +12,8 @@ the test. A last test measures the coverage of the 90 % interval, t against a bo
 at 3-10 rounds (the choice written in decide's docstring).
 """
 
+import functools
+
 import numpy as np
 import old_method
 import pytest
@@ -55,23 +57,28 @@ def old_records(records: list[dict]) -> list[dict]:
     return [{**r, "backend": TWIN} if r.get("twin") else r for r in records]
 
 
+def null_sweep(seed: int) -> dict:
+    """One sweep where every backend equals serial: the new method at the default rounds, the old at its 3 trials."""
+    records, _ = synthetic.split(synthetic.sweep(NULL, rounds=ROUNDS, rng=np.random.default_rng(seed)))
+    chosen, runs = new_method(records)
+    aa = stats.aa(runs)
+    old_recs, _ = synthetic.split(synthetic.sweep(NULL, rounds=OLD_TRIALS, rng=np.random.default_rng(10_000 + seed), free=True))
+    table = old_method.stats(old_records(old_recs), seed=seed)
+    picks = [old_method.choose(s[s.backend != TWIN]) for _, s in table.groupby("workload")]
+    return dict(
+        new_parallel=int(any(c is not None and c.best.backend != stats.REFERENCE for c in chosen.values())),
+        new_aa_false=int(aa.false_verdict.sum()),
+        aa_n=len(aa),
+        old_parallel=int(any(p is not None and p.backend != stats.REFERENCE for p in picks)),
+        old_aa_false=int(sum(old_method.different(r) for _, r in table[table.backend == TWIN].iterrows())),
+    )
+
+
 @pytest.fixture(scope="module")
 def null_sweeps() -> dict:
-    """SEEDS sweeps where every backend equals serial: the new method at the default rounds, the old at its 3 trials."""
-    counts = dict(new_parallel=0, new_aa_false=0, aa_n=0, old_parallel=0, old_aa_false=0)
-    for seed in range(SEEDS):
-        records, _ = synthetic.split(synthetic.sweep(NULL, rounds=ROUNDS, rng=np.random.default_rng(seed)))
-        chosen, runs = new_method(records)
-        aa = stats.aa(runs)
-        counts["new_parallel"] += any(c is not None and c.best.backend != stats.REFERENCE for c in chosen.values())
-        counts["new_aa_false"] += int(aa.false_verdict.sum())
-        counts["aa_n"] += len(aa)
-        old_recs, _ = synthetic.split(synthetic.sweep(NULL, rounds=OLD_TRIALS, rng=np.random.default_rng(10_000 + seed), free=True))
-        table = old_method.stats(old_records(old_recs), seed=seed)
-        picks = [old_method.choose(s[s.backend != TWIN]) for _, s in table.groupby("workload")]
-        counts["old_parallel"] += any(p is not None and p.backend != stats.REFERENCE for p in picks)
-        counts["old_aa_false"] += int(sum(old_method.different(r) for _, r in table[table.backend == TWIN].iterrows()))
-    return counts
+    """Each count of null_sweep summed over SEEDS sweeps."""
+    sweeps = synthetic.over_seeds(null_sweep, range(SEEDS))
+    return {key: sum(s[key] for s in sweeps) for key in sweeps[0]}
 
 
 def test_b_a_sweep_where_every_backend_equals_serial_recommends_serial(null_sweeps):
@@ -101,18 +108,20 @@ ROUNDS_FOR_10 = next(
 )
 
 
+def true_10_found(rounds: int, seed: int) -> list[bool]:
+    """For each workload of one sweep where p is 1.10x serial: whether p is recommended, faster."""
+    records, _ = synthetic.split(synthetic.sweep(TRUE_10, rounds=rounds, rng=np.random.default_rng(20_000 + seed)))
+    chosen, _ = new_method(records)
+    return [c is not None and c.best.backend == "p" and c.best.verdict_vs_serial == decide.FASTER for c in chosen.values()]
+
+
 @pytest.mark.parametrize("rounds", at_default_and_needed_rounds(ROUNDS, ROUNDS_FOR_10))
 def test_c_a_true_10_percent_difference_is_found(rounds):
     # Short of the rounds the noise needs, the rate is far below 80 % (12.5 % of 200 workloads at 5 rounds, on
     # 2026-12-06): a quarter of the seeds shows it; the rounds that should just suffice take every seed.
     seeds = SEEDS if rounds >= ROUNDS_FOR_10 else SEEDS // 4
-    found, n = 0, 0
-    for seed in range(seeds):
-        records, _ = synthetic.split(synthetic.sweep(TRUE_10, rounds=rounds, rng=np.random.default_rng(20_000 + seed)))
-        chosen, _ = new_method(records)
-        for c in chosen.values():
-            n += 1
-            found += c is not None and c.best.backend == "p" and c.best.verdict_vs_serial == decide.FASTER
+    found = [f for sweep in synthetic.over_seeds(functools.partial(true_10_found, rounds), range(seeds)) for f in sweep]
+    found, n = sum(found), len(found)
     text = rate(f"new method, {rounds} rounds: workloads where p (1.10x serial) is recommended, faster", found, n)
     print(f"\n{text}")
     assert found / n >= 0.80, text
