@@ -129,7 +129,7 @@ SENSITIVITY = {
     "workers": [1],
     "trials": 5,  # 3 rounds left a t interval over 2 degrees of freedom: one disturbed round in CI made it cannot tell
     "blas_threads": "auto",
-    "workloads": {"matmul": {"n": 2048, "k": 256, "batches": 6, "warmup_batches": 1, "tasks_per_batch": 4}},
+    "workloads": {"matmul": {"n": 2048, "k": 256, "batches": 3, "warmup_batches": 1, "tasks_per_batch": 4}},
 }
 
 
