@@ -35,3 +35,55 @@ def test_every_rule_with_a_script_hashes_what_its_script_imports():
         assert environment.script_code_hash(script) == environment.code_hash(*environment.imported(*modules)), script.name
     rules = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
     assert not re.search(r"\bcode_hash\(", rules), "a rule's code param is script_code(...): derived, not listed by hand"
+
+
+def whole_source_imports(source: str) -> list[str]:
+    """What environment._imports gives, found by parsing the whole source (as it was before it parsed the import
+    statements alone): the reference the fast path must match."""
+    import ast
+
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "parbench":
+            base = node.module.removeprefix("parbench").lstrip(".").replace(".", "/")
+            names += ([base] if base else []) + [f"{base}/{a.name}" if base else a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            names += [a.name.removeprefix("parbench.").replace(".", "/") for a in node.names if a.name.startswith("parbench.")]
+    return names
+
+
+# Statements the pattern must take whole: a list with parbench second, parenthesised names, a backslash, a function's.
+CONTINUED = """
+import os, parbench.stats
+from parbench.report import (
+    claims,
+    decisions,
+)
+from parbench.run import \\
+    runner
+
+
+def later():
+    from parbench import records as r
+"""
+
+# A match that is no statement, and a statement the pattern cuts short: the whole source is parsed instead.
+MISLEADING = '''
+"""A docstring that says
+from parbench import nothing, in so many words."""
+from parbench.report import (
+    claims,  # the words (not the page)
+    decisions,
+)
+'''
+
+
+def test_the_import_statements_alone_give_what_the_whole_source_gives():
+    sources = [*environment.SOURCE.rglob("*.py"), *SCRIPTS.glob("*.py")]
+    for path in sources:
+        assert sorted(environment._imports(path.read_text())) == sorted(whole_source_imports(path.read_text())), path
+    for source in (CONTINUED, MISLEADING):
+        assert sorted(environment._imports(source)) == sorted(whole_source_imports(source)), source
+    # CONTINUED on the fast path: its statements alone parse and give the same names.
+    alone = "\n".join(m.group(0).strip() for m in environment.PARBENCH_IMPORT.finditer(CONTINUED))
+    assert sorted(whole_source_imports(alone)) == sorted(whole_source_imports(CONTINUED)), alone
