@@ -101,11 +101,13 @@ def build(folder: Path, packages: list[str], wanted: dict) -> str:
     base = interpreter(wanted)
     venv = folder / ".venv"
     subprocess.run([base, "-m", "venv", "--without-pip", venv], check=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".txt") as requirements:
-        requirements.write("\n".join(packages) + "\n")
-        requirements.flush()
-        pip = [sys.executable, "-m", "pip", "--python", venv_python(folder), "install", "-qq", "--no-deps", "--no-compile"]
-        if subprocess.run([*pip, "-r", requirements.name]).returncode:
+    pip = [sys.executable, "-m", "pip", "--python", venv_python(folder)]
+    with tempfile.TemporaryDirectory(dir=folder) as fetched:
+        files = fetch(pip, packages, Path(fetched))
+        wheels, sources = [f for f in files if f.suffix == ".whl"], [f for f in files if f.suffix != ".whl"]
+        install = [*pip, "install", "-qq", "--no-deps", "--no-compile"]
+        # The wheels from their files alone; a source distribution's build may need packages from the index.
+        if subprocess.run([*install, "--no-index", *wheels]).returncode or (sources and subprocess.run([*install, *sources]).returncode):
             raise ReproduceError(f"pip could not install the recorded set into {venv} (its messages are above)")
     # Compiled here, on every core (pip compiles one file at a time), so that no rerun's start-up compiles
     # its imports; a file that does not compile (a package's test data) is left, silently, as pip leaves it.
@@ -125,6 +127,21 @@ def build(folder: Path, packages: list[str], wanted: dict) -> str:
         extra, lacking = sorted(set(got) - set(packages)), sorted(set(packages) - set(got))
         raise ReproduceError(f"{venv} does not hold the recorded set: extra {extra}, missing {lacking}")
     return venv_python(folder)
+
+
+# One pip fetches one package at a time, most of it waiting on the index: the suite's recorded set (129 packages)
+# took 6 s to fetch four at a time and 7 s to install from the files, against 22 s in one `pip install`.
+FETCHES = 4
+
+
+def fetch(pip: list[str], packages: list[str], folder: Path) -> list[Path]:
+    """Each recorded package's file (a wheel for the new environment's interpreter, where there is one) in
+    `folder`, FETCHES pip processes at once; ReproduceError if any failed."""
+    parts = [packages[i::FETCHES] for i in range(FETCHES)]
+    fetching = [subprocess.Popen([*pip, "download", "-qq", "--no-deps", "-d", folder, *part]) for part in parts if part]
+    if any([p.wait() for p in fetching]):  # a list: every pip ends before this returns
+        raise ReproduceError("pip could not download the recorded set (its messages are above)")
+    return sorted(folder.iterdir())
 
 
 def installed(python: str) -> list[str]:
