@@ -237,7 +237,7 @@ def test_blog_multiprocessing_shows_its_copies_of_x(tmp_path):
     x_bytes = 8 * 4000**2
     peaks = {}
     for backend in ("multiprocessing", "multiprocessing-shared"):
-        spec = make_spec(backend, "matmul", 2, n=4000, k=64, batches=5, warmup_batches=1)
+        spec = make_spec(backend, "matmul", 2, n=4000, k=64, batches=2, warmup_batches=1)
         record = supervise(spec, tmp_path / f"{backend}.json", tmp_path / f"{backend}.log")
         assert record["status"] == "ok" and record["verified"], record.get("reason")
         # The cgroup's exact peak where the run has one: the sampled PSS (RSS inside a batch, every 50 ms) once
