@@ -120,8 +120,8 @@ def test_c_a_true_10_percent_difference_is_found(rounds):
     # Short of the rounds the noise needs, the rate is far below 80 % (12.5 % of 200 workloads at 5 rounds, on
     # 2026-12-06): a quarter of the seeds shows it; the rounds that should just suffice take every seed.
     seeds = SEEDS if rounds >= ROUNDS_FOR_10 else SEEDS // 4
-    found = [f for sweep in synthetic.over_seeds(functools.partial(true_10_found, rounds), range(seeds)) for f in sweep]
-    found, n = sum(found), len(found)
+    hits = [hit for sweep in synthetic.over_seeds(functools.partial(true_10_found, rounds), range(seeds)) for hit in sweep]
+    found, n = sum(hits), len(hits)
     text = rate(f"new method, {rounds} rounds: workloads where p (1.10x serial) is recommended, faster", found, n)
     print(f"\n{text}")
     assert found / n >= 0.80, text

@@ -382,7 +382,9 @@ def _exit_notice(proc: subprocess.Popen):
         yield lambda seconds: _wait_polling(proc, seconds)
         return
     try:
-        yield lambda seconds: select.select([pidfd], [], [], seconds)
+        exited = select.poll()  # not select.select: a process with 1024 files open has pidfds it cannot watch
+        exited.register(pidfd, select.POLLIN)
+        yield lambda seconds: exited.poll(seconds * 1000)
     finally:
         os.close(pidfd)
 
