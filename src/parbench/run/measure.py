@@ -251,9 +251,11 @@ class TreeSampler:
             self._tick()
 
     def stop(self) -> dict:
-        """Stop sampling; return the record's `memory` section."""
+        """Stop sampling (a sampler read by hand, never started, too: it closes the files it holds); return the
+        record's `memory` section."""
         self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:
+            self._thread.join()
         self.sample()
         for fd in self._statm.values():
             os.close(fd)
