@@ -1,6 +1,7 @@
 """The code hash of a non-benchmark rule comes from its script's imports (environment.script_code_hash): a module
 the code uses cannot be left out of the hash, as the hand-written lists left some out."""
 
+import ast
 import re
 
 from conftest import REPO
@@ -38,18 +39,9 @@ def test_every_rule_with_a_script_hashes_what_its_script_imports():
 
 
 def whole_source_imports(source: str) -> list[str]:
-    """What environment._imports gives, found by parsing the whole source (as it was before it parsed the import
-    statements alone): the reference the fast path must match."""
-    import ast
-
-    names = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "parbench":
-            base = node.module.removeprefix("parbench").lstrip(".").replace(".", "/")
-            names += ([base] if base else []) + [f"{base}/{a.name}" if base else a.name for a in node.names]
-        elif isinstance(node, ast.Import):
-            names += [a.name.removeprefix("parbench.").replace(".", "/") for a in node.names if a.name.startswith("parbench.")]
-    return names
+    """What environment._imports gives, from a parse of the whole source (as it was found before only the import
+    statements were parsed): the reference the fast path must match."""
+    return environment.imported_names(ast.parse(source))
 
 
 # Statements the pattern must take whole: a list with parbench second, parenthesised names, a backslash, a function's.

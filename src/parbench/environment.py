@@ -169,9 +169,13 @@ PARBENCH_IMPORT = re.compile(
 def _imports(source: str) -> list[str]:
     """The parbench modules and packages `source` imports (static imports, inside functions too), as code_hash names them."""
     try:
-        tree = ast.parse("\n".join(m.group(0).strip() for m in PARBENCH_IMPORT.finditer(source)))
+        return imported_names(ast.parse("\n".join(m.group(0).strip() for m in PARBENCH_IMPORT.finditer(source))))
     except SyntaxError:  # a match in a docstring, or a statement the pattern cut short: the whole source, as Python reads it
-        tree = ast.parse(source)
+        return imported_names(ast.parse(source))
+
+
+def imported_names(tree: ast.AST) -> list[str]:
+    """The parbench modules and packages the import statements in `tree` name, as code_hash names them."""
     names = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "parbench":
