@@ -173,11 +173,11 @@ def test_memory_limit_calls_back_once():
     sampler.sample()
     sampler.sample()
     assert len(calls) == 1 and calls[0] > 1
+    sampler.stop()  # it holds a file open for each process of the tree
     quiet = []
-    sampler.stop()
     sampler = TreeSampler(period_s=0.02, limit_bytes=psutil.virtual_memory().total * 4, on_limit=quiet.append)
     sampler.sample()
-    sampler.stop()  # it holds a file open for each process of the tree
+    sampler.stop()
     assert quiet == []
 
 
@@ -378,4 +378,5 @@ def test_the_memory_limit_is_checked_inside_a_timed_batch():
     assert quiet.samples == 0 and quiet.rss_samples == 1, "no PSS reading in a cheap phase below the limit"
     quiet.catch_up("batch")
     assert quiet.samples == 1 and quiet.summary()["phases"]["batch"]["peak_pss_bytes"] > 0
-    sampler.stop(), quiet.stop()  # each holds a file open for each process of the tree
+    sampler.stop()  # each holds a file open for each process of the tree
+    quiet.stop()
