@@ -206,18 +206,22 @@ def imported(*modules: str) -> tuple[str, ...]:
 
 
 @functools.cache
-def _imports_of(module: str) -> list[str]:
+def _imports_of(module: str) -> tuple[str, ...]:
     """The parbench modules and packages that module `module` ('run/runner') imports: each parsed once, not once
     for every rule's script that reaches it (a quarter of a second of every Snakemake start)."""
-    return [n for n in _imports((SOURCE / f"{module}.py").read_text()) if (SOURCE / n).is_dir() or (SOURCE / f"{n}.py").is_file()]
+    return _ours(_imports((SOURCE / f"{module}.py").read_text()))
+
+
+def _ours(names: list[str]) -> tuple[str, ...]:
+    """Those of `names` that are parbench modules or packages (an imported name may be a function or a constant)."""
+    return tuple(n for n in names if (SOURCE / n).is_dir() or (SOURCE / f"{n}.py").is_file())
 
 
 def script_code_hash(script, *more: str) -> str:
     """The code hash of a workflow script's job: the parbench modules it imports, their imports in turn, and
     `more` (a module it runs as a command, a data file such as `templates/report.css`): so a module added to
     that code is never left out."""
-    direct = [n for n in _imports(Path(script).read_text()) if (SOURCE / n).is_dir() or (SOURCE / f"{n}.py").is_file()]
-    return code_hash(*imported(*direct, *more))
+    return code_hash(*imported(*_ours(_imports(Path(script).read_text())), *more))
 
 
 @functools.cache
