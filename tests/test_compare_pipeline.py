@@ -100,6 +100,8 @@ def test_a_sweep_against_a_copy_of_itself(compared):
     page = (work / "results" / "comparison.html").read_text()
     assert "A/A comparison" in page and page.count("data:image/png;base64,") == table.workload.nunique()  # one figure each
     assert "confounded with the machine" in page.split("<nav>")[0]
+    n = len(runs)  # the same runs counted on each side (the baseline's runs.csv lists its A/A twins too)
+    assert f"{n} runs here, {n} in {tmp / 'baseline'}" in page, page.split("<nav>")[0][-600:]
 
 
 def test_changing_compare_with_reruns_no_benchmark(compared):

@@ -161,7 +161,10 @@ def context(here: Sweep, bases: list[Sweep], table: pd.DataFrame, figures: dict[
         "sections": SECTIONS,
         "title": "; ".join([*(["its variants against the first"] if within else []), *(f"against {b.name}" for b in bases)]),
         "opening": opening(table, bases),
-        "counts": ", ".join([f"{len(here.records)} runs here", *(f"{len(b.records)} in {b.name}" for b in bases)]),
+        # Runs of cells on both sides: a baseline read from its runs.csv lists its A/A twins, this sweep's rule does not.
+        "counts": ", ".join(
+            [f"{len(judge.cell_runs(here.records))} runs here", *(f"{len(judge.cell_runs(b.records))} in {b.name}" for b in bases)]
+        ),
         "generated": time.strftime("%Y-%m-%d %H:%M"),
         "sides": sides,
         "mixed": [(s.name, t) for s in [here, *bases] if s.records and (t := mixed_provenance_text(stats.tables(s.records)[0]))],

@@ -65,11 +65,16 @@ def _rows(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([stats.run_row(r) for r in records])
 
 
+def cell_runs(records: list[dict]) -> list[dict]:
+    """The records that are runs of cells: sentinels and the A/A twins (the reference's second run of a round, the
+    sweep's own noise check) are no cells."""
+    return [r for r in records if not is_sentinel(r) and not r.get("twin")]
+
+
 def cells(records: list[dict]) -> dict[tuple, Cell]:
-    """Every cell (workload, backend, workers, variant) of a sweep's run records, with the runs the
-    method uses (stats.used: clean, busy ones left out unless too few are quiet); sentinels and the
-    A/A twins (the reference's second run of a round, the sweep's own noise check) are no cells."""
-    recs = [r for r in records if not is_sentinel(r) and not r.get("twin")]
+    """Every cell (workload, backend, workers, variant) of a sweep's run records (cell_runs), with the runs the
+    method uses (stats.used: clean, busy ones left out unless too few are quiet)."""
+    recs = cell_runs(records)
     if not recs:
         return {}
     rows = _rows(recs)
